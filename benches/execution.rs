@@ -1,0 +1,77 @@
+//! Criterion benchmarks: stateless verification per transaction, and whole
+//! block execution (sequential vs parallel at 1 and 2 threads) on the uniform
+//! and mixed workloads, on MemoryStorage and RocksDB. Nothing is committed,
+//! so every iteration runs on the same pre-state.
+//!
+//! `cargo bench --bench execution`; the `tos-parallel bench` command gives
+//! the same-run alternating table with phase medians.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use tos_parallel::executor::locate_block;
+use tos_parallel::generator::{generate, GeneratorConfig, Workload};
+use tos_parallel::outcome::ExecutionPath;
+use tos_parallel::sequential::execute_sequential;
+use tos_parallel::validation::check_stateless;
+use tos_parallel::{
+    init_genesis, Block, MemoryStorage, ParallelExecutor, RocksConfig, RocksStorage, Storage,
+};
+
+fn chain(workload: Workload, accounts: usize, txs: usize) -> (tos_parallel::Genesis, Block) {
+    let g = generate(&GeneratorConfig {
+        workload,
+        accounts,
+        txs_per_block: txs,
+        blocks: 1,
+        seed: 1,
+    })
+    .expect("generate");
+    (g.genesis, g.blocks.into_iter().next().expect("one block"))
+}
+
+fn stateless(c: &mut Criterion) {
+    let (_, block) = chain(Workload::Uniform, 1000, 256);
+    let mut group = c.benchmark_group("stateless_verify");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function("one_tx_one_core", |b| {
+        b.iter(|| {
+            i = (i + 1) % block.txs().len();
+            check_stateless(block.txs()[i].clone(), block.tx_hashes()[i], 0).expect("valid")
+        })
+    });
+    group.finish();
+}
+
+fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, block: &Block) {
+    let pre = locate_block(&storage, block).expect("locate");
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(block.txs().len() as u64));
+    group.bench_function("sequential", |b| {
+        b.iter(|| execute_sequential(&storage, block, &pre, ExecutionPath::Sequential).expect("ok"))
+    });
+    for threads in [1, 2] {
+        let ex = ParallelExecutor::new(threads).expect("pool");
+        group.bench_with_input(BenchmarkId::new("parallel", threads), &threads, |b, _| {
+            b.iter(|| ex.execute(storage.clone(), block, &pre).expect("ok"))
+        });
+    }
+    group.finish();
+}
+
+fn blocks(c: &mut Criterion) {
+    for (workload, name) in [(Workload::Uniform, "uniform"), (Workload::Mixed, "mixed")] {
+        let (genesis, block) = chain(workload, 10_000, 1_000);
+        let mut mem = MemoryStorage::new();
+        init_genesis(&mut mem, &genesis).expect("genesis");
+        run_block(c, &format!("block_{name}_1000tx/memory"), mem, &block);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rocks = RocksStorage::create(dir.path(), RocksConfig::default()).expect("rocks");
+        init_genesis(&mut rocks, &genesis).expect("genesis");
+        run_block(c, &format!("block_{name}_1000tx/rocksdb"), rocks, &block);
+    }
+}
+
+criterion_group!(benches, stateless, blocks);
+criterion_main!(benches);

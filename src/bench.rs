@@ -1,0 +1,279 @@
+//! Benchmark runner behind `tos-parallel bench`: sequential and parallel
+//! executions alternate in the same process on identical pre-state, and the
+//! table reports medians.
+//!
+//! For each block of a generated chain, on the state after the previous block:
+//! run the sequential executor, then the parallel one at each thread count
+//! (in rotating order, so neither always runs on a warmer cache), without
+//! committing; then commit the sequential change set (timed: the commit
+//! phase) and go on. Every parallel result is checked against the sequential
+//! one; a difference aborts the benchmark.
+
+use std::time::{Duration, Instant};
+
+use crate::block::Block;
+use crate::error::BlockError;
+use crate::executor::{locate_block, ExecutedBlock};
+use crate::generator::{generate, GenerateError, GeneratorConfig, Workload};
+use crate::genesis::init_genesis;
+use crate::outcome::ExecutionPath;
+use crate::parallel::ParallelExecutor;
+use crate::sequential::execute_sequential;
+use crate::shadow::compare;
+use crate::{MemoryStorage, RocksConfig, RocksStorage, Storage};
+
+/// Which storage a benchmark runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageKind {
+    /// `MemoryStorage`: executor cost alone.
+    Memory,
+    /// RocksDB in a temp dir. Each execution gets a fresh clone (empty LRU
+    /// caches, as `Blockchain` does); RocksDB's block cache and the OS page
+    /// cache are warm, since the paths run one after the other on the same keys.
+    Rocks,
+}
+
+impl std::str::FromStr for StorageKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(StorageKind::Memory),
+            "rocks" => Ok(StorageKind::Rocks),
+            o => Err(format!("unknown storage `{o}` (memory or rocks)")),
+        }
+    }
+}
+
+/// Medians of one execution path over the measured blocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PathTimes {
+    /// Whole execution (verify + schedule + execute), without commit.
+    pub total: Duration,
+    /// Stateless verification.
+    pub verify: Duration,
+    /// Access sets and scheduling.
+    pub schedule: Duration,
+    /// Execution.
+    pub execute: Duration,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct BenchRow {
+    /// Workload name.
+    pub workload: String,
+    /// Accounts.
+    pub accounts: usize,
+    /// Transactions per block.
+    pub txs: usize,
+    /// Storage regime.
+    pub storage: StorageKind,
+    /// Blocks measured.
+    pub blocks: usize,
+    /// Sequential medians.
+    pub sequential: PathTimes,
+    /// Parallel medians per thread count.
+    pub parallel: Vec<(usize, PathTimes)>,
+    /// Median commit time.
+    pub commit: Duration,
+    /// Median critical path (transactions on the longest dependency chain).
+    pub critical_path: usize,
+}
+
+impl BenchRow {
+    /// Ideal speedup bound at `threads`: min(threads, txs / critical path).
+    pub fn ideal(&self, threads: usize) -> f64 {
+        let cp = self.critical_path.max(1) as f64;
+        (threads as f64).min(self.txs as f64 / cp)
+    }
+
+    /// Speedup of the whole execution at `threads` over sequential (same run).
+    pub fn speedup(&self, threads: usize) -> Option<f64> {
+        self.parallel
+            .iter()
+            .find(|(t, _)| *t == threads)
+            .map(|(_, p)| ratio(self.sequential.total, p.total))
+    }
+
+    /// Speedup of the execute phase alone at `threads`.
+    pub fn execute_speedup(&self, threads: usize) -> Option<f64> {
+        self.parallel
+            .iter()
+            .find(|(t, _)| *t == threads)
+            .map(|(_, p)| ratio(self.sequential.execute, p.execute))
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
+}
+
+/// Why a benchmark failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// Generating the workload failed.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    /// Executing failed.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::StorageError),
+    /// Parallel and sequential results differ: a bug, never a benchmark result.
+    #[error("parallel result differs from sequential at topoheight {topoheight}: {first}")]
+    Mismatch {
+        /// The block.
+        topoheight: u64,
+        /// The first difference.
+        first: String,
+    },
+    /// Temp dir or genesis.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs one row: `blocks` blocks of the workload (the first `warmup` not measured).
+pub fn run_row(
+    gen: &GeneratorConfig,
+    storage: StorageKind,
+    threads: &[usize],
+    warmup: usize,
+) -> Result<BenchRow, BenchError> {
+    let chain = generate(gen)?;
+    let executors: Vec<ParallelExecutor> = threads
+        .iter()
+        .map(|&t| ParallelExecutor::new(t))
+        .collect::<Result<_, _>>()?;
+    let tmp;
+    let row = match storage {
+        StorageKind::Memory => {
+            let mut s = MemoryStorage::new();
+            init_genesis(&mut s, &chain.genesis).map_err(|e| BenchError::Setup(e.to_string()))?;
+            measure(s, &chain.blocks, &executors, warmup)?
+        }
+        StorageKind::Rocks => {
+            tmp = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
+            let mut s = RocksStorage::create(tmp.path(), RocksConfig::default())?;
+            init_genesis(&mut s, &chain.genesis).map_err(|e| BenchError::Setup(e.to_string()))?;
+            measure(s, &chain.blocks, &executors, warmup)?
+        }
+    };
+    let (sequential, parallel, commit, critical_path, blocks) = row;
+    Ok(BenchRow {
+        workload: workload_name(gen.workload).to_string(),
+        accounts: gen.accounts,
+        txs: gen.txs_per_block,
+        storage,
+        blocks,
+        sequential,
+        parallel: threads.iter().copied().zip(parallel).collect(),
+        commit,
+        critical_path,
+    })
+}
+
+/// Name of a workload as the CLI spells it.
+pub fn workload_name(w: Workload) -> &'static str {
+    match w {
+        Workload::Uniform => "uniform",
+        Workload::Mixed => "mixed",
+    }
+}
+
+type Measured = (PathTimes, Vec<PathTimes>, Duration, usize, usize);
+
+fn measure<S: Storage + Clone>(
+    mut storage: S,
+    blocks: &[Block],
+    executors: &[ParallelExecutor],
+    warmup: usize,
+) -> Result<Measured, BenchError> {
+    let mut seq_samples: Vec<PathTimes> = Vec::new();
+    let mut par_samples: Vec<Vec<PathTimes>> = vec![Vec::new(); executors.len()];
+    let mut commits = Vec::new();
+    let mut critical = Vec::new();
+    for (b, block) in blocks.iter().enumerate() {
+        let pre = locate_block(&storage, block)?;
+        let view = || storage.clone();
+        let mut seq: Option<(ExecutedBlock, Duration)> = None;
+        let mut par_times = vec![PathTimes::default(); executors.len()];
+        let mut cp = 0;
+        // Rotate who goes first so neither path always runs second on warmer caches.
+        let order: Vec<usize> = (0..=executors.len())
+            .map(|k| (k + b) % (executors.len() + 1))
+            .collect();
+        let mut pars: Vec<Option<ExecutedBlock>> = vec![None; executors.len()];
+        for who in order {
+            if who == executors.len() {
+                let s = view();
+                let start = Instant::now();
+                let r = execute_sequential(&s, block, &pre, ExecutionPath::Sequential)?;
+                seq = Some((r, start.elapsed()));
+            } else {
+                let s = view();
+                let start = Instant::now();
+                let r = executors[who].execute(s, block, &pre)?;
+                let total = start.elapsed();
+                par_times[who] = PathTimes {
+                    total,
+                    verify: r.outcome.stats.verify,
+                    schedule: r.outcome.stats.schedule,
+                    execute: r.outcome.stats.execute,
+                };
+                cp = r.outcome.stats.critical_path;
+                pars[who] = Some(r);
+            }
+        }
+        let (seq, seq_total) = seq.ok_or_else(|| BenchError::Setup("no sequential run".into()))?;
+        for p in pars.iter().flatten() {
+            let diffs = compare(block, &pre, &seq, p);
+            if let Some(first) = diffs.first() {
+                return Err(BenchError::Mismatch {
+                    topoheight: pre.topoheight(),
+                    first: first.to_string(),
+                });
+            }
+        }
+        let start = Instant::now();
+        storage.commit(&seq.changes, &seq.meta, None)?;
+        let commit = start.elapsed();
+        if b >= warmup {
+            seq_samples.push(PathTimes {
+                total: seq_total,
+                verify: seq.outcome.stats.verify,
+                schedule: Duration::ZERO,
+                execute: seq.outcome.stats.execute,
+            });
+            for (k, t) in par_times.into_iter().enumerate() {
+                par_samples[k].push(t);
+            }
+            commits.push(commit);
+            critical.push(cp);
+        }
+    }
+    let n = seq_samples.len();
+    Ok((
+        median_times(&seq_samples),
+        par_samples.iter().map(|s| median_times(s)).collect(),
+        median(commits),
+        median(critical),
+        n,
+    ))
+}
+
+/// Median of a sample (the upper one for even sizes); default for an empty one.
+pub fn median<T: Ord + Copy + Default>(mut v: Vec<T>) -> T {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn median_times(s: &[PathTimes]) -> PathTimes {
+    PathTimes {
+        total: median(s.iter().map(|t| t.total).collect()),
+        verify: median(s.iter().map(|t| t.verify).collect()),
+        schedule: median(s.iter().map(|t| t.schedule).collect()),
+        execute: median(s.iter().map(|t| t.execute).collect()),
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Blockchain`]: the API a synchronous node calls.
+//!
+//! The node owns its storage (`RwLock<S>`, no `Arc<S>`). To add a block the
+//! chain takes a cheap clone of the storage under the read lock, executes on
+//! the clone without holding any lock (readers are never blocked by
+//! execution), then takes the write lock only to commit the change set in one
+//! atomic write. A `writer` mutex serialises block additions and rewinds so the
+//! top cannot move between locating a block and committing it.
+
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::block::Block;
+use crate::config::{ExecutionConfig, ExecutionMode};
+use crate::error::BlockError;
+use crate::executor::{locate_block, ExecutedBlock};
+use crate::outcome::{BlockOutcome, ExecutionPath};
+use crate::parallel::ParallelExecutor;
+use crate::sequential::execute_sequential;
+use crate::shadow::execute_verify;
+use crate::{StateSnapshot, Storage, TopoHeight};
+
+/// A chain on storage `S`, executing blocks as its [`ExecutionConfig`] says.
+pub struct Blockchain<S: Storage + Clone> {
+    /// The node's storage. Invariant: holds the state after a whole block.
+    storage: RwLock<S>,
+    /// Execution settings, fixed at construction.
+    config: ExecutionConfig,
+    /// The parallel executor; `Some` iff the mode is not sequential.
+    parallel: Option<ParallelExecutor>,
+    /// Held for the whole of `add_new_block` and `rewind_to`.
+    writer: Mutex<()>,
+}
+
+impl<S: Storage + Clone> Blockchain<S> {
+    /// A chain on `storage` (initialise it with [`crate::init_genesis`] first).
+    pub fn new(storage: S, config: ExecutionConfig) -> Result<Self, BlockError> {
+        let parallel = match config.mode {
+            ExecutionMode::Sequential => None,
+            _ => Some(ParallelExecutor::new(config.effective_threads())?),
+        };
+        Ok(Blockchain {
+            storage: RwLock::new(storage),
+            config,
+            parallel,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The execution settings.
+    pub fn config(&self) -> &ExecutionConfig {
+        &self.config
+    }
+
+    /// Read access to the storage (holds the read lock while the guard lives).
+    pub fn storage(&self) -> RwLockReadGuard<'_, S> {
+        self.storage.read()
+    }
+
+    /// Gives the storage back.
+    pub fn into_storage(self) -> S {
+        self.storage.into_inner()
+    }
+
+    /// The top topoheight (`None` before genesis).
+    pub fn top_topoheight(&self) -> Result<Option<TopoHeight>, BlockError> {
+        Ok(self.storage.read().top_topoheight()?)
+    }
+
+    /// The full state at `at` (default: the top).
+    pub fn snapshot(&self, at: Option<TopoHeight>) -> Result<StateSnapshot, BlockError> {
+        let storage = self.storage.read();
+        let top = storage
+            .top_topoheight()?
+            .ok_or(BlockError::NotInitialized)?;
+        Ok(storage.snapshot(at.unwrap_or(top))?)
+    }
+
+    /// Executes `block` and commits it atomically. On any error nothing of the
+    /// block is written. [`BlockError::AlreadyApplied`] means the same block is
+    /// already in the chain (a resumed replay): not a failure.
+    pub fn add_new_block(&self, block: &Block) -> Result<BlockOutcome, BlockError> {
+        let _writer = self.writer.lock();
+        let snapshot = self.storage.read().clone();
+        let pre = locate_block(&snapshot, block)?;
+        let ExecutedBlock {
+            mut outcome,
+            changes,
+            meta,
+        } = match (&self.parallel, self.config.mode) {
+            (Some(par), ExecutionMode::Parallel)
+                if block.txs().len() >= self.config.min_txs_for_parallel =>
+            {
+                par.execute(snapshot, block, &pre)?
+            }
+            (Some(par), ExecutionMode::Verify)
+                if block.txs().len() >= self.config.min_txs_for_parallel =>
+            {
+                execute_verify(par, snapshot, block, &pre)?
+            }
+            (Some(_), _) => {
+                execute_sequential(&snapshot, block, &pre, ExecutionPath::SequentialSmallBlock)?
+            }
+            (None, _) => execute_sequential(&snapshot, block, &pre, ExecutionPath::Sequential)?,
+        };
+        let start = Instant::now();
+        self.storage.write().commit(&changes, &meta, None)?;
+        outcome.stats.commit = start.elapsed();
+        Ok(outcome)
+    }
+
+    /// Deletes every block above `topoheight` (for reorgs). Clones' caches
+    /// never serve a rewound value afterwards.
+    pub fn rewind_to(&self, topoheight: TopoHeight) -> Result<(), BlockError> {
+        let _writer = self.writer.lock();
+        Ok(self.storage.write().rewind_to(topoheight)?)
+    }
+}

@@ -1,0 +1,61 @@
+//! Execution configuration: which path runs a block.
+
+/// How blocks are executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExecutionMode {
+    /// The sequential reference executor only.
+    #[default]
+    Sequential,
+    /// The parallel executor (blocks below `min_txs_for_parallel` run sequentially).
+    Parallel,
+    /// Shadow mode: run both on the same pre-state, commit the sequential
+    /// result, log and count every difference.
+    Verify,
+}
+
+impl std::str::FromStr for ExecutionMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sequential" => Ok(ExecutionMode::Sequential),
+            "parallel" => Ok(ExecutionMode::Parallel),
+            "verify" => Ok(ExecutionMode::Verify),
+            other => Err(format!(
+                "unknown mode `{other}` (expected sequential, parallel or verify)"
+            )),
+        }
+    }
+}
+
+/// Configuration of a [`crate::Blockchain`]'s executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// Which path runs blocks.
+    pub mode: ExecutionMode,
+    /// Blocks with fewer transactions run sequentially even in parallel mode.
+    pub min_txs_for_parallel: usize,
+    /// Worker threads of the parallel executor (0: the machine's parallelism).
+    pub threads: usize,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            mode: ExecutionMode::Sequential,
+            min_txs_for_parallel: 20,
+            threads: 0,
+        }
+    }
+}
+
+impl ExecutionConfig {
+    /// The thread count actually used (resolves 0 to the machine's parallelism).
+    pub fn effective_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+}

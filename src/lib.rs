@@ -1,0 +1,77 @@
+//! # tos-parallel
+//!
+//! Executes the transactions of a block in parallel and gets, bit for bit,
+//! the state, statuses and rejections of sequential execution (the chain's
+//! rules are `SPEC.md`). No async runtime: a blocking rayon pool does the work,
+//! so the library links into synchronous node code and rayon-parallel tests.
+//!
+//! ## The algorithm, and where each part lives
+//! 1. **Decode and verify** (`transaction.rs`, `validation.rs`): strict
+//!    canonical decoding and the SPEC §5 checks in order; any failure rejects
+//!    the block with the first failing index. The parallel path runs them on
+//!    the pool (`parallel.rs`).
+//! 2. **Locate** (`executor.rs`): the block goes on top of the stored state,
+//!    or is recognised as already applied (resumed replay), or refused.
+//! 3. **Access sets** (`access.rs`): each transaction's keys, derived from
+//!    the transaction alone: its source account (nonce, multisig, energy),
+//!    the source's balances of the assets it spends, and each destination's
+//!    balance of the asset it receives. Conflicts are per (account, asset).
+//! 4. **Schedule** (`scheduler.rs`): level scheduling over per-key last
+//!    writers gives conflict-free batches that keep every conflicting pair in
+//!    block order.
+//! 5. **Execute** (`rules.rs` on `chain_state.rs`): the reward is credited,
+//!    then each batch runs on the pool through the one rule engine against a
+//!    [`ParallelChainState`]: a lock-sharded, lazily loaded cache over a
+//!    storage clone read at the parent topoheight, with atomic fee and burn
+//!    accumulators. The sequential reference (`sequential.rs`) runs the same
+//!    rule engine over a plain overlay.
+//! 6. **Merge and commit** (`executor.rs`, `blockchain.rs`): fees go to the
+//!    miner, the dirty entries become one [`ChangeSet`], committed by the
+//!    storage in one atomic write; a failing transaction wrote nothing, so it
+//!    is orphaned exactly as the sequential path orphans it.
+//! 7. **Modes** (`config.rs`, `shadow.rs`): sequential, parallel, and verify,
+//!    which runs both, keeps the sequential result and reports every
+//!    difference. Blocks below `min_txs_for_parallel` run sequentially.
+//!
+//! Storage (`tos-storage`, re-exported here) is versioned by topoheight and
+//! cheap to clone: the node owns its storage in a `RwLock<S>` inside
+//! [`Blockchain`], and the executor works on a clone.
+//!
+//! Other parts: `block.rs` and `genesis.rs` (SPEC §3 inputs), `outcome.rs`
+//! (results and per-block stats), `dump.rs` (SPEC §7 JSON), `generator.rs`
+//! (deterministic workloads), `error.rs` (every error type).
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod bench;
+pub mod block;
+pub mod blockchain;
+pub mod chain_state;
+pub mod config;
+pub mod constants;
+pub mod dump;
+pub mod error;
+pub mod executor;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+pub mod generator;
+pub mod genesis;
+pub mod outcome;
+pub mod parallel;
+pub mod rules;
+pub mod scheduler;
+pub mod sequential;
+pub mod shadow;
+pub mod transaction;
+pub mod validation;
+
+pub use block::Block;
+pub use blockchain::Blockchain;
+pub use chain_state::ParallelChainState;
+pub use config::{ExecutionConfig, ExecutionMode};
+pub use error::{BlockError, DecodeError, InitError, InputError, StatelessError, TxFailure};
+pub use genesis::{init_genesis, Genesis, InitOutcome};
+pub use outcome::{BlockOutcome, BlockStats, ExecutionPath, TxResult, TxStatus};
+pub use parallel::ParallelExecutor;
+pub use tos_storage::*;
+pub use transaction::Transaction;

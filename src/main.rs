@@ -1,0 +1,635 @@
+//! The `tos-parallel` command line: init, replay, dump, generate, demo.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use tos_parallel::bench::{run_row, BenchRow, StorageKind};
+use tos_parallel::block::read_blocks_file;
+use tos_parallel::dump::{results_line, state_json_string};
+use tos_parallel::generator::{generate, GeneratorConfig, Workload};
+use tos_parallel::{
+    init_genesis, BlockError, Blockchain, ExecutionConfig, ExecutionMode, Genesis, InitOutcome,
+    RocksConfig, RocksStorage, Storage,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "tos-parallel",
+    version,
+    about = "Parallel block execution, equal to sequential bit for bit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data dir holding the chain of a genesis file (SPEC §3).
+    Init {
+        /// Data directory (RocksDB).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Genesis JSON file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
+    /// Apply the blocks of a JSON Lines file in order, each committed before the next.
+    Replay {
+        /// Data directory (created by `init`).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Blocks file (JSON Lines).
+        #[arg(long)]
+        blocks: PathBuf,
+        /// sequential, parallel or verify.
+        #[arg(long, default_value = "sequential")]
+        mode: ExecutionMode,
+        /// Worker threads (default: the machine's parallelism).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Blocks with fewer transactions run sequentially.
+        #[arg(long, default_value_t = 20)]
+        min_txs_for_parallel: usize,
+        /// Write per-block results (SPEC §7 JSON Lines) to this file.
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+    /// Print the state (SPEC §7 JSON) at the top or at an earlier topoheight.
+    Dump {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Topoheight (default: the top).
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// Delete every block above a topoheight (for reorgs); replay can then
+    /// apply other blocks from there.
+    Rewind {
+        /// Data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Topoheight to keep (must be at most the top).
+        #[arg(long)]
+        to: u64,
+    },
+    /// Write genesis.json and blocks.jsonl of a deterministic workload.
+    Generate {
+        /// uniform or mixed.
+        #[arg(long, default_value = "uniform")]
+        workload: Workload,
+        /// Funded accounts.
+        #[arg(long, default_value_t = 1000)]
+        accounts: usize,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 100)]
+        txs_per_block: usize,
+        /// Blocks.
+        #[arg(long, default_value_t = 10)]
+        blocks: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmark sequential against parallel execution (same run, alternating,
+    /// medians over blocks) and print a table (or JSON lines with --json).
+    Bench {
+        /// Workloads to run (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "uniform,mixed")]
+        workload: Vec<Workload>,
+        /// Funded accounts.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 1_000)]
+        txs_per_block: usize,
+        /// Blocks measured (after one warm-up block).
+        #[arg(long, default_value_t = 10)]
+        blocks: usize,
+        /// Parallel thread counts (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Storages (comma separated): memory, rocks.
+        #[arg(long, value_delimiter = ',', default_value = "memory,rocks")]
+        storage: Vec<StorageKind>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON object per row instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a chain into a temporary RocksDB, replay it sequentially and
+    /// in parallel, compare the states and print a summary.
+    Demo {
+        /// Blocks.
+        #[arg(long, default_value_t = 30)]
+        blocks: usize,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 500)]
+        txs_per_block: usize,
+        /// Funded accounts.
+        #[arg(long, default_value_t = 2000)]
+        accounts: usize,
+        /// Worker threads for the parallel replay (default: the machine's parallelism).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+/// A failure the CLI reports in one line before exiting with status 1.
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init { data_dir, genesis } => cmd_init(&data_dir, &genesis),
+        Command::Replay {
+            data_dir,
+            blocks,
+            mode,
+            threads,
+            min_txs_for_parallel,
+            results,
+        } => {
+            let config = ExecutionConfig {
+                mode,
+                min_txs_for_parallel,
+                threads,
+            };
+            cmd_replay(&data_dir, &blocks, config, results.as_deref()).map(|_| ())
+        }
+        Command::Dump { data_dir, at } => cmd_dump(&data_dir, at),
+        Command::Rewind { data_dir, to } => cmd_rewind(&data_dir, to),
+        Command::Generate {
+            workload,
+            accounts,
+            txs_per_block,
+            blocks,
+            seed,
+            out,
+        } => cmd_generate(
+            &GeneratorConfig {
+                workload,
+                accounts,
+                txs_per_block,
+                blocks,
+                seed,
+            },
+            &out,
+        ),
+        Command::Demo {
+            blocks,
+            txs_per_block,
+            accounts,
+            threads,
+        } => cmd_demo(blocks, txs_per_block, accounts, threads),
+        Command::Bench {
+            workload,
+            accounts,
+            txs_per_block,
+            blocks,
+            threads,
+            storage,
+            seed,
+            json,
+        } => cmd_bench(
+            &workload,
+            accounts,
+            txs_per_block,
+            blocks,
+            &threads,
+            &storage,
+            seed,
+            json,
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure(format!("{}: {e}", path.display())))
+}
+
+fn cmd_init(data_dir: &Path, genesis_path: &Path) -> Result<(), Failure> {
+    let genesis = Genesis::from_json(
+        &read_file(genesis_path)?,
+        &genesis_path.display().to_string(),
+    )?;
+    let mut storage = if data_dir.exists() {
+        RocksStorage::open(data_dir, RocksConfig::default()).map_err(|e| {
+            Failure(format!(
+                "{} exists but is not a usable data dir: {e}",
+                data_dir.display()
+            ))
+        })?
+    } else {
+        RocksStorage::create(data_dir, RocksConfig::default())?
+    };
+    match init_genesis(&mut storage, &genesis)? {
+        InitOutcome::Initialised => println!(
+            "initialised {} with genesis {} ({} accounts)",
+            data_dir.display(),
+            genesis.hash(),
+            genesis.accounts.len()
+        ),
+        InitOutcome::AlreadyInitialised => println!(
+            "{} already holds genesis {}; nothing to do",
+            data_dir.display(),
+            genesis.hash()
+        ),
+    }
+    Ok(())
+}
+
+/// Totals of a replay.
+#[derive(Default)]
+struct ReplaySummary {
+    blocks: usize,
+    skipped: usize,
+    txs: usize,
+    ok: usize,
+    mismatches: usize,
+    elapsed: Duration,
+}
+
+fn cmd_replay(
+    data_dir: &Path,
+    blocks_path: &Path,
+    config: ExecutionConfig,
+    results: Option<&Path>,
+) -> Result<ReplaySummary, Failure> {
+    let storage = RocksStorage::open(data_dir, RocksConfig::default())?;
+    let chain = Blockchain::new(storage, config)?;
+    let summary = replay_into(&chain, blocks_path, results, false)?;
+    let tps = summary.txs as f64 / summary.elapsed.as_secs_f64().max(1e-9);
+    if summary.skipped > 0 {
+        eprintln!(
+            "skipped {} block(s) already applied (resumed replay)",
+            summary.skipped
+        );
+    }
+    eprintln!(
+        "applied {} block(s), {} transaction(s) ({} ok, {} orphaned) in {:.2?} ({tps:.0} tx/s), mode {:?}{}",
+        summary.blocks,
+        summary.txs,
+        summary.ok,
+        summary.txs - summary.ok,
+        summary.elapsed,
+        config.mode,
+        if config.mode == ExecutionMode::Verify {
+            format!(", {} mismatch(es)", summary.mismatches)
+        } else {
+            String::new()
+        }
+    );
+    Ok(summary)
+}
+
+fn replay_into<S: Storage + Clone>(
+    chain: &Blockchain<S>,
+    blocks_path: &Path,
+    results: Option<&Path>,
+    quiet: bool,
+) -> Result<ReplaySummary, Failure> {
+    let mut out = match results {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| Failure(format!("{}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+    let progress = if !quiet && std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {pos} blocks {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    let mut summary = ReplaySummary::default();
+    let start = Instant::now();
+    for item in read_blocks_file(blocks_path)? {
+        let (line, block) = item?;
+        match chain.add_new_block(&block) {
+            Ok(outcome) => {
+                summary.blocks += 1;
+                summary.txs += outcome.results.len();
+                summary.ok += outcome.ok_count();
+                summary.mismatches += outcome.stats.mismatches;
+                if let Some(w) = out.as_mut() {
+                    writeln!(w, "{}", results_line(&outcome))?;
+                }
+                if let Some(pb) = &progress {
+                    pb.inc(1);
+                    pb.set_message(format!("{} txs", summary.txs));
+                }
+            }
+            Err(BlockError::AlreadyApplied { .. }) => summary.skipped += 1,
+            Err(BlockError::InvalidTransaction {
+                topoheight,
+                index,
+                error,
+            }) => {
+                return Err(Failure(format!(
+                    "block at topoheight {topoheight} (line {line}) rejected: transaction {index}: {}: {error}",
+                    error.code()
+                )))
+            }
+            Err(e) => return Err(Failure(format!("block at line {line}: {e}"))),
+        }
+    }
+    summary.elapsed = start.elapsed();
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if let Some(mut w) = out {
+        w.flush()?;
+    }
+    Ok(summary)
+}
+
+fn cmd_dump(data_dir: &Path, at: Option<u64>) -> Result<(), Failure> {
+    let storage = RocksStorage::open(data_dir, RocksConfig::default())?;
+    let top = storage
+        .top_topoheight()?
+        .ok_or_else(|| Failure(format!("{} holds no chain", data_dir.display())))?;
+    let at = at.unwrap_or(top);
+    if at > top {
+        return Err(Failure(format!(
+            "--at {at} is above the top topoheight {top}"
+        )));
+    }
+    println!("{}", state_json_string(&storage.snapshot(at)?));
+    Ok(())
+}
+
+fn cmd_rewind(data_dir: &Path, to: u64) -> Result<(), Failure> {
+    let storage = RocksStorage::open(data_dir, RocksConfig::default())?;
+    let chain = Blockchain::new(storage, ExecutionConfig::default())?;
+    let top = chain
+        .top_topoheight()?
+        .ok_or_else(|| Failure(format!("{} holds no chain", data_dir.display())))?;
+    if to > top {
+        return Err(Failure(format!(
+            "--to {to} is above the top topoheight {top}"
+        )));
+    }
+    chain.rewind_to(to)?;
+    eprintln!(
+        "rewound {} from topoheight {top} to {to}",
+        data_dir.display()
+    );
+    Ok(())
+}
+
+fn cmd_generate(cfg: &GeneratorConfig, out: &Path) -> Result<(), Failure> {
+    let chain = generate(cfg)?;
+    std::fs::create_dir_all(out).map_err(|e| Failure(format!("{}: {e}", out.display())))?;
+    let write = |name: &str, text: String| -> Result<(), Failure> {
+        let p = out.join(name);
+        std::fs::write(&p, text).map_err(|e| Failure(format!("{}: {e}", p.display())))
+    };
+    write("genesis.json", chain.genesis.to_json() + "\n")?;
+    let mut lines = String::new();
+    for b in &chain.blocks {
+        lines.push_str(&b.to_json());
+        lines.push('\n');
+    }
+    write("blocks.jsonl", lines)?;
+    eprintln!(
+        "wrote {} and {} ({} blocks of {} transactions)",
+        out.join("genesis.json").display(),
+        out.join("blocks.jsonl").display(),
+        chain.blocks.len(),
+        cfg.txs_per_block
+    );
+    Ok(())
+}
+
+fn cmd_demo(
+    blocks: usize,
+    txs_per_block: usize,
+    accounts: usize,
+    threads: usize,
+) -> Result<(), Failure> {
+    let dir = tempfile::tempdir()?;
+    let cfg = GeneratorConfig {
+        workload: Workload::Mixed,
+        accounts,
+        txs_per_block,
+        blocks,
+        seed: 42,
+    };
+    eprintln!(
+        "generating {blocks} blocks of {txs_per_block} transactions over {accounts} accounts (mixed workload)..."
+    );
+    cmd_generate(&cfg, dir.path())?;
+    let genesis_path = dir.path().join("genesis.json");
+    let blocks_path = dir.path().join("blocks.jsonl");
+    let mut dumps = Vec::new();
+    let mut rows = Vec::new();
+    for mode in [ExecutionMode::Sequential, ExecutionMode::Parallel] {
+        let data_dir = dir.path().join(format!("{mode:?}").to_lowercase());
+        cmd_init_quiet(&data_dir, &genesis_path)?;
+        let config = ExecutionConfig {
+            mode,
+            threads,
+            ..ExecutionConfig::default()
+        };
+        let storage = RocksStorage::open(&data_dir, RocksConfig::default())?;
+        let chain = Blockchain::new(storage, config)?;
+        eprintln!(
+            "replaying into RocksDB at {} ({mode:?})...",
+            data_dir.display()
+        );
+        let s = replay_into(&chain, &blocks_path, None, false)?;
+        dumps.push(state_json_string(&chain.snapshot(None)?));
+        rows.push((mode, s, config.effective_threads()));
+    }
+    println!("tos-parallel demo: {blocks} blocks x {txs_per_block} transactions, {accounts} accounts, RocksDB in a temp dir");
+    for (mode, s, threads) in &rows {
+        let tps = s.txs as f64 / s.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "  {:<10} blocks {:>4}  txs {:>7}  ok {:>7}  orphaned {:>6}  {:>8.2?}  {:>9.0} tx/s{}",
+            format!("{mode:?}").to_lowercase(),
+            s.blocks,
+            s.txs,
+            s.ok,
+            s.txs - s.ok,
+            s.elapsed,
+            tps,
+            if *mode == ExecutionMode::Sequential {
+                String::new()
+            } else {
+                format!("  ({threads} threads)")
+            }
+        );
+    }
+    let same = dumps.windows(2).all(|w| w[0] == w[1]);
+    println!(
+        "  final states identical: {}",
+        if same {
+            "yes"
+        } else {
+            "NO (bug: please report)"
+        }
+    );
+    if !same {
+        return Err(Failure("sequential and parallel states differ".into()));
+    }
+    Ok(())
+}
+
+fn cmd_init_quiet(data_dir: &Path, genesis_path: &Path) -> Result<(), Failure> {
+    let genesis = Genesis::from_json(
+        &read_file(genesis_path)?,
+        &genesis_path.display().to_string(),
+    )?;
+    let mut storage = RocksStorage::create(data_dir, RocksConfig::default())?;
+    init_genesis(&mut storage, &genesis)?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_bench(
+    workloads: &[Workload],
+    accounts: usize,
+    txs_per_block: usize,
+    blocks: usize,
+    threads: &[usize],
+    storages: &[StorageKind],
+    seed: u64,
+    json: bool,
+) -> Result<(), Failure> {
+    if !json {
+        println!("machine: {} logical CPUs; medians over {blocks} blocks of {txs_per_block} txs; times in ms", std::thread::available_parallelism().map_or(1, |n| n.get()));
+        println!(
+            "{:<9} {:>7} {:<7} {:>8} {:>8} | {}",
+            "workload",
+            "accounts",
+            "storage",
+            "seq",
+            "seq exec",
+            threads
+                .iter()
+                .map(|t| format!(
+                    "{:>8} {:>8} {:>6} {:>6} {:>5}",
+                    format!("par@{t}"),
+                    "exec",
+                    "speed",
+                    "ideal",
+                    "eff"
+                ))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    for &w in workloads {
+        for &st in storages {
+            let gen = GeneratorConfig {
+                workload: w,
+                accounts,
+                txs_per_block,
+                blocks: blocks + 1,
+                seed,
+            };
+            let row = run_row(&gen, st, threads, 1)?;
+            print_row(&row, json);
+        }
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn print_row(row: &BenchRow, json: bool) {
+    if json {
+        let par: Vec<serde_json::Value> = row
+            .parallel
+            .iter()
+            .map(|(t, p)| {
+                serde_json::json!({
+                    "threads": t,
+                    "median_ms": ms(p.total),
+                    "verify_ms": ms(p.verify),
+                    "schedule_ms": ms(p.schedule),
+                    "execute_ms": ms(p.execute),
+                    "speedup": row.speedup(*t),
+                    "execute_speedup": row.execute_speedup(*t),
+                    "ideal": row.ideal(*t),
+                    "efficiency": row.speedup(*t).map(|s| s / row.ideal(*t)),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "workload": row.workload,
+                "accounts": row.accounts,
+                "txs": row.txs,
+                "storage": format!("{:?}", row.storage).to_lowercase(),
+                "blocks": row.blocks,
+                "critical_path": row.critical_path,
+                "sequential": {
+                    "median_ms": ms(row.sequential.total),
+                    "verify_ms": ms(row.sequential.verify),
+                    "execute_ms": ms(row.sequential.execute),
+                },
+                "commit_ms": ms(row.commit),
+                "parallel": par,
+            })
+        );
+        return;
+    }
+    let cols: Vec<String> = row
+        .parallel
+        .iter()
+        .map(|(t, p)| {
+            let sp = row.speedup(*t).unwrap_or(0.0);
+            let ideal = row.ideal(*t);
+            format!(
+                "{:>8.2} {:>8.2} {:>5.2}x {:>5.2}x {:>5.2}",
+                ms(p.total),
+                ms(p.execute),
+                sp,
+                ideal,
+                sp / ideal
+            )
+        })
+        .collect();
+    println!(
+        "{:<9} {:>7} {:<7} {:>8.2} {:>8.2} | {}",
+        row.workload,
+        row.accounts,
+        format!("{:?}", row.storage).to_lowercase(),
+        ms(row.sequential.total),
+        ms(row.sequential.execute),
+        cols.join(" | ")
+    );
+}

@@ -1,0 +1,122 @@
+//! What executing a block returns: per-transaction statuses, totals and stats.
+
+use std::time::Duration;
+
+use crate::error::TxFailure;
+use crate::{Hash, TopoHeight};
+
+/// Status of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Applied.
+    Ok,
+    /// Orphaned: it failed a stateful rule and changed nothing.
+    Orphaned(TxFailure),
+}
+
+impl TxStatus {
+    /// `"ok"` or the SPEC §6 code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxStatus::Ok => "ok",
+            TxStatus::Orphaned(f) => f.code(),
+        }
+    }
+}
+
+/// One transaction's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxResult {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Its status.
+    pub status: TxStatus,
+}
+
+/// Which path executed a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExecutionPath {
+    /// The sequential executor (mode `sequential`).
+    #[default]
+    Sequential,
+    /// Sequential because the block had fewer than `min_txs_for_parallel` transactions.
+    SequentialSmallBlock,
+    /// The parallel executor.
+    Parallel,
+    /// Both (verify mode); the sequential result was kept.
+    Verify,
+}
+
+/// Measurements of one block's execution (not part of the result's identity).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    /// Path taken.
+    pub path: ExecutionPath,
+    /// Conflict-free batches (parallel path; 0 otherwise).
+    pub batches: usize,
+    /// Transactions in the largest batch.
+    pub largest_batch: usize,
+    /// Longest chain of dependent transactions (parallel path).
+    pub critical_path: usize,
+    /// Stateless verification time.
+    pub verify: Duration,
+    /// Access-set and scheduling time.
+    pub schedule: Duration,
+    /// Execution time.
+    pub execute: Duration,
+    /// Commit time.
+    pub commit: Duration,
+    /// Differences found in verify mode (0 otherwise).
+    pub mismatches: usize,
+}
+
+/// The result of applying a block.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    /// Topoheight the block produced.
+    pub topoheight: TopoHeight,
+    /// Block hash.
+    pub hash: Hash,
+    /// Reward credited to the miner.
+    pub reward: u64,
+    /// Native fees credited to the miner.
+    pub fees: u64,
+    /// Native amount burned by the block.
+    pub burned: u64,
+    /// One result per transaction, in block order.
+    pub results: Vec<TxResult>,
+    /// Measurements.
+    pub stats: BlockStats,
+}
+
+impl BlockOutcome {
+    /// The orphaned transactions: (index, hash, failure).
+    pub fn orphaned(&self) -> impl Iterator<Item = (usize, &Hash, &TxFailure)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.status {
+                TxStatus::Orphaned(f) => Some((i, &r.hash, f)),
+                TxStatus::Ok => None,
+            })
+    }
+
+    /// Number of applied transactions.
+    pub fn ok_count(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.status == TxStatus::Ok)
+            .count()
+    }
+
+    /// True when both outcomes are the same result (stats excluded).
+    pub fn same_result(&self, other: &BlockOutcome) -> bool {
+        self.topoheight == other.topoheight
+            && self.hash == other.hash
+            && self.reward == other.reward
+            && self.fees == other.fees
+            && self.burned == other.burned
+            && self.results == other.results
+    }
+}

@@ -1,0 +1,234 @@
+//! The sequential executor: the reference every other path must equal.
+//!
+//! [`SequentialState`] is an overlay on a storage read at the parent
+//! topoheight (the role `ApplicableChainState` plays in a node): reads go to
+//! the overlay first, then to storage; writes go to the overlay and are marked
+//! dirty; the dirty entries become the block's [`ChangeSet`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::block::Block;
+use crate::error::{BlockError, StateError};
+use crate::executor::{
+    credit_reward, finish_block, timed, verify_block_sequential, BlockState, ExecutedBlock,
+    PreState,
+};
+use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
+use crate::rules::{apply_transaction, TxState};
+use crate::{Asset, ChangeSet, EnergyState, MultisigConfig, PublicKey, Storage, TopoHeight};
+
+/// A cached value and whether the block wrote it.
+#[derive(Clone, Debug)]
+struct Slot<T> {
+    value: T,
+    dirty: bool,
+}
+
+/// Overlay state for one block, on `storage` at `at`.
+pub struct SequentialState<'a, S: Storage> {
+    storage: &'a S,
+    at: TopoHeight,
+    nonces: HashMap<PublicKey, Slot<u64>>,
+    balances: HashMap<(PublicKey, Asset), Slot<u64>>,
+    multisigs: HashMap<PublicKey, Slot<Option<Arc<MultisigConfig>>>>,
+    energies: HashMap<PublicKey, Slot<EnergyState>>,
+    fees: u64,
+    burned: u64,
+}
+
+impl<'a, S: Storage> SequentialState<'a, S> {
+    /// An empty overlay reading `storage` at topoheight `at`.
+    pub fn new(storage: &'a S, at: TopoHeight) -> Self {
+        SequentialState {
+            storage,
+            at,
+            nonces: HashMap::new(),
+            balances: HashMap::new(),
+            multisigs: HashMap::new(),
+            energies: HashMap::new(),
+            fees: 0,
+            burned: 0,
+        }
+    }
+}
+
+fn write<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Slot<T>>, key: K, value: T) {
+    map.insert(key, Slot { value, dirty: true });
+}
+
+impl<S: Storage> TxState for SequentialState<'_, S> {
+    fn nonce(&mut self, account: &PublicKey) -> Result<u64, StateError> {
+        if let Some(s) = self.nonces.get(account) {
+            return Ok(s.value);
+        }
+        let v = self.storage.get_nonce(account, self.at)?.unwrap_or(0);
+        self.nonces.insert(
+            *account,
+            Slot {
+                value: v,
+                dirty: false,
+            },
+        );
+        Ok(v)
+    }
+
+    fn balance(&mut self, account: &PublicKey, asset: &Asset) -> Result<u64, StateError> {
+        if let Some(s) = self.balances.get(&(*account, *asset)) {
+            return Ok(s.value);
+        }
+        let v = self
+            .storage
+            .get_balance(account, asset, self.at)?
+            .unwrap_or(0);
+        self.balances.insert(
+            (*account, *asset),
+            Slot {
+                value: v,
+                dirty: false,
+            },
+        );
+        Ok(v)
+    }
+
+    fn multisig(&mut self, account: &PublicKey) -> Result<Option<Arc<MultisigConfig>>, StateError> {
+        if let Some(s) = self.multisigs.get(account) {
+            return Ok(s.value.clone());
+        }
+        let v = self.storage.get_multisig(account, self.at)?.map(Arc::new);
+        self.multisigs.insert(
+            *account,
+            Slot {
+                value: v.clone(),
+                dirty: false,
+            },
+        );
+        Ok(v)
+    }
+
+    fn energy(&mut self, account: &PublicKey) -> Result<EnergyState, StateError> {
+        if let Some(s) = self.energies.get(account) {
+            return Ok(s.value.clone());
+        }
+        let v = self
+            .storage
+            .get_energy(account, self.at)?
+            .unwrap_or_default();
+        self.energies.insert(
+            *account,
+            Slot {
+                value: v.clone(),
+                dirty: false,
+            },
+        );
+        Ok(v)
+    }
+
+    fn set_nonce(&mut self, account: &PublicKey, nonce: u64) {
+        write(&mut self.nonces, *account, nonce);
+    }
+
+    fn set_balance(&mut self, account: &PublicKey, asset: &Asset, value: u64) {
+        write(&mut self.balances, (*account, *asset), value);
+    }
+
+    fn credit(
+        &mut self,
+        account: &PublicKey,
+        asset: &Asset,
+        amount: u64,
+    ) -> Result<(), StateError> {
+        let v = self
+            .balance(account, asset)?
+            .checked_add(amount)
+            .ok_or(StateError::Overflow("balance credit"))?;
+        self.set_balance(account, asset, v);
+        Ok(())
+    }
+
+    fn set_multisig(&mut self, account: &PublicKey, config: Option<Arc<MultisigConfig>>) {
+        write(&mut self.multisigs, *account, config);
+    }
+
+    fn set_energy(&mut self, account: &PublicKey, energy: EnergyState) {
+        write(&mut self.energies, *account, energy);
+    }
+
+    fn add_burned(&mut self, amount: u64) -> Result<(), StateError> {
+        self.burned = self
+            .burned
+            .checked_add(amount)
+            .ok_or(StateError::Overflow("burned"))?;
+        Ok(())
+    }
+
+    fn add_fee(&mut self, amount: u64) -> Result<(), StateError> {
+        self.fees = self
+            .fees
+            .checked_add(amount)
+            .ok_or(StateError::Overflow("fees"))?;
+        Ok(())
+    }
+}
+
+impl<S: Storage> BlockState for SequentialState<'_, S> {
+    fn fees(&self) -> u64 {
+        self.fees
+    }
+
+    fn burned(&self) -> u64 {
+        self.burned
+    }
+
+    fn into_change_set(self, topoheight: TopoHeight) -> ChangeSet {
+        fn dirty<K: Ord, T>(map: HashMap<K, Slot<T>>) -> impl Iterator<Item = (K, T)> {
+            map.into_iter()
+                .filter(|(_, s)| s.dirty)
+                .map(|(k, s)| (k, s.value))
+        }
+        ChangeSet {
+            topoheight,
+            nonces: dirty(self.nonces).collect(),
+            balances: dirty(self.balances).collect(),
+            multisigs: dirty(self.multisigs)
+                .map(|(k, v)| (k, v.map(|c| (*c).clone())))
+                .collect(),
+            energies: dirty(self.energies).collect(),
+        }
+    }
+}
+
+/// Executes `block` sequentially on `storage` at `pre` (nothing is written).
+pub fn execute_sequential<S: Storage>(
+    storage: &S,
+    block: &Block,
+    pre: &PreState,
+    path: ExecutionPath,
+) -> Result<ExecutedBlock, BlockError> {
+    let (txs, verify) = timed(|| verify_block_sequential(block, pre));
+    let txs = txs?;
+    let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
+    let (run, execute) = timed(|| -> Result<_, BlockError> {
+        let reward = credit_reward(&mut state, block, pre)?;
+        let mut results = Vec::with_capacity(txs.len());
+        for vtx in &txs {
+            let status = match apply_transaction(vtx, &pre.ctx, &mut state)? {
+                Ok(()) => TxStatus::Ok,
+                Err(f) => TxStatus::Orphaned(f),
+            };
+            results.push(TxResult {
+                hash: vtx.hash,
+                status,
+            });
+        }
+        Ok((reward, results))
+    });
+    let (reward, results) = run?;
+    let stats = BlockStats {
+        path,
+        verify,
+        execute,
+        ..BlockStats::default()
+    };
+    finish_block(state, block, pre, reward, results, stats)
+}

@@ -1,0 +1,78 @@
+//! A long randomized run: thousands of blocks through `Blockchain` in
+//! sequential, parallel (8 threads) and verify mode end in the same state,
+//! with identical outcomes for every block, and verify mode reports no mismatch.
+
+mod oracle;
+
+use oracle::*;
+use tos_parallel::dump::{results_line, state_json_string};
+use tos_parallel::{Blockchain, ExecutionConfig, ExecutionMode};
+
+fn chain(world: &World, mode: ExecutionMode) -> Blockchain<tos_parallel::MemoryStorage> {
+    Blockchain::new(
+        world.storage(1),
+        ExecutionConfig {
+            mode,
+            min_txs_for_parallel: 1,
+            threads: 8,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn thousands_of_blocks_parallel_and_verify_equal_sequential() {
+    let blocks: usize = std::env::var("TOS_LONG_RUN_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let world = World::new(40, 7);
+    let seq = chain(&world, ExecutionMode::Sequential);
+    let par = chain(&world, ExecutionMode::Parallel);
+    let ver = chain(&world, ExecutionMode::Verify);
+    let mut r = rng(7);
+    let mut orphaned = 0;
+    for b in 0..blocks {
+        // Contention cycles from 2 accounts to all 40.
+        let contention = Contention::Keys([2, 5, 40][b % 3]);
+        let block = {
+            let storage = seq.storage();
+            chaos_block(&world, &*storage, &mut r, 25, contention)
+        };
+        let s = seq.add_new_block(&block).unwrap();
+        let p = par.add_new_block(&block).unwrap();
+        let v = ver.add_new_block(&block).unwrap();
+        assert_eq!(results_line(&s), results_line(&p), "block {b}");
+        assert_eq!(results_line(&s), results_line(&v), "block {b}");
+        assert_eq!(v.stats.mismatches, 0, "block {b}");
+        assert_eq!(p.stats.path, tos_parallel::ExecutionPath::Parallel);
+        orphaned += s.results.len() - s.ok_count();
+    }
+    // The workload really exercises failures.
+    assert!(orphaned > blocks, "only {orphaned} orphaned transactions");
+    let dump = state_json_string(&seq.snapshot(None).unwrap());
+    assert_eq!(dump, state_json_string(&par.snapshot(None).unwrap()));
+    assert_eq!(dump, state_json_string(&ver.snapshot(None).unwrap()));
+}
+
+#[test]
+fn small_blocks_take_the_sequential_path() {
+    let world = World::new(10, 3);
+    let par = Blockchain::new(
+        world.storage(1),
+        ExecutionConfig {
+            mode: ExecutionMode::Parallel,
+            min_txs_for_parallel: 20,
+            threads: 2,
+        },
+    )
+    .unwrap();
+    let mut r = rng(3);
+    for (txs, path) in [
+        (19, tos_parallel::ExecutionPath::SequentialSmallBlock),
+        (20, tos_parallel::ExecutionPath::Parallel),
+    ] {
+        let block = chaos_block(&world, &*par.storage(), &mut r, txs, Contention::Keys(10));
+        assert_eq!(par.add_new_block(&block).unwrap().stats.path, path);
+    }
+}

@@ -1,0 +1,272 @@
+//! The oracle runner: random blocks over a small key set, executed by the
+//! sequential executor (the reference) and by the parallel executor at every
+//! thread count; any difference in statuses, totals, change set or dumped
+//! state fails the test with the first difference.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use ed25519_dalek::SigningKey;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use tos_parallel::constants::COIN;
+use tos_parallel::executor::{locate_block, ExecutedBlock};
+use tos_parallel::generator::account_key;
+use tos_parallel::outcome::ExecutionPath;
+use tos_parallel::sequential::execute_sequential;
+use tos_parallel::shadow::compare;
+use tos_parallel::transaction::{
+    public_key_of, EnergyPayload, FeeType, Payload, TransferOutput, UnsignedTransaction,
+};
+use tos_parallel::validation::minimum_fee;
+use tos_parallel::{
+    init_genesis, Block, Genesis, Hash, MemoryStorage, ParallelExecutor, PublicKey, Storage,
+    NATIVE_ASSET,
+};
+
+/// A second asset.
+pub const ASSET_B: Hash = Hash([9u8; 32]);
+
+/// Accounts and their keys for a test chain.
+pub struct World {
+    pub keys: Vec<SigningKey>,
+    pub pubs: Vec<PublicKey>,
+    pub index: HashMap<PublicKey, usize>,
+}
+
+impl World {
+    pub fn new(accounts: usize, seed: u64) -> World {
+        let keys: Vec<SigningKey> = (0..accounts).map(|i| account_key(seed, i)).collect();
+        let pubs: Vec<PublicKey> = keys.iter().map(public_key_of).collect();
+        let index = pubs.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        World { keys, pubs, index }
+    }
+
+    /// Genesis funding every account with native coins and half of them with ASSET_B.
+    pub fn genesis(&self, blocks_per_day: u64) -> Genesis {
+        Genesis {
+            blocks_per_day,
+            accounts: self
+                .pubs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| tos_parallel::genesis::GenesisAccount {
+                    key: *k,
+                    balances: [(NATIVE_ASSET, 50 * COIN)]
+                        .into_iter()
+                        .chain((i % 2 == 0).then_some((ASSET_B, 1_000_000)))
+                        .collect(),
+                    nonce: 0,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn storage(&self, blocks_per_day: u64) -> MemoryStorage {
+        let mut s = MemoryStorage::new();
+        init_genesis(&mut s, &self.genesis(blocks_per_day)).expect("genesis");
+        s
+    }
+}
+
+/// Contention: how many accounts a block draws its senders and receivers from.
+#[derive(Clone, Copy, Debug)]
+pub enum Contention {
+    /// Every transaction uses accounts no other transaction uses (as far as the world allows).
+    Disjoint,
+    /// Uniform over `n` accounts.
+    Keys(usize),
+}
+
+/// Builds a block of `txs` chaotic transactions on `storage`: every type,
+/// correct and wrong nonces, multisig proofs right and wrong, energy fees,
+/// amounts over the balance. Nonces are tracked optimistically within the
+/// block, so failures cascade as they would in a real mempool.
+pub fn chaos_block<S: Storage>(
+    world: &World,
+    storage: &S,
+    rng: &mut ChaCha8Rng,
+    txs: usize,
+    contention: Contention,
+) -> Block {
+    let top = storage.top_topoheight().unwrap().unwrap();
+    let n = world.pubs.len();
+    let mut next_nonce: HashMap<usize, u64> = HashMap::new();
+    let mut disjoint_next = 0usize;
+    let mut pick = |rng: &mut ChaCha8Rng| -> usize {
+        match contention {
+            Contention::Disjoint => {
+                let i = disjoint_next % n;
+                disjoint_next += 1;
+                i
+            }
+            Contention::Keys(k) => rng.gen_range(0..k.clamp(2, n)),
+        }
+    };
+    let mut out = Vec::with_capacity(txs);
+    for _ in 0..txs {
+        let i = pick(rng);
+        let mut j = pick(rng);
+        if j == i {
+            j = (i + 1) % n;
+        }
+        let src = world.pubs[i];
+        let nonce_entry = next_nonce
+            .entry(i)
+            .or_insert_with(|| storage.get_nonce(&src, top).unwrap().unwrap_or(0));
+        let mut nonce = *nonce_entry;
+        if rng.gen_bool(0.05) {
+            nonce = nonce.wrapping_add(rng.gen_range(1..3));
+        } else {
+            *nonce_entry += 1;
+        }
+        let asset = if rng.gen_bool(0.3) {
+            ASSET_B
+        } else {
+            NATIVE_ASSET
+        };
+        let mut fee_type = FeeType::Native;
+        let payload = match rng.gen_range(0..100u32) {
+            0..=54 => {
+                let outs = rng.gen_range(1..=3usize);
+                if rng.gen_bool(0.1) {
+                    fee_type = FeeType::Energy;
+                }
+                Payload::Transfers(
+                    (0..outs)
+                        .map(|k| {
+                            let mut d = if k == 0 { j } else { pick(rng) };
+                            if d == i {
+                                d = (i + 1) % n;
+                            }
+                            TransferOutput {
+                                asset: if k == 0 { asset } else { NATIVE_ASSET },
+                                destination: world.pubs[d],
+                                amount: if rng.gen_bool(0.05) {
+                                    60 * COIN
+                                } else {
+                                    rng.gen_range(0..10_000)
+                                },
+                                extra_data: rng.gen_bool(0.1).then(|| vec![7u8; 16]),
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            55..=62 => Payload::Burn {
+                asset,
+                amount: rng.gen_range(1..5_000),
+            },
+            63..=74 => Payload::Energy(EnergyPayload::FreezeTos {
+                amount: rng.gen_range(1..=3) * COIN,
+                days: rng.gen_range(3..=5),
+            }),
+            75..=84 => Payload::Energy(EnergyPayload::UnfreezeTos {
+                amount: rng.gen_range(1..=3) * COIN,
+            }),
+            85..=93 => {
+                let count = rng.gen_range(1..=3usize).min(n - 1);
+                let mut participants = Vec::new();
+                let mut k = i;
+                while participants.len() < count {
+                    k = (k + 1 + rng.gen_range(0..n)) % n;
+                    if k != i && !participants.contains(&world.pubs[k]) {
+                        participants.push(world.pubs[k]);
+                    }
+                }
+                Payload::MultiSig {
+                    threshold: rng.gen_range(1..=count as u8),
+                    participants,
+                }
+            }
+            _ => Payload::MultiSig {
+                threshold: 0,
+                participants: Vec::new(),
+            },
+        };
+        // Proof from the config at block start (wrong if the block changes it,
+        // or with a random bad signer sometimes).
+        let config = storage.get_multisig(&src, top).unwrap();
+        let mut signers: Vec<(u8, &SigningKey)> = match &config {
+            Some(c) => c
+                .participants
+                .iter()
+                .take(c.threshold as usize)
+                .enumerate()
+                .map(|(id, p)| (id as u8, &world.keys[world.index[p]]))
+                .collect(),
+            None => Vec::new(),
+        };
+        if rng.gen_bool(0.03) {
+            signers = vec![(0, &world.keys[j])];
+        }
+        let mut unsigned = UnsignedTransaction {
+            payload,
+            fee: 0,
+            fee_type,
+            nonce,
+            reference_hash: Hash::default(),
+            reference_topoheight: top,
+        };
+        if fee_type == FeeType::Native {
+            let probe = unsigned.clone().sign(&world.keys[i], &signers);
+            unsigned.fee = minimum_fee(&probe, probe.encode().len()) + rng.gen_range(0..3);
+        }
+        out.push(unsigned.sign(&world.keys[i], &signers).encode());
+    }
+    let miner = if rng.gen_bool(0.5) {
+        world.pubs[rng.gen_range(0..n)]
+    } else {
+        PublicKey([0xAA; 32])
+    };
+    Block::new(Some(top + 1), miner, out)
+}
+
+/// Executes `block` on `storage` sequentially and in parallel with each of
+/// `threads`; panics with the first difference. Returns the sequential result.
+pub fn assert_equivalent<S: Storage + Clone>(
+    storage: &S,
+    block: &Block,
+    executors: &[ParallelExecutor],
+) -> ExecutedBlock {
+    let pre = locate_block(storage, block).expect("locate");
+    let seq =
+        execute_sequential(storage, block, &pre, ExecutionPath::Sequential).expect("sequential");
+    for ex in executors {
+        let par = ex.execute(storage.clone(), block, &pre).expect("parallel");
+        let diffs = compare(block, &pre, &seq, &par);
+        assert!(
+            diffs.is_empty(),
+            "{} threads, block {}: {} difference(s), first: {}",
+            ex.threads(),
+            pre.topoheight(),
+            diffs.len(),
+            diffs[0]
+        );
+        assert!(seq.outcome.same_result(&par.outcome));
+        assert_eq!(seq.changes, par.changes);
+        assert_eq!(seq.meta, par.meta);
+    }
+    seq
+}
+
+/// Executors for the thread counts the suite sweeps.
+pub fn executors(threads: &[usize]) -> Vec<ParallelExecutor> {
+    threads
+        .iter()
+        .map(|&t| ParallelExecutor::new(t).expect("pool"))
+        .collect()
+}
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Number of proptest cases: modest in CI, raised with TOS_PROPTEST_CASES.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("TOS_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
