@@ -176,6 +176,20 @@ fn dump_at_earlier_topoheights_and_resume_skips_applied_blocks() {
     // Above the top is an error.
     let out = run(&["dump", "--data-dir", s(&data), "--at", "5"]);
     assert!(!out.status.success());
+    // Rewind to 2 gives the state after block 2; replaying again ends where it did.
+    let full = dump(&data, None);
+    ok(&["rewind", "--data-dir", s(&data), "--to", "2"]);
+    assert_eq!(dump(&data, None), after2);
+    let out = run(&["rewind", "--data-dir", s(&data), "--to", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    ok(&[
+        "replay",
+        "--data-dir",
+        s(&data),
+        "--blocks",
+        s(&chain.join("blocks.jsonl")),
+    ]);
+    assert_eq!(dump(&data, None), full);
 }
 
 #[test]
