@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+#[cfg(feature = "rocksdb")]
 pub mod bench;
 pub mod block;
 pub mod blockchain;
@@ -54,6 +55,8 @@ pub mod error;
 pub mod executor;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generator;
 pub mod genesis;
 pub mod outcome;

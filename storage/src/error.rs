@@ -62,6 +62,7 @@ pub enum StorageError {
     },
 }
 
+#[cfg(feature = "rocksdb")]
 impl From<rocksdb::Error> for StorageError {
     fn from(e: rocksdb::Error) -> Self {
         StorageError::Rocks(e.into_string())

@@ -23,11 +23,13 @@
 mod check;
 mod error;
 mod memory;
+#[cfg(feature = "rocksdb")]
 mod rocks;
 mod types;
 
 pub use error::StorageError;
 pub use memory::MemoryStorage;
+#[cfg(feature = "rocksdb")]
 pub use rocks::{RocksConfig, RocksStorage};
 pub use types::*;
 

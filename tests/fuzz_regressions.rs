@@ -1,0 +1,85 @@
+//! Replays every saved fuzz crash input (`fuzz/regressions/<target>/`) and
+//! runs a short seeded smoke run of both fuzz checks (the full fuzzers are a
+//! manual step: see `fuzz/README.md`).
+
+use rand::{Rng, RngCore, SeedableRng};
+use tos_parallel::fuzzing::{check_decode, check_execution};
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file() && e.file_name() != ".gitkeep")
+                .map(|e| {
+                    (
+                        e.path().display().to_string(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn saved_decode_inputs() {
+    for (name, data) in inputs("decode") {
+        eprintln!("replaying {name}");
+        check_decode(&data);
+    }
+}
+
+#[test]
+fn saved_execute_inputs() {
+    for (name, data) in inputs("execute") {
+        eprintln!("replaying {name}");
+        check_execution(&data);
+    }
+}
+
+#[test]
+fn smoke_decode_random_and_mutated_valid_transactions() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let chain = tos_parallel::generator::generate(&tos_parallel::generator::GeneratorConfig {
+        workload: tos_parallel::generator::Workload::Mixed,
+        accounts: 10,
+        txs_per_block: 50,
+        blocks: 2,
+        seed: 3,
+    })
+    .unwrap();
+    for block in &chain.blocks {
+        for tx in block.txs() {
+            check_decode(tx);
+            for _ in 0..20 {
+                let mut m = tx.to_vec();
+                let i = rng.gen_range(0..m.len());
+                m[i] ^= 1 << rng.gen_range(0..8);
+                if rng.gen_bool(0.3) {
+                    m.truncate(rng.gen_range(0..m.len()));
+                }
+                check_decode(&m);
+            }
+        }
+    }
+    for _ in 0..2_000 {
+        let mut b = vec![0u8; rng.gen_range(0..400)];
+        rng.fill_bytes(&mut b);
+        check_decode(&b);
+    }
+}
+
+#[test]
+fn smoke_execute_random_inputs() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    for _ in 0..150 {
+        let mut b = vec![0u8; rng.gen_range(0..300)];
+        rng.fill_bytes(&mut b);
+        check_execution(&b);
+    }
+}
