@@ -10,8 +10,8 @@ use oracle::*;
 use proptest::prelude::*;
 use tos_parallel::dump::{results_line, state_json_string};
 use tos_parallel::{
-    Block, Blockchain, ExecutionConfig, ExecutionMode, MemoryStorage, RocksConfig, RocksStorage,
-    Storage, NATIVE_ASSET,
+    Block, Blockchain, ExecutionConfig, ExecutionMode, RocksConfig, RocksStorage, Storage,
+    NATIVE_ASSET,
 };
 
 fn config(mode: ExecutionMode) -> ExecutionConfig {
@@ -152,5 +152,4 @@ fn rewind_above_top_is_refused_and_changes_nothing() {
     let dump = state_json_string(&chain.snapshot(None).unwrap());
     assert!(chain.rewind_to(3).is_err());
     assert_eq!(state_json_string(&chain.snapshot(None).unwrap()), dump);
-    let _: &MemoryStorage = &chain.storage();
 }

@@ -1,0 +1,312 @@
+//! Small shared helpers for the codec and SPEC-rule tests: keys, a
+//! transaction builder, the SPEC §5 minimum fee (computed here from the
+//! encoding, independently of the library's `minimum_fee`) and a chain on
+//! `MemoryStorage` run by the sequential executor.
+#![allow(dead_code)]
+
+use ed25519_dalek::SigningKey;
+use tos_parallel::genesis::GenesisAccount;
+use tos_parallel::transaction::{
+    EnergyPayload, FeeType, Payload, Transaction, TransferOutput, UnsignedTransaction,
+};
+use tos_parallel::validation::{check_stateless, VerifiedTx};
+use tos_parallel::{
+    init_genesis, Asset, Block, BlockError, BlockOutcome, Blockchain, EnergyState, ExecutionConfig,
+    Genesis, Hash, MemoryStorage, PublicKey, StateSnapshot, StatelessError, Storage, NATIVE_ASSET,
+};
+
+/// SPEC §1 `COIN`, restated so the tests do not depend on the library's constants.
+pub const COIN: u64 = 100_000_000;
+/// SPEC §1 `MAXIMUM_SUPPLY`.
+pub const MAXIMUM_SUPPLY: u64 = 184_000_000 * COIN;
+/// A second asset.
+pub const ASSET_B: Asset = Hash([0xbb; 32]);
+/// A third asset.
+pub const ASSET_C: Asset = Hash([0xcc; 32]);
+
+/// A deterministic signing key.
+pub fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i; 32])
+}
+
+/// The public key of `k`.
+pub fn pk(k: &SigningKey) -> PublicKey {
+    PublicKey(k.verifying_key().to_bytes())
+}
+
+/// SPEC §5: ceil(size / 1024) × 10_000 + (outputs + multisig signatures) × 5_000.
+pub fn min_fee(tx: &Transaction) -> u64 {
+    let size = tx.encode().len() as u64;
+    let outputs = match &tx.payload {
+        Payload::Transfers(outs) => outs.len() as u64,
+        _ => 1,
+    };
+    let sigs = tx
+        .multisig
+        .as_ref()
+        .map_or(0, |p| p.signatures.len() as u64);
+    size.div_ceil(1024) * 10_000 + (outputs + sigs) * 5_000
+}
+
+/// One transfer output without extra data.
+pub fn out(asset: Asset, to: PublicKey, amount: u64) -> TransferOutput {
+    TransferOutput {
+        asset,
+        destination: to,
+        amount,
+        extra_data: None,
+    }
+}
+
+/// A one-output transfer payload.
+pub fn transfer(asset: Asset, to: PublicKey, amount: u64) -> Payload {
+    Payload::Transfers(vec![out(asset, to, amount)])
+}
+
+/// A burn payload.
+pub fn burn(asset: Asset, amount: u64) -> Payload {
+    Payload::Burn { asset, amount }
+}
+
+/// A FreezeTos payload.
+pub fn freeze(amount: u64, days: u32) -> Payload {
+    Payload::Energy(EnergyPayload::FreezeTos { amount, days })
+}
+
+/// An UnfreezeTos payload.
+pub fn unfreeze(amount: u64) -> Payload {
+    Payload::Energy(EnergyPayload::UnfreezeTos { amount })
+}
+
+/// A MultiSig payload setting a config.
+pub fn multisig_set(threshold: u8, participants: &[PublicKey]) -> Payload {
+    Payload::MultiSig {
+        threshold,
+        participants: participants.to_vec(),
+    }
+}
+
+/// A MultiSig payload deleting the config.
+pub fn multisig_delete() -> Payload {
+    Payload::MultiSig {
+        threshold: 0,
+        participants: vec![],
+    }
+}
+
+/// Transaction builder. By default: native fee equal to the SPEC minimum,
+/// nonce 0, reference topoheight 0.
+#[derive(Clone, Debug)]
+pub struct Tx {
+    payload: Payload,
+    fee: Option<u64>,
+    fee_type: FeeType,
+    nonce: u64,
+    reference_topoheight: u64,
+    reference_hash: Hash,
+}
+
+impl Tx {
+    /// A builder for `payload`.
+    pub fn new(payload: Payload) -> Tx {
+        Tx {
+            payload,
+            fee: None,
+            fee_type: FeeType::Native,
+            nonce: 0,
+            reference_topoheight: 0,
+            reference_hash: Hash::default(),
+        }
+    }
+
+    /// Sets the nonce.
+    pub fn nonce(mut self, nonce: u64) -> Tx {
+        self.nonce = nonce;
+        self
+    }
+
+    /// Sets an explicit fee (instead of the minimum).
+    pub fn fee(mut self, fee: u64) -> Tx {
+        self.fee = Some(fee);
+        self
+    }
+
+    /// Pays in energy (fee 0 unless set after).
+    pub fn energy(mut self) -> Tx {
+        self.fee_type = FeeType::Energy;
+        self.fee = Some(0);
+        self
+    }
+
+    /// Sets the reference topoheight.
+    pub fn reference(mut self, topoheight: u64) -> Tx {
+        self.reference_topoheight = topoheight;
+        self
+    }
+
+    /// Sets the (unchecked) reference hash.
+    pub fn reference_hash(mut self, hash: Hash) -> Tx {
+        self.reference_hash = hash;
+        self
+    }
+
+    fn unsigned(&self, fee: u64) -> UnsignedTransaction {
+        UnsignedTransaction {
+            payload: self.payload.clone(),
+            fee,
+            fee_type: self.fee_type,
+            nonce: self.nonce,
+            reference_hash: self.reference_hash,
+            reference_topoheight: self.reference_topoheight,
+        }
+    }
+
+    /// Signs as `source` with the given multisig signers.
+    pub fn sign_multi(&self, source: &SigningKey, signers: &[(u8, &SigningKey)]) -> Transaction {
+        match self.fee {
+            Some(fee) => self.unsigned(fee).sign(source, signers),
+            None => {
+                // The encoded size does not depend on the fee's value.
+                let draft = self.unsigned(0).sign(source, signers);
+                self.unsigned(min_fee(&draft)).sign(source, signers)
+            }
+        }
+    }
+
+    /// Signs as `source` without multisig proof.
+    pub fn sign(&self, source: &SigningKey) -> Transaction {
+        self.sign_multi(source, &[])
+    }
+}
+
+/// `check_stateless` on the encoding of `tx`.
+pub fn stateless(tx: &Transaction, parent: u64) -> Result<VerifiedTx, StatelessError> {
+    stateless_bytes(&tx.encode(), parent)
+}
+
+/// `check_stateless` on raw bytes.
+pub fn stateless_bytes(bytes: &[u8], parent: u64) -> Result<VerifiedTx, StatelessError> {
+    let hash = Hash(*blake3::hash(bytes).as_bytes());
+    check_stateless(bytes.to_vec().into(), hash, parent)
+}
+
+/// "ok" or the SPEC §5 code.
+pub fn stateless_code(tx: &Transaction, parent: u64) -> &'static str {
+    match stateless(tx, parent) {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+/// The SPEC §6 codes ("ok" or the failure) of an outcome, in block order.
+pub fn codes(outcome: &BlockOutcome) -> Vec<&'static str> {
+    outcome.results.iter().map(|r| r.status.code()).collect()
+}
+
+/// A genesis from `(key, balances)` pairs.
+pub fn genesis(blocks_per_day: u64, accounts: &[(PublicKey, &[(Asset, u64)])]) -> Genesis {
+    Genesis {
+        blocks_per_day,
+        accounts: accounts
+            .iter()
+            .map(|(k, b)| GenesisAccount {
+                key: *k,
+                balances: b.iter().copied().collect(),
+                nonce: 0,
+            })
+            .collect(),
+    }
+}
+
+/// A chain on `MemoryStorage`, executed sequentially (`ExecutionConfig::default()`).
+pub struct Chain {
+    /// The chain.
+    pub chain: Blockchain<MemoryStorage>,
+    /// Miner of every block [`Chain::apply`] makes.
+    pub miner: PublicKey,
+}
+
+impl Chain {
+    /// A chain from `genesis`.
+    pub fn from_genesis(genesis: &Genesis) -> Chain {
+        let mut storage = MemoryStorage::new();
+        init_genesis(&mut storage, genesis).expect("init genesis");
+        Chain {
+            chain: Blockchain::new(storage, ExecutionConfig::default()).expect("blockchain"),
+            miner: pk(&key(250)),
+        }
+    }
+
+    /// A chain with the given accounts and `blocks_per_day` = 86_400.
+    pub fn new(accounts: &[(PublicKey, &[(Asset, u64)])]) -> Chain {
+        Chain::from_genesis(&genesis(86_400, accounts))
+    }
+
+    /// A chain with the given accounts and `blocks_per_day`.
+    pub fn with_blocks_per_day(
+        blocks_per_day: u64,
+        accounts: &[(PublicKey, &[(Asset, u64)])],
+    ) -> Chain {
+        Chain::from_genesis(&genesis(blocks_per_day, accounts))
+    }
+
+    /// Applies a block of `txs` on top (no topoheight given).
+    pub fn apply(&self, txs: &[Transaction]) -> Result<BlockOutcome, BlockError> {
+        let block = Block::new(None, self.miner, txs.iter().map(|t| t.encode()).collect());
+        self.chain.add_new_block(&block)
+    }
+
+    /// Applies a block that must be accepted; returns its statuses.
+    pub fn run(&self, txs: &[Transaction]) -> Vec<&'static str> {
+        codes(&self.apply(txs).expect("block accepted"))
+    }
+
+    /// Applies `n` empty blocks.
+    pub fn empty_blocks(&self, n: u64) {
+        for _ in 0..n {
+            self.apply(&[]).expect("empty block");
+        }
+    }
+
+    /// Top topoheight.
+    pub fn top(&self) -> u64 {
+        self.chain.top_topoheight().unwrap().unwrap()
+    }
+
+    /// The state at the top.
+    pub fn snap(&self) -> StateSnapshot {
+        self.chain.snapshot(None).unwrap()
+    }
+
+    /// Balance at the top (0 if none).
+    pub fn balance(&self, who: &PublicKey, asset: &Asset) -> u64 {
+        self.chain
+            .storage()
+            .get_balance(who, asset, self.top())
+            .unwrap()
+            .unwrap_or(0)
+    }
+
+    /// Native balance at the top.
+    pub fn native(&self, who: &PublicKey) -> u64 {
+        self.balance(who, &NATIVE_ASSET)
+    }
+
+    /// Nonce at the top (0 if none).
+    pub fn nonce(&self, who: &PublicKey) -> u64 {
+        self.chain
+            .storage()
+            .get_nonce(who, self.top())
+            .unwrap()
+            .unwrap_or(0)
+    }
+
+    /// Energy state at the top (default if never frozen).
+    pub fn energy(&self, who: &PublicKey) -> EnergyState {
+        self.chain
+            .storage()
+            .get_energy(who, self.top())
+            .unwrap()
+            .unwrap_or_default()
+    }
+}
