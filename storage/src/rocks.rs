@@ -982,6 +982,17 @@ impl Storage for RocksStorage {
         let old_gen = shared.generation.load(Ordering::Acquire);
         let new_gen = shared.write(batch)?;
         self.write_through(changes, old_gen, new_gen);
+        if params.is_some() {
+            // A genesis is one huge batch (every account): flush it to SST files
+            // now, or every later open replays it from the WAL into memtables
+            // (measured: +680 MB RSS on the first open of a 1M-account chain).
+            // The data is already durable in the WAL, so a failed flush only costs memory.
+            for cf in Cf::ALL {
+                if let Err(e) = shared.cf(cf).and_then(|h| Ok(shared.db.flush_cf(h)?)) {
+                    log::warn!("flush after genesis failed (data is safe in the WAL): {e}");
+                }
+            }
+        }
         Ok(())
     }
 
