@@ -1,13 +1,22 @@
-//! Access sets: which state keys a transaction touches (SPEC §6).
+//! Access sets: which state keys a transaction touches, and how (SPEC §6).
 //!
-//! Conflicts are per key, and a key is either an account's own fields
-//! (nonce, multisig, energy: only its source transactions touch them) or one
-//! (account, asset) balance. Alice→Bob in one asset and Carol→Bob in another
-//! touch different keys and do not conflict.
+//! A key is either an account's own fields (nonce, multisig, energy: only its
+//! own transactions touch them) or one (account, asset) balance. Conflicts
+//! are per key: Alice→Bob in one asset and Carol→Bob in another touch
+//! different keys and do not conflict.
 //!
-//! The set is derived from the transaction alone, never from state, and it is
-//! a superset of what the rule engine can touch whatever the state is: a
-//! failing transaction touches less, never more.
+//! Each access has a mode:
+//! * [`AccessMode::ReadWrite`]: the transaction reads the value (a check may
+//!   depend on it) and writes it: the source's account and the balances it
+//!   spends;
+//! * [`AccessMode::Credit`]: the transaction only adds to it (a transfer's
+//!   destination balance). Credits to one key commute with each other: the
+//!   sum is the same in any order and no check reads the value. They only
+//!   order against read-writes of that key.
+//!
+//! The set is derived from the transaction alone, never from state, and
+//! covers everything the rule engine can touch whatever the state: a failing
+//! transaction touches less, never more.
 
 use smallvec::SmallVec;
 
@@ -24,33 +33,60 @@ pub enum AccessKey {
     Balance(PublicKey, Asset),
 }
 
-/// The keys one transaction reads and writes (each at most once).
-pub type AccessSet = SmallVec<[AccessKey; 4]>;
+/// How a transaction touches a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessMode {
+    /// Reads (checks may depend on the value) and writes.
+    ReadWrite,
+    /// Only adds an amount; commutes with other credits.
+    Credit,
+}
 
-/// Everything `vtx` may read or write.
+/// One access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// The key.
+    pub key: AccessKey,
+    /// The mode.
+    pub mode: AccessMode,
+}
+
+/// The keys one transaction touches (each at most once).
+pub type AccessSet = SmallVec<[Access; 4]>;
+
+/// Everything `vtx` may read or write, with the mode of each access.
 pub fn access_set(vtx: &VerifiedTx) -> AccessSet {
     let src = vtx.tx.source;
-    let mut keys = AccessSet::new();
-    keys.push(AccessKey::Account(src));
+    let mut set = AccessSet::new();
+    let rw = |key| Access {
+        key,
+        mode: AccessMode::ReadWrite,
+    };
+    set.push(rw(AccessKey::Account(src)));
     for (asset, _) in &vtx.spending {
-        keys.push(AccessKey::Balance(src, *asset));
+        set.push(rw(AccessKey::Balance(src, *asset)));
     }
     match &vtx.tx.payload {
         Payload::Transfers(outs) => {
             for o in outs {
-                let k = AccessKey::Balance(o.destination, o.asset);
-                if !keys.contains(&k) {
-                    keys.push(k);
+                // Destinations differ from the source (SPEC §5), so a credit
+                // never lands on a key this transaction also reads.
+                let key = AccessKey::Balance(o.destination, o.asset);
+                if !set.iter().any(|a| a.key == key) {
+                    set.push(Access {
+                        key,
+                        mode: AccessMode::Credit,
+                    });
                 }
             }
         }
         Payload::Energy(EnergyPayload::UnfreezeTos { .. }) => {
-            let k = AccessKey::Balance(src, NATIVE_ASSET);
-            if !keys.contains(&k) {
-                keys.push(k);
+            let key = AccessKey::Balance(src, NATIVE_ASSET);
+            if !set.iter().any(|a| a.key == key) {
+                set.push(rw(key));
             }
         }
         Payload::Burn { .. } | Payload::MultiSig { .. } | Payload::Energy(_) => {}
     }
-    keys
+    set
 }

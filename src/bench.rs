@@ -12,9 +12,10 @@
 use std::time::{Duration, Instant};
 
 use crate::block::Block;
+use crate::config::Scheduler;
 use crate::error::BlockError;
 use crate::executor::{locate_block, ExecutedBlock};
-use crate::generator::{generate, GenerateError, GeneratorConfig, Workload};
+use crate::generator::{generate, GenerateError, GeneratorConfig};
 use crate::genesis::init_genesis;
 use crate::outcome::ExecutionPath;
 use crate::parallel::ParallelExecutor;
@@ -68,6 +69,8 @@ pub struct BenchRow {
     pub txs: usize,
     /// Storage regime.
     pub storage: StorageKind,
+    /// Scheduler of the parallel runs.
+    pub scheduler: Scheduler,
     /// Blocks measured.
     pub blocks: usize,
     /// Sequential medians.
@@ -139,12 +142,13 @@ pub fn run_row(
     gen: &GeneratorConfig,
     storage: StorageKind,
     threads: &[usize],
+    scheduler: Scheduler,
     warmup: usize,
 ) -> Result<BenchRow, BenchError> {
     let chain = generate(gen)?;
     let executors: Vec<ParallelExecutor> = threads
         .iter()
-        .map(|&t| ParallelExecutor::new(t))
+        .map(|&t| ParallelExecutor::with_scheduler(t, scheduler))
         .collect::<Result<_, _>>()?;
     let tmp;
     let row = match storage {
@@ -162,24 +166,17 @@ pub fn run_row(
     };
     let (sequential, parallel, commit, critical_path, blocks) = row;
     Ok(BenchRow {
-        workload: workload_name(gen.workload).to_string(),
+        workload: gen.workload.to_string(),
         accounts: gen.accounts,
         txs: gen.txs_per_block,
         storage,
+        scheduler,
         blocks,
         sequential,
         parallel: threads.iter().copied().zip(parallel).collect(),
         commit,
         critical_path,
     })
-}
-
-/// Name of a workload as the CLI spells it.
-pub fn workload_name(w: Workload) -> &'static str {
-    match w {
-        Workload::Uniform => "uniform",
-        Workload::Mixed => "mixed",
-    }
 }
 
 type Measured = (PathTimes, Vec<PathTimes>, Duration, usize, usize);

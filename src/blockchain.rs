@@ -38,7 +38,10 @@ impl<S: Storage + Clone> Blockchain<S> {
     pub fn new(storage: S, config: ExecutionConfig) -> Result<Self, BlockError> {
         let parallel = match config.mode {
             ExecutionMode::Sequential => None,
-            _ => Some(ParallelExecutor::new(config.effective_threads())?),
+            _ => Some(ParallelExecutor::with_scheduler(
+                config.effective_threads(),
+                config.scheduler,
+            )?),
         };
         Ok(Blockchain {
             storage: RwLock::new(storage),

@@ -28,6 +28,28 @@ impl std::str::FromStr for ExecutionMode {
     }
 }
 
+/// How the parallel executor orders a block's transactions (`scheduler.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Scheduler {
+    /// A transaction starts as soon as its dependencies finished (no barriers).
+    #[default]
+    Graph,
+    /// Conflict-free batches (the graph's levels) with a barrier between batches.
+    Batches,
+}
+
+impl std::str::FromStr for Scheduler {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "graph" => Ok(Scheduler::Graph),
+            "batches" => Ok(Scheduler::Batches),
+            other => Err(format!("unknown scheduler `{other}` (graph or batches)")),
+        }
+    }
+}
+
 /// Configuration of a [`crate::Blockchain`]'s executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecutionConfig {
@@ -37,6 +59,8 @@ pub struct ExecutionConfig {
     pub min_txs_for_parallel: usize,
     /// Worker threads of the parallel executor (0: the machine's parallelism).
     pub threads: usize,
+    /// How the parallel executor orders transactions.
+    pub scheduler: Scheduler,
 }
 
 impl Default for ExecutionConfig {
@@ -45,6 +69,7 @@ impl Default for ExecutionConfig {
             mode: ExecutionMode::Sequential,
             min_txs_for_parallel: 20,
             threads: 0,
+            scheduler: Scheduler::Graph,
         }
     }
 }

@@ -27,25 +27,74 @@ use crate::transaction::{
 use crate::validation::minimum_fee;
 use crate::{Asset, Blockchain, Hash, MemoryStorage, PublicKey, Storage, NATIVE_ASSET};
 
-/// The kinds of block the generator makes.
+/// The kinds of block the generator makes. All but `Mixed` are native
+/// one-output transfers; they differ in who pays whom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Workload {
-    /// Native one-output transfers between uniformly chosen accounts.
+    /// Sender and receiver chosen uniformly among the accounts.
     Uniform,
+    /// Every account used once per block (as far as the accounts allow):
+    /// no two transactions conflict, the upper bound.
+    Disjoint,
+    /// A fraction (per mille) of the transfers pays account 0 (an exchange
+    /// deposit address); the rest are uniform.
+    HotReceiver {
+        /// Share of transfers to the hot account, in 1/1000.
+        permille: u16,
+    },
+    /// Account 0 pays everyone (an airdrop or payout batch): one sender's
+    /// chain of consecutive nonces.
+    HotSender,
+    /// Transaction i spends from the account transaction i-1 paid: each
+    /// depends on the previous one, the worst case.
+    Chain,
     /// Every transaction type, several assets, multisig, energy, and some
     /// transactions that fail statefully.
     Mixed,
 }
 
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workload::Uniform => f.write_str("uniform"),
+            Workload::Disjoint => f.write_str("disjoint"),
+            Workload::HotReceiver { permille } => {
+                write!(f, "hot-receiver:{}", *permille as f64 / 1000.0)
+            }
+            Workload::HotSender => f.write_str("hot-sender"),
+            Workload::Chain => f.write_str("chain"),
+            Workload::Mixed => f.write_str("mixed"),
+        }
+    }
+}
+
 impl std::str::FromStr for Workload {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "uniform" => Ok(Workload::Uniform),
-            "mixed" => Ok(Workload::Mixed),
-            other => Err(format!(
-                "unknown workload `{other}` (expected uniform or mixed)"
+        let (name, arg) = s.split_once(':').unwrap_or((s, ""));
+        match (name, arg) {
+            ("uniform", "") => Ok(Workload::Uniform),
+            ("disjoint", "") => Ok(Workload::Disjoint),
+            ("hot-receiver", h) => {
+                let h: f64 = if h.is_empty() {
+                    0.9
+                } else {
+                    h.parse()
+                        .map_err(|_| format!("bad hot-receiver fraction `{h}`"))?
+                };
+                if !(0.0..=1.0).contains(&h) {
+                    return Err(format!("hot-receiver fraction {h} outside 0..=1"));
+                }
+                Ok(Workload::HotReceiver {
+                    permille: (h * 1000.0).round() as u16,
+                })
+            }
+            ("hot-sender", "") => Ok(Workload::HotSender),
+            ("chain", "") => Ok(Workload::Chain),
+            ("mixed", "") => Ok(Workload::Mixed),
+            _ => Err(format!(
+                "unknown workload `{s}` (uniform, disjoint, hot-receiver[:H], hot-sender, chain, mixed)"
             )),
         }
     }
@@ -159,10 +208,10 @@ pub fn generate(cfg: &GeneratorConfig) -> Result<GeneratedChain, GenerateError> 
             let mut attempts = 0;
             while txs.len() < cfg.txs_per_block && attempts < cfg.txs_per_block * 20 + 100 {
                 attempts += 1;
-                let made = if mixed {
-                    planner.mixed_tx(&mut rng)?
-                } else {
-                    planner.uniform_tx(&mut rng)?
+                let k = blocks.len() * cfg.txs_per_block + txs.len();
+                let made = match cfg.workload {
+                    Workload::Mixed => planner.mixed_tx(&mut rng)?,
+                    w => planner.p2p_tx(&mut rng, w, k)?,
                 };
                 if let Some(tx) = made {
                     txs.push(tx);
@@ -275,9 +324,35 @@ impl<S: Storage> Planner<'_, S> {
         Ok((unsigned.sign(&self.keys[i], &signers).encode(), fee))
     }
 
-    fn uniform_tx(&mut self, rng: &mut ChaCha8Rng) -> Result<Option<Vec<u8>>, GenerateError> {
-        let i = rng.gen_range(0..self.pubs.len());
-        let j = self.other(rng, i);
+    /// A native one-output transfer for the `k`-th transaction of the chain,
+    /// with sender and receiver chosen as `workload` says.
+    fn p2p_tx(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        workload: Workload,
+        k: usize,
+    ) -> Result<Option<Vec<u8>>, GenerateError> {
+        let n = self.pubs.len();
+        let (i, j) = match workload {
+            Workload::Disjoint => ((2 * k) % n, (2 * k + 1) % n),
+            Workload::HotReceiver { permille } => {
+                let i = rng.gen_range(0..n);
+                if rng.gen_range(0..1000u16) < permille && i != 0 {
+                    (i, 0)
+                } else {
+                    (i, self.other(rng, i))
+                }
+            }
+            Workload::HotSender => (0, 1 + k % (n - 1)),
+            Workload::Chain => (k % n, (k + 1) % n),
+            _ => {
+                let i = rng.gen_range(0..n);
+                (i, self.other(rng, i))
+            }
+        };
+        if i == j {
+            return Ok(None);
+        }
         let amount = rng.gen_range(1..=1_000u64);
         let payload = Payload::Transfers(vec![TransferOutput {
             asset: NATIVE_ASSET,

@@ -13,14 +13,16 @@
 //! 2. **Locate** (`executor.rs`): the block goes on top of the stored state,
 //!    or is recognised as already applied (resumed replay), or refused.
 //! 3. **Access sets** (`access.rs`): each transaction's keys, derived from
-//!    the transaction alone: its source account (nonce, multisig, energy),
-//!    the source's balances of the assets it spends, and each destination's
-//!    balance of the asset it receives. Conflicts are per (account, asset).
-//! 4. **Schedule** (`scheduler.rs`): level scheduling over per-key last
-//!    writers gives conflict-free batches that keep every conflicting pair in
-//!    block order.
-//! 5. **Execute** (`rules.rs` on `chain_state.rs`): the reward is credited,
-//!    then each batch runs on the pool through the one rule engine against a
+//!    the transaction alone: its source account (nonce, multisig, energy)
+//!    and the source's balances of the assets it spends (read-write), and
+//!    each destination's balance of the asset it receives (credit). Conflicts
+//!    are per (account, asset); credits to one balance commute.
+//! 4. **Schedule** (`scheduler.rs`): per-key last-writer tracking gives a
+//!    dependency graph that keeps every order-sensitive pair in block order;
+//!    its levels are the conflict-free batches.
+//! 5. **Execute** (`parallel.rs`, `rules.rs` on `chain_state.rs`): the reward
+//!    is credited, then transactions run on the pool as soon as their
+//!    dependencies finished (or batch by batch), through the one rule engine against a
 //!    [`ParallelChainState`]: a lock-sharded, lazily loaded cache over a
 //!    storage clone read at the parent topoheight, with atomic fee and burn
 //!    accumulators. The sequential reference (`sequential.rs`) runs the same
@@ -71,7 +73,7 @@ pub mod validation;
 pub use block::Block;
 pub use blockchain::Blockchain;
 pub use chain_state::ParallelChainState;
-pub use config::{ExecutionConfig, ExecutionMode};
+pub use config::{ExecutionConfig, ExecutionMode, Scheduler};
 pub use error::{BlockError, DecodeError, InitError, InputError, StatelessError, TxFailure};
 pub use genesis::{init_genesis, Genesis, InitOutcome};
 pub use outcome::{BlockOutcome, BlockStats, ExecutionPath, TxResult, TxStatus};

@@ -14,7 +14,7 @@ use tos_parallel::dump::{results_line, state_json_string};
 use tos_parallel::generator::{generate, GeneratorConfig, Workload};
 use tos_parallel::{
     init_genesis, BlockError, Blockchain, ExecutionConfig, ExecutionMode, Genesis, InitOutcome,
-    RocksConfig, RocksStorage, Storage,
+    RocksConfig, RocksStorage, Scheduler, Storage,
 };
 
 #[derive(Parser)]
@@ -56,6 +56,9 @@ enum Command {
         /// Blocks with fewer transactions run sequentially.
         #[arg(long, default_value_t = 20)]
         min_txs_for_parallel: usize,
+        /// graph (no barriers) or batches (a barrier between conflict-free batches).
+        #[arg(long, default_value = "graph")]
+        scheduler: Scheduler,
         /// Write per-block results (SPEC §7 JSON Lines) to this file.
         #[arg(long)]
         results: Option<PathBuf>,
@@ -121,6 +124,9 @@ enum Command {
         /// Storages (comma separated): memory, rocks.
         #[arg(long, value_delimiter = ',', default_value = "memory,rocks")]
         storage: Vec<StorageKind>,
+        /// Schedulers (comma separated): graph, batches.
+        #[arg(long, value_delimiter = ',', default_value = "graph")]
+        scheduler: Vec<Scheduler>,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -166,12 +172,14 @@ fn main() -> ExitCode {
             mode,
             threads,
             min_txs_for_parallel,
+            scheduler,
             results,
         } => {
             let config = ExecutionConfig {
                 mode,
                 min_txs_for_parallel,
                 threads,
+                scheduler,
             };
             cmd_replay(&data_dir, &blocks, config, results.as_deref()).map(|_| ())
         }
@@ -207,6 +215,7 @@ fn main() -> ExitCode {
             blocks,
             threads,
             storage,
+            scheduler,
             seed,
             json,
         } => cmd_bench(
@@ -216,6 +225,7 @@ fn main() -> ExitCode {
             blocks,
             &threads,
             &storage,
+            &scheduler,
             seed,
             json,
         ),
@@ -522,6 +532,7 @@ fn cmd_bench(
     blocks: usize,
     threads: &[usize],
     storages: &[StorageKind],
+    schedulers: &[Scheduler],
     seed: u64,
     json: bool,
 ) -> Result<(), Failure> {
@@ -550,15 +561,17 @@ fn cmd_bench(
     }
     for &w in workloads {
         for &st in storages {
-            let gen = GeneratorConfig {
-                workload: w,
-                accounts,
-                txs_per_block,
-                blocks: blocks + 1,
-                seed,
-            };
-            let row = run_row(&gen, st, threads, 1)?;
-            print_row(&row, json);
+            for &sched in schedulers {
+                let gen = GeneratorConfig {
+                    workload: w,
+                    accounts,
+                    txs_per_block,
+                    blocks: blocks + 1,
+                    seed,
+                };
+                let row = run_row(&gen, st, threads, sched, 1)?;
+                print_row(&row, json);
+            }
         }
     }
     Ok(())
@@ -594,6 +607,7 @@ fn print_row(row: &BenchRow, json: bool) {
                 "accounts": row.accounts,
                 "txs": row.txs,
                 "storage": format!("{:?}", row.storage).to_lowercase(),
+                "scheduler": format!("{:?}", row.scheduler).to_lowercase(),
                 "blocks": row.blocks,
                 "critical_path": row.critical_path,
                 "sequential": {
@@ -624,10 +638,11 @@ fn print_row(row: &BenchRow, json: bool) {
         })
         .collect();
     println!(
-        "{:<9} {:>7} {:<7} {:>8.2} {:>8.2} | {}",
+        "{:<18} {:>8} {:<7} {:<7} {:>8.2} {:>8.2} | {}",
         row.workload,
         row.accounts,
         format!("{:?}", row.storage).to_lowercase(),
+        format!("{:?}", row.scheduler).to_lowercase(),
         ms(row.sequential.total),
         ms(row.sequential.execute),
         cols.join(" | ")

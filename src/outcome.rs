@@ -44,6 +44,10 @@ pub enum ExecutionPath {
     SequentialSmallBlock,
     /// The parallel executor.
     Parallel,
+    /// The parallel executor's state, transactions in block order on one
+    /// thread: the dependency graph offered no useful parallelism (or the
+    /// pool has one thread). Verification still ran on the pool.
+    ParallelInOrder,
     /// Both (verify mode); the sequential result was kept.
     Verify,
 }

@@ -2,17 +2,36 @@
 //!
 //! 1. Stateless checks of every transaction run on the pool; the block is
 //!    rejected with the first failing index (block order), as sequentially.
-//! 2. Access sets (`access.rs`) and conflict-free batches (`scheduler.rs`).
-//! 3. The reward is credited on the calling thread, then each batch runs on
-//!    the pool against a [`ParallelChainState`] (`chain_state.rs`) through the
-//!    one rule engine (`rules.rs`); batch `k + 1` starts when batch `k` is done.
+//! 2. Access sets (`access.rs`) and the dependency graph (`scheduler.rs`).
+//! 3. The reward is credited on the calling thread, then the transactions run
+//!    against a [`ParallelChainState`] (`chain_state.rs`) through the one rule
+//!    engine (`rules.rs`), in one of three ways:
+//!    * **graph** (default): a transaction starts as soon as its dependencies
+//!      finished, without barriers;
+//!    * **batches**: the graph's levels, a barrier between levels;
+//!    * **in order** on the calling thread, when the graph offers no useful
+//!      parallelism (critical path over 90% of the block) or the pool has one
+//!      thread: the graph was already paid for, nothing more is.
 //! 4. Fees are credited and the change set is built (`executor.rs`), the same
 //!    code the sequential path uses.
 //!
-//! No job ever blocks waiting for another job: the only waits are rayon's own
-//! `collect` at the end of each batch, which work-steals while it waits, and
-//! it is reached from `install`, not from inside a job that another job needs.
+//! # Never blocking inside a job
+//! In graph mode no job ever waits for another: a job runs a transaction,
+//! then decrements the pending counter of each dependent; the job that brings
+//! a counter to zero runs that dependent itself (the first one) or spawns it
+//! (the others) into the same `rayon::scope`. The only wait is the scope's
+//! own completion, on the calling thread, outside the pool's jobs.
+//!
+//! # Memory ordering
+//! `pending[d]` is decremented with `AcqRel` by each dependency of `d` after
+//! it finished its writes; the decrement that reaches zero therefore
+//! acquires every dependency's writes (a release sequence on one atomic)
+//! before `d` runs. The state's shard mutexes order accesses to the maps
+//! themselves. Statuses are written once into `OnceLock`s and read after the
+//! scope returned (the scope's join happens-after every job).
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -20,11 +39,12 @@ use rayon::prelude::*;
 use crate::access::{access_set, AccessSet};
 use crate::block::Block;
 use crate::chain_state::ParallelChainState;
+use crate::config::Scheduler;
 use crate::error::{BlockError, StateError};
 use crate::executor::{credit_reward, finish_block, timed, ExecutedBlock, PreState};
 use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
 use crate::rules::apply_transaction;
-use crate::scheduler::Schedule;
+use crate::scheduler::DependencyGraph;
 use crate::validation::{check_stateless, VerifiedTx};
 use crate::Storage;
 
@@ -34,31 +54,64 @@ pub struct ParallelExecutor {
     pool: rayon::ThreadPool,
     /// Number of threads of `pool`.
     threads: usize,
+    /// How transactions are ordered.
+    scheduler: Scheduler,
 }
 
 impl std::fmt::Debug for ParallelExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParallelExecutor")
             .field("threads", &self.threads)
+            .field("scheduler", &self.scheduler)
             .finish()
     }
 }
 
+/// Shared, read-only context of one graph execution.
+struct GraphRun<'a, S: Storage + Clone> {
+    state: &'a ParallelChainState<S>,
+    txs: &'a [VerifiedTx],
+    graph: &'a DependencyGraph,
+    pre: &'a PreState,
+    /// Unfinished dependencies of each transaction.
+    pending: Vec<AtomicU32>,
+    /// Each transaction's status, set once when it ran.
+    statuses: Vec<OnceLock<TxStatus>>,
+    /// The first storage failure or broken invariant; set once, stops new work.
+    error: OnceLock<StateError>,
+    /// `error.get().is_some()`, readable without synchronising on the lock.
+    failed: AtomicBool,
+}
+
 impl ParallelExecutor {
-    /// A pool of `threads` workers (at least 1).
+    /// A pool of `threads` workers (at least 1) using the graph scheduler.
     pub fn new(threads: usize) -> Result<Self, BlockError> {
+        Self::with_scheduler(threads, Scheduler::Graph)
+    }
+
+    /// A pool of `threads` workers (at least 1) using `scheduler`.
+    pub fn with_scheduler(threads: usize, scheduler: Scheduler) -> Result<Self, BlockError> {
         let threads = threads.max(1);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("tos-exec-{i}"))
             .build()
             .map_err(|e| BlockError::ThreadPool(e.to_string()))?;
-        Ok(ParallelExecutor { pool, threads })
+        Ok(ParallelExecutor {
+            pool,
+            threads,
+            scheduler,
+        })
     }
 
     /// Worker threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The scheduler.
+    pub fn scheduler(&self) -> Scheduler {
+        self.scheduler
     }
 
     /// Stateless checks of the whole block on the pool; the error names the
@@ -103,14 +156,24 @@ impl ParallelExecutor {
 
         let start = Instant::now();
         let access: Vec<AccessSet> = txs.iter().map(access_set).collect();
-        let schedule = Schedule::build(&access);
+        let graph = DependencyGraph::build(&access);
+        drop(access);
         let schedule_time = start.elapsed();
 
+        let n = txs.len();
+        let in_order = self.threads == 1 || graph.critical_path() * 10 > n * 9;
         let mut state =
             ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads * 16);
         let (run, execute) = timed(|| -> Result<_, BlockError> {
             let reward = credit_reward(&mut state, block, pre)?;
-            let statuses = self.run_batches(&state, &txs, &schedule, pre)?;
+            let statuses = if in_order {
+                self.run_in_order(&state, &txs, pre)?
+            } else {
+                match self.scheduler {
+                    Scheduler::Graph => self.run_graph(&state, &txs, &graph, pre)?,
+                    Scheduler::Batches => self.run_batches(&state, &txs, &graph, pre)?,
+                }
+            };
             Ok((reward, statuses))
         });
         let (reward, statuses) = run?;
@@ -123,10 +186,14 @@ impl ParallelExecutor {
             })
             .collect();
         let stats = BlockStats {
-            path: ExecutionPath::Parallel,
-            batches: schedule.batches.len(),
-            largest_batch: schedule.largest_batch(),
-            critical_path: schedule.critical_path(),
+            path: if in_order {
+                ExecutionPath::ParallelInOrder
+            } else {
+                ExecutionPath::Parallel
+            },
+            batches: graph.critical_path(),
+            largest_batch: graph.largest_level(),
+            critical_path: graph.critical_path(),
             verify,
             schedule: schedule_time,
             execute,
@@ -135,31 +202,48 @@ impl ParallelExecutor {
         finish_block(state, block, pre, reward, results, stats)
     }
 
+    fn run_one<S: Storage + Clone>(
+        state: &ParallelChainState<S>,
+        vtx: &VerifiedTx,
+        pre: &PreState,
+    ) -> Result<TxStatus, StateError> {
+        let mut view = state.view();
+        Ok(match apply_transaction(vtx, &pre.ctx, &mut view)? {
+            Ok(()) => TxStatus::Ok,
+            Err(f) => TxStatus::Orphaned(f),
+        })
+    }
+
+    fn run_in_order<S: Storage + Clone>(
+        &self,
+        state: &ParallelChainState<S>,
+        txs: &[VerifiedTx],
+        pre: &PreState,
+    ) -> Result<Vec<TxStatus>, StateError> {
+        txs.iter()
+            .map(|vtx| Self::run_one(state, vtx, pre))
+            .collect()
+    }
+
     fn run_batches<S: Storage + Clone>(
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
-        schedule: &Schedule,
+        graph: &DependencyGraph,
         pre: &PreState,
     ) -> Result<Vec<TxStatus>, StateError> {
-        let run_one = |i: u32| -> Result<TxStatus, StateError> {
-            let mut view = state.view();
-            Ok(
-                match apply_transaction(&txs[i as usize], &pre.ctx, &mut view)? {
-                    Ok(()) => TxStatus::Ok,
-                    Err(f) => TxStatus::Orphaned(f),
-                },
-            )
-        };
         let mut statuses: Vec<Option<TxStatus>> = vec![None; txs.len()];
         self.pool.install(|| -> Result<(), StateError> {
-            for batch in &schedule.batches {
+            for batch in graph.batches() {
                 if batch.len() == 1 {
-                    statuses[batch[0] as usize] = Some(run_one(batch[0])?);
+                    statuses[batch[0] as usize] =
+                        Some(Self::run_one(state, &txs[batch[0] as usize], pre)?);
                     continue;
                 }
-                let out: Vec<Result<TxStatus, StateError>> =
-                    batch.par_iter().map(|&i| run_one(i)).collect();
+                let out: Vec<Result<TxStatus, StateError>> = batch
+                    .par_iter()
+                    .map(|&i| Self::run_one(state, &txs[i as usize], pre))
+                    .collect();
                 for (&i, r) in batch.iter().zip(out) {
                     statuses[i as usize] = Some(r?);
                 }
@@ -171,5 +255,91 @@ impl ParallelExecutor {
             .into_iter()
             .map(|s| s.ok_or(StateError::Internal("a transaction was not scheduled")))
             .collect()
+    }
+
+    fn run_graph<S: Storage + Clone>(
+        &self,
+        state: &ParallelChainState<S>,
+        txs: &[VerifiedTx],
+        graph: &DependencyGraph,
+        pre: &PreState,
+    ) -> Result<Vec<TxStatus>, StateError> {
+        let run = GraphRun {
+            state,
+            txs,
+            graph,
+            pre,
+            pending: graph
+                .indegrees()
+                .iter()
+                .map(|&d| AtomicU32::new(d))
+                .collect(),
+            statuses: (0..txs.len()).map(|_| OnceLock::new()).collect(),
+            error: OnceLock::new(),
+            failed: AtomicBool::new(false),
+        };
+        let roots: Vec<u32> = graph
+            .indegrees()
+            .iter()
+            .enumerate()
+            .filter(|(_, &d)| d == 0)
+            .map(|(i, _)| i as u32)
+            .collect();
+        self.pool.scope(|scope| {
+            let run = &run;
+            roots
+                .par_iter()
+                .with_min_len(16)
+                .for_each(|&i| run.run_from(scope, i));
+        });
+        let GraphRun {
+            statuses, error, ..
+        } = run;
+        if let Some(e) = error.into_inner() {
+            return Err(e);
+        }
+        statuses
+            .into_iter()
+            .map(|s| {
+                s.into_inner()
+                    .ok_or(StateError::Internal("a transaction was never released"))
+            })
+            .collect()
+    }
+}
+
+impl<'a, S: Storage + Clone> GraphRun<'a, S> {
+    /// Runs transaction `i`, then every dependent it releases: the first
+    /// inline (a chain of dependencies costs no spawn), the others spawned.
+    fn run_from<'s>(&'s self, scope: &rayon::Scope<'s>, i: u32)
+    where
+        'a: 's,
+    {
+        let mut next = Some(i);
+        while let Some(i) = next.take() {
+            if self.failed.load(Ordering::Relaxed) {
+                return;
+            }
+            match ParallelExecutor::run_one(self.state, &self.txs[i as usize], self.pre) {
+                Ok(status) => {
+                    // Set exactly once: `i` is released exactly once.
+                    let _ = self.statuses[i as usize].set(status);
+                }
+                Err(e) => {
+                    let _ = self.error.set(e);
+                    self.failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+            for &d in self.graph.dependents(i) {
+                if self.pending[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    if next.is_none() {
+                        next = Some(d);
+                    } else {
+                        scope.spawn(move |scope| self.run_from(scope, d));
+                    }
+                }
+            }
+        }
     }
 }

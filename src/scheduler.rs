@@ -1,58 +1,157 @@
-//! Conflict-free batches: level scheduling over per-key last writers.
+//! The dependency graph of a block, and the two ways to run it.
 //!
-//! Transaction `i` goes to batch `1 + max(batch of the last earlier
-//! transaction touching each of its keys)` (batch 0 when it shares no key with
-//! an earlier one). Hence:
-//! * two transactions sharing a key are in different batches, the earlier one
-//!   in the lower batch, so every conflicting pair keeps block order;
-//! * inside a batch no two transactions share a key, so they can run in any
-//!   order, at the same time, and read exactly what sequential execution reads;
-//! * the number of batches is the length of the longest dependency chain (the
-//!   critical path).
+//! # Edges (per-key last-writer tracking)
+//! Walking the block in order, each key remembers its last read-write access
+//! and the credits since then. Transaction `t`:
+//! * read-write on `k`: depends on the last read-write of `k` and on every
+//!   credit to `k` since (the value it reads must include them);
+//! * credit on `k`: depends on the last read-write of `k` only; credits to
+//!   one key commute (see `access.rs`), so they do not depend on each other.
+//!
+//! Every pair of transactions whose order could change a status or a value
+//! is therefore connected by a path in block order, and any execution that
+//! respects the edges gives the sequential result.
+//!
+//! # Running it
+//! * **Graph** (`parallel.rs`): a transaction starts as soon as all its
+//!   dependencies finished (a counter per transaction; the last dependency
+//!   to finish releases it), no barriers.
+//! * **Batches**: level `L(t) = 1 + max L(dependency)`; level `k` runs after
+//!   level `k - 1` finished. Within a level there is no edge.
+//!
+//! The critical path is the number of levels (the longest chain of
+//! dependencies, in transactions).
 
 use std::collections::HashMap;
 
-use crate::access::{AccessKey, AccessSet};
+use smallvec::SmallVec;
 
-/// Batches of transaction indices, each batch in ascending index order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Schedule {
-    /// Conflict-free batches; run batch `k` only after batch `k - 1` finished.
-    pub batches: Vec<Vec<u32>>,
+use crate::access::{AccessKey, AccessMode, AccessSet};
+
+/// The dependency graph of a block (indices in block order).
+#[derive(Clone, Debug, Default)]
+pub struct DependencyGraph {
+    /// `dependents[offsets[i]..offsets[i + 1]]` are the transactions waiting for `i`.
+    offsets: Vec<u32>,
+    /// Concatenated dependents (CSR).
+    dependents: Vec<u32>,
+    /// Number of distinct dependencies of each transaction.
+    indegree: Vec<u32>,
+    /// Level of each transaction (0 for those without dependency).
+    levels: Vec<u32>,
+    /// Number of levels.
+    depth: u32,
 }
 
-impl Schedule {
-    /// Builds the schedule of a block from its access sets (block order).
-    pub fn build(access: &[AccessSet]) -> Schedule {
-        let mut last: HashMap<AccessKey, u32> = HashMap::with_capacity(access.len() * 2);
-        let mut level_of: Vec<u32> = Vec::with_capacity(access.len());
+#[derive(Default)]
+struct KeyState {
+    last_rw: Option<u32>,
+    credits: SmallVec<[u32; 2]>,
+}
+
+impl DependencyGraph {
+    /// Builds the graph of a block from its access sets (block order).
+    pub fn build(access: &[AccessSet]) -> DependencyGraph {
+        let n = access.len();
+        let mut keys: HashMap<AccessKey, KeyState> = HashMap::with_capacity(n * 2);
+        let mut edges: Vec<(u32, u32)> = Vec::with_capacity(n * 2);
+        let mut indegree = vec![0u32; n];
+        let mut levels = vec![0u32; n];
         let mut depth = 0u32;
-        for keys in access {
-            let level = keys
-                .iter()
-                .filter_map(|k| last.get(k).map(|l| l + 1))
-                .max()
-                .unwrap_or(0);
-            for k in keys {
-                last.insert(*k, level);
+        let mut deps: SmallVec<[u32; 8]> = SmallVec::new();
+        for (t, set) in access.iter().enumerate() {
+            let t = t as u32;
+            deps.clear();
+            for a in set {
+                let k = keys.entry(a.key).or_default();
+                deps.extend(k.last_rw);
+                match a.mode {
+                    AccessMode::ReadWrite => {
+                        deps.extend(k.credits.drain(..));
+                        k.last_rw = Some(t);
+                    }
+                    AccessMode::Credit => k.credits.push(t),
+                }
             }
+            deps.sort_unstable();
+            deps.dedup();
+            let mut level = 0;
+            for &d in &deps {
+                edges.push((d, t));
+                level = level.max(levels[d as usize] + 1);
+            }
+            indegree[t as usize] = deps.len() as u32;
+            levels[t as usize] = level;
             depth = depth.max(level + 1);
-            level_of.push(level);
         }
-        let mut batches: Vec<Vec<u32>> = vec![Vec::new(); depth as usize];
-        for (i, level) in level_of.into_iter().enumerate() {
-            batches[level as usize].push(i as u32);
+        // CSR by source (counting sort; edges of one source stay in block order).
+        let mut offsets = vec![0u32; n + 1];
+        for &(d, _) in &edges {
+            offsets[d as usize + 1] += 1;
         }
-        Schedule { batches }
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut dependents = vec![0u32; edges.len()];
+        for &(d, t) in &edges {
+            dependents[fill[d as usize] as usize] = t;
+            fill[d as usize] += 1;
+        }
+        DependencyGraph {
+            offsets,
+            dependents,
+            indegree,
+            levels,
+            depth,
+        }
     }
 
-    /// Transactions in the largest batch.
-    pub fn largest_batch(&self) -> usize {
-        self.batches.iter().map(Vec::len).max().unwrap_or(0)
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.indegree.len()
     }
 
-    /// Length of the longest dependency chain (= number of batches).
+    /// True for an empty block.
+    pub fn is_empty(&self) -> bool {
+        self.indegree.is_empty()
+    }
+
+    /// Transactions waiting for `i`.
+    pub fn dependents(&self, i: u32) -> &[u32] {
+        &self.dependents[self.offsets[i as usize] as usize..self.offsets[i as usize + 1] as usize]
+    }
+
+    /// Number of dependencies of each transaction.
+    pub fn indegrees(&self) -> &[u32] {
+        &self.indegree
+    }
+
+    /// Number of edges.
+    pub fn edges(&self) -> usize {
+        self.dependents.len()
+    }
+
+    /// Length of the longest dependency chain, in transactions (0 for an empty block).
     pub fn critical_path(&self) -> usize {
-        self.batches.len()
+        self.depth as usize
+    }
+
+    /// The levels as batches: batch `k` holds the transactions of level `k`, in block order.
+    pub fn batches(&self) -> Vec<Vec<u32>> {
+        let mut batches = vec![Vec::new(); self.depth as usize];
+        for (i, &l) in self.levels.iter().enumerate() {
+            batches[l as usize].push(i as u32);
+        }
+        batches
+    }
+
+    /// Size of the largest level.
+    pub fn largest_level(&self) -> usize {
+        let mut counts = vec![0usize; self.depth as usize];
+        for &l in &self.levels {
+            counts[l as usize] += 1;
+        }
+        counts.into_iter().max().unwrap_or(0)
     }
 }

@@ -207,7 +207,7 @@ fn first_touch(block: &Block, pre: &PreState, keys: Vec<AccessKey>) -> Vec<(Acce
         let Ok(vtx) = check_stateless(bytes.clone(), *hash, pre.ctx.parent_topoheight) else {
             continue;
         };
-        for k in access_set(&vtx) {
+        for k in access_set(&vtx).into_iter().map(|a| a.key) {
             if keys.contains(&k) && !found.iter().any(|(f, _)| *f == k) {
                 found.push((k, i));
             }

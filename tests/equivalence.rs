@@ -20,6 +20,7 @@ fn run_chain(accounts: usize, blocks: usize, txs: usize, contention: Contention,
     let mut seq_store = world.storage(1);
     let mut par_store = world.storage(1);
     let executors = executors(&THREADS);
+    let committer = tos_parallel::ParallelExecutor::new(8).unwrap();
     let mut r = rng(seed);
     for _ in 0..blocks {
         let block = chaos_block(&world, &seq_store, &mut r, txs, contention);
@@ -27,9 +28,7 @@ fn run_chain(accounts: usize, blocks: usize, txs: usize, contention: Contention,
         seq_store.commit(&seq.changes, &seq.meta, None).unwrap();
         // The parallel chain commits the parallel result (8 threads).
         let pre = tos_parallel::executor::locate_block(&par_store, &block).unwrap();
-        let par = executors[4]
-            .execute(par_store.clone(), &block, &pre)
-            .unwrap();
+        let par = committer.execute(par_store.clone(), &block, &pre).unwrap();
         par_store.commit(&par.changes, &par.meta, None).unwrap();
     }
     let top = seq_store.top_topoheight().unwrap().unwrap();

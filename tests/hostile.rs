@@ -116,6 +116,7 @@ fn extra_data_limits_and_oversized_transactions_reject_the_block() {
                     mode,
                     min_txs_for_parallel: 1,
                     threads: 2,
+                    ..ExecutionConfig::default()
                 },
             )
             .unwrap();

@@ -19,6 +19,7 @@ fn config(mode: ExecutionMode) -> ExecutionConfig {
         mode,
         min_txs_for_parallel: 1,
         threads: 3,
+        ..ExecutionConfig::default()
     }
 }
 

@@ -14,6 +14,7 @@ fn injected_mismatch_is_reported_and_sequential_result_kept() {
         mode,
         min_txs_for_parallel: 1,
         threads: 4,
+        ..ExecutionConfig::default()
     };
     let seq = Blockchain::new(world.storage(1), config(ExecutionMode::Sequential)).unwrap();
     let ver = Blockchain::new(world.storage(1), config(ExecutionMode::Verify)).unwrap();

@@ -21,8 +21,8 @@ use tos_parallel::transaction::{
 };
 use tos_parallel::validation::minimum_fee;
 use tos_parallel::{
-    init_genesis, Block, Genesis, Hash, MemoryStorage, ParallelExecutor, PublicKey, Storage,
-    NATIVE_ASSET,
+    init_genesis, Block, Genesis, Hash, MemoryStorage, ParallelExecutor, PublicKey, Scheduler,
+    Storage, NATIVE_ASSET,
 };
 
 /// A second asset.
@@ -238,8 +238,9 @@ pub fn assert_equivalent<S: Storage + Clone>(
         let diffs = compare(block, &pre, &seq, &par);
         assert!(
             diffs.is_empty(),
-            "{} threads, block {}: {} difference(s), first: {}",
+            "{} threads ({:?}), block {}: {} difference(s), first: {}",
             ex.threads(),
+            ex.scheduler(),
             pre.topoheight(),
             diffs.len(),
             diffs[0]
@@ -251,11 +252,14 @@ pub fn assert_equivalent<S: Storage + Clone>(
     seq
 }
 
-/// Executors for the thread counts the suite sweeps.
+/// Executors for the thread counts the suite sweeps, each with both schedulers.
 pub fn executors(threads: &[usize]) -> Vec<ParallelExecutor> {
     threads
         .iter()
-        .map(|&t| ParallelExecutor::new(t).expect("pool"))
+        .flat_map(|&t| {
+            [Scheduler::Graph, Scheduler::Batches]
+                .map(|s| ParallelExecutor::with_scheduler(t, s).expect("pool"))
+        })
         .collect()
 }
 
