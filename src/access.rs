@@ -38,8 +38,9 @@ pub enum AccessKey {
 pub enum AccessMode {
     /// Reads (checks may depend on the value) and writes.
     ReadWrite,
-    /// Only adds an amount; commutes with other credits.
-    Credit,
+    /// A delta whose checks pass in any order (a credit, or a covered
+    /// sender's debit); commutes with other commutative accesses.
+    Commutative,
 }
 
 /// One access.
@@ -75,7 +76,7 @@ pub fn access_set(vtx: &VerifiedTx) -> AccessSet {
                 if !set.iter().any(|a| a.key == key) {
                     set.push(Access {
                         key,
-                        mode: AccessMode::Credit,
+                        mode: AccessMode::Commutative,
                     });
                 }
             }
@@ -89,4 +90,17 @@ pub fn access_set(vtx: &VerifiedTx) -> AccessSet {
         Payload::Burn { .. } | Payload::MultiSig { .. } | Payload::Energy(_) => {}
     }
     set
+}
+
+/// Turns a covered transaction's accesses to its own source's keys into
+/// commutative ones (see `coverage.rs`).
+pub fn make_commutative(set: &mut AccessSet, source: &PublicKey) {
+    for a in set.iter_mut() {
+        let own = match &a.key {
+            AccessKey::Account(k) | AccessKey::Balance(k, _) => k == source,
+        };
+        if own {
+            a.mode = AccessMode::Commutative;
+        }
+    }
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
+use crate::access::{Access, AccessKey};
 use crate::error::StateError;
 use crate::executor::BlockState;
 use crate::rules::TxState;
@@ -139,7 +140,41 @@ impl<S: Storage + Clone> ParallelChainState<S> {
 
     /// A [`TxState`] handle for one transaction (cheap; one per worker call).
     pub fn view(&self) -> TxView<'_, S> {
-        TxView { state: self }
+        TxView {
+            state: self,
+            covered: None,
+        }
+    }
+
+    /// A handle for a transaction of a covered sender chain (see
+    /// `coverage.rs`): reading `source`'s nonce answers `nonce`, the value
+    /// sequential execution is proven to read, whatever order the chain's
+    /// transactions run in; every write is still a delta on the real state.
+    pub fn covered_view(&self, source: PublicKey, nonce: u64) -> TxView<'_, S> {
+        TxView {
+            state: self,
+            covered: Some((source, nonce)),
+        }
+    }
+
+    /// Loads the keys of `accesses` into the cache (nonce and multisig of an
+    /// account key, since every transaction reads them; the balance of a
+    /// balance key), so execution rarely waits on storage. The executor calls
+    /// it for every transaction, in parallel, before any transaction runs.
+    pub fn prefetch(&self, accesses: &[Access]) -> Result<(), StateError> {
+        let mut view = self.view();
+        for a in accesses {
+            match &a.key {
+                AccessKey::Account(k) => {
+                    view.load_nonce(k)?;
+                    view.multisig(k)?;
+                }
+                AccessKey::Balance(k, asset) => {
+                    view.balance(k, asset)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn account<R>(&self, account: &PublicKey, f: impl FnOnce(&mut AccountEntry) -> R) -> R {
@@ -159,10 +194,12 @@ impl<S: Storage + Clone> ParallelChainState<S> {
 /// The per-transaction handle through which the rule engine reads and writes.
 pub struct TxView<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
+    /// For a covered sender chain: (source, the nonce its reads answer).
+    covered: Option<(PublicKey, u64)>,
 }
 
-impl<S: Storage + Clone> TxState for TxView<'_, S> {
-    fn nonce(&mut self, account: &PublicKey) -> Result<u64, StateError> {
+impl<S: Storage + Clone> TxView<'_, S> {
+    fn load_nonce(&self, account: &PublicKey) -> Result<u64, StateError> {
         let st = self.state;
         if let Some(v) = st.account(account, |e| e.nonce.as_ref().map(|s| s.value)) {
             return Ok(v);
@@ -176,6 +213,39 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
                 })
                 .value
         }))
+    }
+
+    /// Applies `f` to a balance under its shard lock (loading it first if needed).
+    fn adjust(
+        &self,
+        account: &PublicKey,
+        asset: &Asset,
+        f: impl FnOnce(u64) -> Result<u64, StateError>,
+    ) -> Result<(), StateError> {
+        let st = self.state;
+        st.balances.with(
+            (*account, *asset),
+            || -> Result<_, StateError> {
+                Ok(Slot {
+                    value: st.storage.get_balance(account, asset, st.at)?.unwrap_or(0),
+                    dirty: false,
+                })
+            },
+            |s| {
+                s.value = f(s.value)?;
+                s.dirty = true;
+                Ok(())
+            },
+        )?
+    }
+}
+
+impl<S: Storage + Clone> TxState for TxView<'_, S> {
+    fn nonce(&mut self, account: &PublicKey) -> Result<u64, StateError> {
+        match self.covered {
+            Some((source, nonce)) if source == *account => Ok(nonce),
+            _ => self.load_nonce(account),
+        }
     }
 
     fn balance(&mut self, account: &PublicKey, asset: &Asset) -> Result<u64, StateError> {
@@ -226,19 +296,26 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
         }))
     }
 
-    fn set_nonce(&mut self, account: &PublicKey, nonce: u64) {
-        self.state.account(account, |e| {
-            e.nonce = Some(Slot {
-                value: nonce,
-                dirty: true,
-            })
-        });
+    fn increment_nonce(&mut self, account: &PublicKey) -> Result<(), StateError> {
+        self.load_nonce(account)?;
+        self.state.account(account, |e| match e.nonce.as_mut() {
+            Some(slot) => {
+                slot.value = slot
+                    .value
+                    .checked_add(1)
+                    .ok_or(StateError::Overflow("nonce"))?;
+                slot.dirty = true;
+                Ok(())
+            }
+            None => Err(StateError::Internal("nonce vanished after loading")),
+        })
     }
 
-    fn set_balance(&mut self, account: &PublicKey, asset: &Asset, value: u64) {
-        let key = (*account, *asset);
-        let mut map = self.state.balances.shard(&key).lock();
-        map.insert(key, Slot { value, dirty: true });
+    fn debit(&mut self, account: &PublicKey, asset: &Asset, amount: u64) -> Result<(), StateError> {
+        self.adjust(account, asset, |v| {
+            v.checked_sub(amount)
+                .ok_or(StateError::Internal("debit below zero"))
+        })
     }
 
     fn credit(
@@ -247,24 +324,10 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
         asset: &Asset,
         amount: u64,
     ) -> Result<(), StateError> {
-        let st = self.state;
-        st.balances.with(
-            (*account, *asset),
-            || -> Result<_, StateError> {
-                Ok(Slot {
-                    value: st.storage.get_balance(account, asset, st.at)?.unwrap_or(0),
-                    dirty: false,
-                })
-            },
-            |s| {
-                s.value = s
-                    .value
-                    .checked_add(amount)
-                    .ok_or(StateError::Overflow("balance credit"))?;
-                s.dirty = true;
-                Ok(())
-            },
-        )?
+        self.adjust(account, asset, |v| {
+            v.checked_add(amount)
+                .ok_or(StateError::Overflow("balance credit"))
+        })
     }
 
     fn set_multisig(&mut self, account: &PublicKey, config: Option<Arc<MultisigConfig>>) {
@@ -309,11 +372,11 @@ impl<S: Storage + Clone> TxState for ParallelChainState<S> {
     fn energy(&mut self, account: &PublicKey) -> Result<EnergyState, StateError> {
         self.view().energy(account)
     }
-    fn set_nonce(&mut self, account: &PublicKey, nonce: u64) {
-        self.view().set_nonce(account, nonce)
+    fn increment_nonce(&mut self, account: &PublicKey) -> Result<(), StateError> {
+        self.view().increment_nonce(account)
     }
-    fn set_balance(&mut self, account: &PublicKey, asset: &Asset, value: u64) {
-        self.view().set_balance(account, asset, value)
+    fn debit(&mut self, account: &PublicKey, asset: &Asset, amount: u64) -> Result<(), StateError> {
+        self.view().debit(account, asset, amount)
     }
     fn credit(
         &mut self,

@@ -52,6 +52,7 @@ pub mod blockchain;
 pub mod chain_state;
 pub mod config;
 pub mod constants;
+pub mod coverage;
 pub mod dump;
 pub mod error;
 pub mod executor;

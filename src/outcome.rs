@@ -63,8 +63,12 @@ pub struct BlockStats {
     pub largest_batch: usize,
     /// Longest chain of dependent transactions (parallel path).
     pub critical_path: usize,
+    /// Transactions of covered sender chains (parallel path).
+    pub covered: usize,
     /// Stateless verification time.
     pub verify: Duration,
+    /// Prefetch time (loading every touched key on the pool).
+    pub prefetch: Duration,
     /// Access-set and scheduling time.
     pub schedule: Duration,
     /// Execution time.

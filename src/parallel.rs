@@ -2,7 +2,9 @@
 //!
 //! 1. Stateless checks of every transaction run on the pool; the block is
 //!    rejected with the first failing index (block order), as sequentially.
-//! 2. Access sets (`access.rs`) and the dependency graph (`scheduler.rs`).
+//! 2. Access sets (`access.rs`); every key they name is loaded on the pool
+//!    (prefetch, `chain_state.rs`); covered sender chains are found
+//!    (`coverage.rs`) and the dependency graph is built (`scheduler.rs`).
 //! 3. The reward is credited on the calling thread, then the transactions run
 //!    against a [`ParallelChainState`] (`chain_state.rs`) through the one rule
 //!    engine (`rules.rs`), in one of three ways:
@@ -36,10 +38,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::access::{access_set, AccessSet};
+use crate::access::{access_set, make_commutative, AccessSet};
 use crate::block::Block;
 use crate::chain_state::ParallelChainState;
 use crate::config::Scheduler;
+use crate::coverage::covered_transactions;
 use crate::error::{BlockError, StateError};
 use crate::executor::{credit_reward, finish_block, timed, ExecutedBlock, PreState};
 use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
@@ -71,6 +74,8 @@ impl std::fmt::Debug for ParallelExecutor {
 struct GraphRun<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
     txs: &'a [VerifiedTx],
+    /// Transactions of covered sender chains (`coverage.rs`).
+    covered: &'a [bool],
     graph: &'a DependencyGraph,
     pre: &'a PreState,
     /// Unfinished dependencies of each transaction.
@@ -154,24 +159,42 @@ impl ParallelExecutor {
         let (txs, verify) = timed(|| self.verify_block(block, pre));
         let txs = txs?;
 
+        let n = txs.len();
+        let mut state =
+            ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads * 16);
         let start = Instant::now();
-        let access: Vec<AccessSet> = txs.iter().map(access_set).collect();
+        let mut access: Vec<AccessSet> = txs.iter().map(access_set).collect();
+        // Prefetch: load every key the block touches, in parallel, before
+        // anything runs (skipped on one thread: nothing to overlap).
+        if self.threads > 1 {
+            self.pool.install(|| {
+                access
+                    .par_iter()
+                    .with_min_len(64)
+                    .try_for_each(|set| state.prefetch(set))
+            })?;
+        }
+        let prefetch = start.elapsed();
+        let start = Instant::now();
+        let covered = covered_transactions(&txs, &state)?;
+        for (i, set) in access.iter_mut().enumerate() {
+            if covered[i] {
+                make_commutative(set, &txs[i].tx.source);
+            }
+        }
         let graph = DependencyGraph::build(&access);
         drop(access);
         let schedule_time = start.elapsed();
 
-        let n = txs.len();
         let in_order = self.threads == 1 || graph.critical_path() * 10 > n * 9;
-        let mut state =
-            ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads * 16);
         let (run, execute) = timed(|| -> Result<_, BlockError> {
             let reward = credit_reward(&mut state, block, pre)?;
             let statuses = if in_order {
                 self.run_in_order(&state, &txs, pre)?
             } else {
                 match self.scheduler {
-                    Scheduler::Graph => self.run_graph(&state, &txs, &graph, pre)?,
-                    Scheduler::Batches => self.run_batches(&state, &txs, &graph, pre)?,
+                    Scheduler::Graph => self.run_graph(&state, &txs, &covered, &graph, pre)?,
+                    Scheduler::Batches => self.run_batches(&state, &txs, &covered, &graph, pre)?,
                 }
             };
             Ok((reward, statuses))
@@ -194,7 +217,9 @@ impl ParallelExecutor {
             batches: graph.critical_path(),
             largest_batch: graph.largest_level(),
             critical_path: graph.critical_path(),
+            covered: covered.iter().filter(|c| **c).count(),
             verify,
+            prefetch,
             schedule: schedule_time,
             execute,
             ..BlockStats::default()
@@ -205,9 +230,14 @@ impl ParallelExecutor {
     fn run_one<S: Storage + Clone>(
         state: &ParallelChainState<S>,
         vtx: &VerifiedTx,
+        covered: bool,
         pre: &PreState,
     ) -> Result<TxStatus, StateError> {
-        let mut view = state.view();
+        let mut view = if covered {
+            state.covered_view(vtx.tx.source, vtx.tx.nonce)
+        } else {
+            state.view()
+        };
         Ok(match apply_transaction(vtx, &pre.ctx, &mut view)? {
             Ok(()) => TxStatus::Ok,
             Err(f) => TxStatus::Orphaned(f),
@@ -221,7 +251,7 @@ impl ParallelExecutor {
         pre: &PreState,
     ) -> Result<Vec<TxStatus>, StateError> {
         txs.iter()
-            .map(|vtx| Self::run_one(state, vtx, pre))
+            .map(|vtx| Self::run_one(state, vtx, false, pre))
             .collect()
     }
 
@@ -229,6 +259,7 @@ impl ParallelExecutor {
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
+        covered: &[bool],
         graph: &DependencyGraph,
         pre: &PreState,
     ) -> Result<Vec<TxStatus>, StateError> {
@@ -236,13 +267,13 @@ impl ParallelExecutor {
         self.pool.install(|| -> Result<(), StateError> {
             for batch in graph.batches() {
                 if batch.len() == 1 {
-                    statuses[batch[0] as usize] =
-                        Some(Self::run_one(state, &txs[batch[0] as usize], pre)?);
+                    let i = batch[0] as usize;
+                    statuses[i] = Some(Self::run_one(state, &txs[i], covered[i], pre)?);
                     continue;
                 }
                 let out: Vec<Result<TxStatus, StateError>> = batch
                     .par_iter()
-                    .map(|&i| Self::run_one(state, &txs[i as usize], pre))
+                    .map(|&i| Self::run_one(state, &txs[i as usize], covered[i as usize], pre))
                     .collect();
                 for (&i, r) in batch.iter().zip(out) {
                     statuses[i as usize] = Some(r?);
@@ -261,12 +292,14 @@ impl ParallelExecutor {
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
+        covered: &[bool],
         graph: &DependencyGraph,
         pre: &PreState,
     ) -> Result<Vec<TxStatus>, StateError> {
         let run = GraphRun {
             state,
             txs,
+            covered,
             graph,
             pre,
             pending: graph
@@ -320,7 +353,8 @@ impl<'a, S: Storage + Clone> GraphRun<'a, S> {
             if self.failed.load(Ordering::Relaxed) {
                 return;
             }
-            match ParallelExecutor::run_one(self.state, &self.txs[i as usize], self.pre) {
+            let k = i as usize;
+            match ParallelExecutor::run_one(self.state, &self.txs[k], self.covered[k], self.pre) {
                 Ok(status) => {
                     // Set exactly once: `i` is released exactly once.
                     let _ = self.statuses[i as usize].set(status);

@@ -8,8 +8,6 @@
 
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 use crate::constants::*;
 use crate::error::{StateError, TxFailure};
 use crate::transaction::{EnergyPayload, FeeType, Payload};
@@ -47,11 +45,12 @@ pub trait TxState {
     fn multisig(&mut self, account: &PublicKey) -> Result<Option<Arc<MultisigConfig>>, StateError>;
     /// Energy state of `account` (default if never frozen).
     fn energy(&mut self, account: &PublicKey) -> Result<EnergyState, StateError>;
-    /// Sets the nonce.
-    fn set_nonce(&mut self, account: &PublicKey, nonce: u64);
-    /// Sets a balance (the source's, after its debits).
-    fn set_balance(&mut self, account: &PublicKey, asset: &Asset, value: u64);
-    /// Adds `amount` to a balance (a transfer's destination). Overflow is an invariant violation.
+    /// Adds 1 to the nonce (the rules checked it first).
+    fn increment_nonce(&mut self, account: &PublicKey) -> Result<(), StateError>;
+    /// Subtracts `amount` from a balance (the rules checked the funds first;
+    /// an underflow is an invariant violation).
+    fn debit(&mut self, account: &PublicKey, asset: &Asset, amount: u64) -> Result<(), StateError>;
+    /// Adds `amount` to a balance. Overflow is an invariant violation.
     fn credit(&mut self, account: &PublicKey, asset: &Asset, amount: u64)
         -> Result<(), StateError>;
     /// Sets (`Some`) or deletes (`None`) the multisig config.
@@ -132,7 +131,6 @@ pub fn apply_transaction<S: TxState>(
     }
 
     // insufficient_funds
-    let mut before: SmallVec<[u64; 4]> = SmallVec::new();
     for (asset, spend) in &vtx.spending {
         let balance = state.balance(src, asset)?;
         if balance < *spend {
@@ -142,28 +140,16 @@ pub fn apply_transaction<S: TxState>(
                 required: *spend,
             }));
         }
-        before.push(balance);
     }
 
-    // Success: every write at once.
-    state.set_nonce(src, nonce + 1);
-    let mut unfreeze_credit = match tx.payload {
-        Payload::Energy(EnergyPayload::UnfreezeTos { amount }) => amount,
-        _ => 0,
-    };
-    for ((asset, spend), balance) in vtx.spending.iter().zip(before) {
-        let mut after = balance - spend;
-        if *asset == NATIVE_ASSET && unfreeze_credit != 0 {
-            after = after
-                .checked_add(unfreeze_credit)
-                .ok_or(StateError::Overflow("unfreeze credit"))?;
-            unfreeze_credit = 0;
-        }
-        state.set_balance(src, asset, after);
+    // Success: every write at once, as the deltas SPEC §6 states (nonce += 1,
+    // balance -= spending), so that writes which commute can run in any order.
+    state.increment_nonce(src)?;
+    for (asset, spend) in &vtx.spending {
+        state.debit(src, asset, *spend)?;
     }
-    if unfreeze_credit != 0 {
-        // Unreachable on stateless-valid input (an unfreeze pays a native fee); kept total.
-        state.credit(src, &NATIVE_ASSET, unfreeze_credit)?;
+    if let Payload::Energy(EnergyPayload::UnfreezeTos { amount }) = tx.payload {
+        state.credit(src, &NATIVE_ASSET, amount)?;
     }
 
     match &tx.payload {

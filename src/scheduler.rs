@@ -5,8 +5,9 @@
 //! and the credits since then. Transaction `t`:
 //! * read-write on `k`: depends on the last read-write of `k` and on every
 //!   credit to `k` since (the value it reads must include them);
-//! * credit on `k`: depends on the last read-write of `k` only; credits to
-//!   one key commute (see `access.rs`), so they do not depend on each other.
+//! * commutative on `k` (a credit, or a covered sender's debit): depends on
+//!   the last read-write of `k` only; commutative accesses to one key do not
+//!   depend on each other (see `access.rs`, `coverage.rs`).
 //!
 //! Every pair of transactions whose order could change a status or a value
 //! is therefore connected by a path in block order, and any execution that
@@ -70,7 +71,7 @@ impl DependencyGraph {
                         deps.extend(k.credits.drain(..));
                         k.last_rw = Some(t);
                     }
-                    AccessMode::Credit => k.credits.push(t),
+                    AccessMode::Commutative => k.credits.push(t),
                 }
             }
             deps.sort_unstable();

@@ -124,12 +124,22 @@ impl<S: Storage> TxState for SequentialState<'_, S> {
         Ok(v)
     }
 
-    fn set_nonce(&mut self, account: &PublicKey, nonce: u64) {
-        write(&mut self.nonces, *account, nonce);
+    fn increment_nonce(&mut self, account: &PublicKey) -> Result<(), StateError> {
+        let v = self
+            .nonce(account)?
+            .checked_add(1)
+            .ok_or(StateError::Overflow("nonce"))?;
+        write(&mut self.nonces, *account, v);
+        Ok(())
     }
 
-    fn set_balance(&mut self, account: &PublicKey, asset: &Asset, value: u64) {
-        write(&mut self.balances, (*account, *asset), value);
+    fn debit(&mut self, account: &PublicKey, asset: &Asset, amount: u64) -> Result<(), StateError> {
+        let v = self
+            .balance(account, asset)?
+            .checked_sub(amount)
+            .ok_or(StateError::Internal("debit below zero"))?;
+        write(&mut self.balances, (*account, *asset), v);
+        Ok(())
     }
 
     fn credit(
@@ -142,7 +152,7 @@ impl<S: Storage> TxState for SequentialState<'_, S> {
             .balance(account, asset)?
             .checked_add(amount)
             .ok_or(StateError::Overflow("balance credit"))?;
-        self.set_balance(account, asset, v);
+        write(&mut self.balances, (*account, *asset), v);
         Ok(())
     }
 
