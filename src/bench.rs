@@ -19,7 +19,7 @@ use crate::generator::{generate, GenerateError, GeneratorConfig};
 use crate::genesis::init_genesis;
 use crate::outcome::ExecutionPath;
 use crate::parallel::ParallelExecutor;
-use crate::sequential::execute_sequential;
+use crate::sequential::{execute_sequential, sequential_tx_costs};
 use crate::shadow::compare;
 use crate::{MemoryStorage, RocksConfig, RocksStorage, Storage};
 
@@ -52,7 +52,9 @@ pub struct PathTimes {
     pub total: Duration,
     /// Stateless verification.
     pub verify: Duration,
-    /// Access sets and scheduling.
+    /// Prefetch of every touched key.
+    pub prefetch: Duration,
+    /// Coverage and dependency graph.
     pub schedule: Duration,
     /// Execution.
     pub execute: Duration,
@@ -81,13 +83,16 @@ pub struct BenchRow {
     pub commit: Duration,
     /// Median critical path (transactions on the longest dependency chain).
     pub critical_path: usize,
+    /// Median of W / C: total per-transaction execution cost measured in a
+    /// sequential run over the cost-weighted critical path of the block's
+    /// dependency graph (the parallelism the block offers).
+    pub work_over_path: f64,
 }
 
 impl BenchRow {
-    /// Ideal speedup bound at `threads`: min(threads, txs / critical path).
+    /// Ideal execute-phase speedup at `threads`: `S* = min(threads, W / C)`.
     pub fn ideal(&self, threads: usize) -> f64 {
-        let cp = self.critical_path.max(1) as f64;
-        (threads as f64).min(self.txs as f64 / cp)
+        (threads as f64).min(self.work_over_path)
     }
 
     /// Speedup of the whole execution at `threads` over sequential (same run).
@@ -98,12 +103,14 @@ impl BenchRow {
             .map(|(_, p)| ratio(self.sequential.total, p.total))
     }
 
-    /// Speedup of the execute phase alone at `threads`.
+    /// Speedup of execution at `threads`: sequential execute phase over
+    /// parallel prefetch + execute (the prefetch does the storage reads the
+    /// sequential execute phase does inline, so it counts).
     pub fn execute_speedup(&self, threads: usize) -> Option<f64> {
         self.parallel
             .iter()
             .find(|(t, _)| *t == threads)
-            .map(|(_, p)| ratio(self.sequential.execute, p.execute))
+            .map(|(_, p)| ratio(self.sequential.execute, p.prefetch + p.execute))
     }
 }
 
@@ -121,6 +128,9 @@ pub enum BenchError {
     /// Executing failed.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// Planning failed.
+    #[error(transparent)]
+    State(#[from] crate::error::StateError),
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] crate::StorageError),
@@ -164,7 +174,7 @@ pub fn run_row(
             measure(s, &chain.blocks, &executors, warmup)?
         }
     };
-    let (sequential, parallel, commit, critical_path, blocks) = row;
+    let (sequential, parallel, commit, critical_path, work_over_path, blocks) = row;
     Ok(BenchRow {
         workload: gen.workload.to_string(),
         accounts: gen.accounts,
@@ -176,10 +186,11 @@ pub fn run_row(
         parallel: threads.iter().copied().zip(parallel).collect(),
         commit,
         critical_path,
+        work_over_path,
     })
 }
 
-type Measured = (PathTimes, Vec<PathTimes>, Duration, usize, usize);
+type Measured = (PathTimes, Vec<PathTimes>, Duration, usize, f64, usize);
 
 fn measure<S: Storage + Clone>(
     mut storage: S,
@@ -191,8 +202,16 @@ fn measure<S: Storage + Clone>(
     let mut par_samples: Vec<Vec<PathTimes>> = vec![Vec::new(); executors.len()];
     let mut commits = Vec::new();
     let mut critical = Vec::new();
+    let mut parallelism = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
         let pre = locate_block(&storage, block)?;
+        // W and C, from an extra (untimed) sequential run and the executor's own plan.
+        let (txs, costs) = sequential_tx_costs(&storage, block, &pre)?;
+        let costs: Vec<f64> = costs.iter().map(Duration::as_secs_f64).collect();
+        let plan = executors[executors.len() - 1].plan(storage.clone(), &txs, &pre)?;
+        let w: f64 = costs.iter().sum();
+        let c = plan.graph.weighted_critical_path(&costs);
+        drop(plan);
         let view = || storage.clone();
         let mut seq: Option<(ExecutedBlock, Duration)> = None;
         let mut par_times = vec![PathTimes::default(); executors.len()];
@@ -216,6 +235,7 @@ fn measure<S: Storage + Clone>(
                 par_times[who] = PathTimes {
                     total,
                     verify: r.outcome.stats.verify,
+                    prefetch: r.outcome.stats.prefetch,
                     schedule: r.outcome.stats.schedule,
                     execute: r.outcome.stats.execute,
                 };
@@ -240,6 +260,7 @@ fn measure<S: Storage + Clone>(
             seq_samples.push(PathTimes {
                 total: seq_total,
                 verify: seq.outcome.stats.verify,
+                prefetch: Duration::ZERO,
                 schedule: Duration::ZERO,
                 execute: seq.outcome.stats.execute,
             });
@@ -248,6 +269,8 @@ fn measure<S: Storage + Clone>(
             }
             commits.push(commit);
             critical.push(cp);
+            // Ordered as integers (x1000) for the median.
+            parallelism.push(((w / c.max(1e-12)) * 1000.0) as u64);
         }
     }
     let n = seq_samples.len();
@@ -256,6 +279,7 @@ fn measure<S: Storage + Clone>(
         par_samples.iter().map(|s| median_times(s)).collect(),
         median(commits),
         median(critical),
+        median(parallelism) as f64 / 1000.0,
         n,
     ))
 }
@@ -270,6 +294,7 @@ fn median_times(s: &[PathTimes]) -> PathTimes {
     PathTimes {
         total: median(s.iter().map(|t| t.total).collect()),
         verify: median(s.iter().map(|t| t.verify).collect()),
+        prefetch: median(s.iter().map(|t| t.prefetch).collect()),
         schedule: median(s.iter().map(|t| t.schedule).collect()),
         execute: median(s.iter().map(|t| t.execute).collect()),
     }

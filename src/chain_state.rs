@@ -215,6 +215,15 @@ impl<S: Storage + Clone> TxView<'_, S> {
         }))
     }
 
+    /// A balance as storage has it at the parent topoheight (a clean slot).
+    fn load_balance(&self, account: &PublicKey, asset: &Asset) -> Result<Slot<u64>, StateError> {
+        let st = self.state;
+        Ok(Slot {
+            value: st.storage.get_balance(account, asset, st.at)?.unwrap_or(0),
+            dirty: false,
+        })
+    }
+
     /// Applies `f` to a balance under its shard lock (loading it first if needed).
     fn adjust(
         &self,
@@ -222,15 +231,9 @@ impl<S: Storage + Clone> TxView<'_, S> {
         asset: &Asset,
         f: impl FnOnce(u64) -> Result<u64, StateError>,
     ) -> Result<(), StateError> {
-        let st = self.state;
-        st.balances.with(
+        self.state.balances.with(
             (*account, *asset),
-            || -> Result<_, StateError> {
-                Ok(Slot {
-                    value: st.storage.get_balance(account, asset, st.at)?.unwrap_or(0),
-                    dirty: false,
-                })
-            },
+            || self.load_balance(account, asset),
             |s| {
                 s.value = f(s.value)?;
                 s.dirty = true;
@@ -249,15 +252,9 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
     }
 
     fn balance(&mut self, account: &PublicKey, asset: &Asset) -> Result<u64, StateError> {
-        let st = self.state;
-        st.balances.with(
+        self.state.balances.with(
             (*account, *asset),
-            || -> Result<_, StateError> {
-                Ok(Slot {
-                    value: st.storage.get_balance(account, asset, st.at)?.unwrap_or(0),
-                    dirty: false,
-                })
-            },
+            || self.load_balance(account, asset),
             |s| s.value,
         )
     }

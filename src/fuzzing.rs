@@ -26,10 +26,10 @@ use crate::parallel::ParallelExecutor;
 use crate::sequential::execute_sequential;
 use crate::shadow::compare;
 use crate::transaction::{
-    public_key_of, EnergyPayload, FeeType, Payload, Transaction, TransferOutput,
+    config_signers, public_key_of, EnergyPayload, FeeType, Payload, Transaction, TransferOutput,
     UnsignedTransaction,
 };
-use crate::validation::{check_stateless, minimum_fee};
+use crate::validation::check_stateless;
 use crate::{Hash, MemoryStorage, PublicKey, Storage, NATIVE_ASSET};
 
 /// Decoding check (see the module docs). Panics on a violation.
@@ -246,33 +246,22 @@ fn build_block(
         // Multisig signers: the source's own config (if any), or a wrong one.
         let config = storage.get_multisig(&pubs[from], top).ok()?;
         let signers: Vec<(u8, &SigningKey)> = match (&config, nonce_mode & 0x10) {
-            (Some(c), 0) => c
-                .participants
-                .iter()
-                .take(c.threshold as usize)
-                .enumerate()
-                .filter_map(|(id, p)| {
-                    pubs.iter()
-                        .position(|q| q == p)
-                        .map(|k| (id as u8, &keys[k]))
-                })
-                .collect(),
+            (Some(c), 0) => {
+                config_signers(c, |p| pubs.iter().position(|q| q == p).map(|k| &keys[k]))
+            }
             (_, 0) => Vec::new(),
             _ => vec![(nonce_mode >> 5, &keys[to])],
         };
-        let mut unsigned = UnsignedTransaction {
+        let tx = UnsignedTransaction {
             payload,
             fee: 0,
             fee_type,
             nonce,
             reference_hash: Hash::default(),
             reference_topoheight: top,
-        };
-        if fee_type == FeeType::Native {
-            let probe = unsigned.clone().sign(&keys[from], &signers);
-            unsigned.fee = minimum_fee(&probe, probe.encode().len()) + u64::from(nonce_mode >> 6);
         }
-        txs.push(unsigned.sign(&keys[from], &signers).encode());
+        .sign_with_minimum_fee(&keys[from], &signers, u64::from(nonce_mode >> 6));
+        txs.push(tx.encode());
     }
     let miner = pubs[(input.byte().unwrap_or(0) as usize) % ACCOUNTS];
     Some(Block::new(Some(top + 1), miner, txs))

@@ -22,9 +22,9 @@ use crate::constants::{COIN, MAXIMUM_SUPPLY};
 use crate::error::{BlockError, InitError};
 use crate::genesis::{init_genesis, Genesis, GenesisAccount};
 use crate::transaction::{
-    public_key_of, EnergyPayload, FeeType, Payload, TransferOutput, UnsignedTransaction,
+    config_signers, public_key_of, EnergyPayload, FeeType, Payload, TransferOutput,
+    UnsignedTransaction,
 };
-use crate::validation::minimum_fee;
 use crate::{Asset, Blockchain, Hash, MemoryStorage, PublicKey, Storage, NATIVE_ASSET};
 
 /// The kinds of block the generator makes. All but `Mixed` are native
@@ -297,31 +297,21 @@ impl<S: Storage> Planner<'_, S> {
         nonce: u64,
     ) -> Result<(Vec<u8>, u64), GenerateError> {
         let config = self.storage.get_multisig(&self.pubs[i], self.top)?;
-        let signers: Vec<(u8, &SigningKey)> = match &config {
+        let signers = match &config {
             None => Vec::new(),
-            Some(c) => c
-                .participants
-                .iter()
-                .take(c.threshold as usize)
-                .enumerate()
-                .filter_map(|(id, p)| self.index.get(p).map(|&k| (id as u8, &self.keys[k])))
-                .collect(),
+            Some(c) => config_signers(c, |p| self.index.get(p).map(|&k| &self.keys[k])),
         };
-        let mut unsigned = UnsignedTransaction {
+        let tx = UnsignedTransaction {
             payload,
             fee: 0,
             fee_type,
             nonce,
             reference_hash: Hash::default(),
             reference_topoheight: self.top,
-        };
-        if fee_type == FeeType::Native {
-            let probe = unsigned.clone().sign(&self.keys[i], &signers);
-            let size = probe.encode().len();
-            unsigned.fee = minimum_fee(&probe, size);
         }
-        let fee = unsigned.fee;
-        Ok((unsigned.sign(&self.keys[i], &signers).encode(), fee))
+        .sign_with_minimum_fee(&self.keys[i], &signers, 0);
+        let fee = tx.fee;
+        Ok((tx.encode(), fee))
     }
 
     /// A native one-output transfer for the `k`-th transaction of the chain,

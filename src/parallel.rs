@@ -70,6 +70,20 @@ impl std::fmt::Debug for ParallelExecutor {
     }
 }
 
+/// What [`ParallelExecutor::plan`] prepares before execution.
+pub struct Plan<S: Storage + Clone> {
+    /// The block's state, with every touched key loaded.
+    pub state: ParallelChainState<S>,
+    /// Transactions of covered sender chains.
+    pub covered: Vec<bool>,
+    /// The dependency graph.
+    pub graph: DependencyGraph,
+    /// Prefetch time.
+    pub prefetch: std::time::Duration,
+    /// Coverage and graph time.
+    pub schedule: std::time::Duration,
+}
+
 /// Shared, read-only context of one graph execution.
 struct GraphRun<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
@@ -160,31 +174,13 @@ impl ParallelExecutor {
         let txs = txs?;
 
         let n = txs.len();
-        let mut state =
-            ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads * 16);
-        let start = Instant::now();
-        let mut access: Vec<AccessSet> = txs.iter().map(access_set).collect();
-        // Prefetch: load every key the block touches, in parallel, before
-        // anything runs (skipped on one thread: nothing to overlap).
-        if self.threads > 1 {
-            self.pool.install(|| {
-                access
-                    .par_iter()
-                    .with_min_len(64)
-                    .try_for_each(|set| state.prefetch(set))
-            })?;
-        }
-        let prefetch = start.elapsed();
-        let start = Instant::now();
-        let covered = covered_transactions(&txs, &state)?;
-        for (i, set) in access.iter_mut().enumerate() {
-            if covered[i] {
-                make_commutative(set, &txs[i].tx.source);
-            }
-        }
-        let graph = DependencyGraph::build(&access);
-        drop(access);
-        let schedule_time = start.elapsed();
+        let Plan {
+            mut state,
+            covered,
+            graph,
+            prefetch,
+            schedule: schedule_time,
+        } = self.plan(storage, &txs, pre)?;
 
         let in_order = self.threads == 1 || graph.critical_path() * 10 > n * 9;
         let (run, execute) = timed(|| -> Result<_, BlockError> {
@@ -225,6 +221,45 @@ impl ParallelExecutor {
             ..BlockStats::default()
         };
         finish_block(state, block, pre, reward, results, stats)
+    }
+
+    /// Everything before execution: a state over `storage`, prefetch of
+    /// every touched key, covered sender chains, the dependency graph.
+    pub fn plan<S: Storage + Clone>(
+        &self,
+        storage: S,
+        txs: &[VerifiedTx],
+        pre: &PreState,
+    ) -> Result<Plan<S>, StateError> {
+        let state = ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads * 16);
+        let start = Instant::now();
+        let mut access: Vec<AccessSet> = txs.iter().map(access_set).collect();
+        // Prefetch: load every key the block touches, in parallel, before
+        // anything runs (skipped on one thread: nothing to overlap).
+        if self.threads > 1 {
+            self.pool.install(|| {
+                access
+                    .par_iter()
+                    .with_min_len(64)
+                    .try_for_each(|set| state.prefetch(set))
+            })?;
+        }
+        let prefetch = start.elapsed();
+        let start = Instant::now();
+        let covered = covered_transactions(txs, &state)?;
+        for (i, set) in access.iter_mut().enumerate() {
+            if covered[i] {
+                make_commutative(set, &txs[i].tx.source);
+            }
+        }
+        let graph = DependencyGraph::build(&access);
+        Ok(Plan {
+            state,
+            covered,
+            graph,
+            prefetch,
+            schedule: start.elapsed(),
+        })
     }
 
     fn run_one<S: Storage + Clone>(

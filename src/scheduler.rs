@@ -138,6 +138,23 @@ impl DependencyGraph {
         self.depth as usize
     }
 
+    /// The cost-weighted critical path: the largest sum of `costs` along a
+    /// dependency chain (edges go from lower to higher indices, so one pass
+    /// in block order suffices).
+    pub fn weighted_critical_path(&self, costs: &[f64]) -> f64 {
+        let mut start = vec![0f64; self.len()];
+        let mut longest = 0f64;
+        for t in 0..self.len() {
+            let finish = start[t] + costs.get(t).copied().unwrap_or(0.0);
+            longest = longest.max(finish);
+            for &d in self.dependents(t as u32) {
+                let d = d as usize;
+                start[d] = start[d].max(finish);
+            }
+        }
+        longest
+    }
+
     /// The levels as batches: batch `k` holds the transactions of level `k`, in block order.
     pub fn batches(&self) -> Vec<Vec<u32>> {
         let mut batches = vec![Vec::new(); self.depth as usize];

@@ -16,6 +16,7 @@ use crate::executor::{
 };
 use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
 use crate::rules::{apply_transaction, TxState};
+use crate::validation::VerifiedTx;
 use crate::{Asset, ChangeSet, EnergyState, MultisigConfig, PublicKey, Storage, TopoHeight};
 
 /// A cached value and whether the block wrote it.
@@ -241,4 +242,24 @@ pub fn execute_sequential<S: Storage>(
         ..BlockStats::default()
     };
     finish_block(state, block, pre, reward, results, stats)
+}
+
+/// The execution time of each transaction of `block` in a sequential run (for
+/// the benchmark's ideal bound: W is their sum, C the cost-weighted critical
+/// path). Nothing is written.
+pub fn sequential_tx_costs<S: Storage>(
+    storage: &S,
+    block: &Block,
+    pre: &PreState,
+) -> Result<(Vec<VerifiedTx>, Vec<std::time::Duration>), BlockError> {
+    let txs = verify_block_sequential(block, pre)?;
+    let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
+    credit_reward(&mut state, block, pre)?;
+    let mut costs = Vec::with_capacity(txs.len());
+    for vtx in &txs {
+        let start = std::time::Instant::now();
+        let _ = apply_transaction(vtx, &pre.ctx, &mut state)?;
+        costs.push(start.elapsed());
+    }
+    Ok((txs, costs))
 }

@@ -392,6 +392,39 @@ impl UnsignedTransaction {
     }
 }
 
+impl UnsignedTransaction {
+    /// Signs with the smallest native fee the rules accept for the signed
+    /// size (SPEC §5), plus `extra`; an energy-fee transaction keeps its fee.
+    /// The fee is a fixed-width field, so the size does not depend on it.
+    pub fn sign_with_minimum_fee(
+        mut self,
+        source: &SigningKey,
+        multisig_signers: &[(u8, &SigningKey)],
+        extra: u64,
+    ) -> Transaction {
+        if self.fee_type == FeeType::Native {
+            let probe = self.clone().sign(source, multisig_signers);
+            self.fee = crate::validation::minimum_fee(&probe, probe.encode().len()) + extra;
+        }
+        self.sign(source, multisig_signers)
+    }
+}
+
+/// The signers a multisig `config` needs: its first `threshold` participants,
+/// with their proof ids, as `key_of` finds their keys (unknown keys are left out).
+pub fn config_signers<'k>(
+    config: &crate::MultisigConfig,
+    key_of: impl Fn(&PublicKey) -> Option<&'k SigningKey>,
+) -> Vec<(u8, &'k SigningKey)> {
+    config
+        .participants
+        .iter()
+        .take(config.threshold as usize)
+        .enumerate()
+        .filter_map(|(id, p)| key_of(p).map(|k| (id as u8, k)))
+        .collect()
+}
+
 /// The public key of a signing key.
 pub fn public_key_of(key: &SigningKey) -> PublicKey {
     PublicKey(key.verifying_key().to_bytes())

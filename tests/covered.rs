@@ -8,24 +8,11 @@ mod oracle;
 use oracle::*;
 use tos_parallel::constants::COIN;
 use tos_parallel::executor::locate_block;
-use tos_parallel::transaction::{
-    EnergyPayload, FeeType, Payload, TransferOutput, UnsignedTransaction,
-};
-use tos_parallel::validation::minimum_fee;
-use tos_parallel::{Block, Hash, ParallelExecutor, PublicKey, Storage, NATIVE_ASSET};
+use tos_parallel::transaction::{EnergyPayload, Payload, TransferOutput};
+use tos_parallel::{Block, ParallelExecutor, PublicKey, Storage, NATIVE_ASSET};
 
 fn tx(world: &World, from: usize, nonce: u64, payload: Payload) -> Vec<u8> {
-    let mut u = UnsignedTransaction {
-        payload,
-        fee: 0,
-        fee_type: FeeType::Native,
-        nonce,
-        reference_hash: Hash::default(),
-        reference_topoheight: 0,
-    };
-    let probe = u.clone().sign(&world.keys[from], &[]);
-    u.fee = minimum_fee(&probe, probe.encode().len());
-    u.sign(&world.keys[from], &[]).encode()
+    signed_tx(world, from, nonce, payload)
 }
 
 fn pay(world: &World, to: usize, amount: u64) -> Payload {

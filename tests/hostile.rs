@@ -8,25 +8,13 @@ use std::path::Path;
 use oracle::*;
 use tos_parallel::constants::{COIN, MAX_TX_SIZE};
 use tos_parallel::dump::state_json_string;
-use tos_parallel::transaction::{FeeType, Payload, TransferOutput, UnsignedTransaction};
-use tos_parallel::validation::minimum_fee;
+use tos_parallel::transaction::{Payload, TransferOutput};
 use tos_parallel::{
-    Block, BlockError, Blockchain, ExecutionConfig, ExecutionMode, Hash, PublicKey, Storage,
-    NATIVE_ASSET,
+    Block, BlockError, Blockchain, ExecutionConfig, ExecutionMode, PublicKey, Storage, NATIVE_ASSET,
 };
 
 fn signed(world: &World, from: usize, nonce: u64, payload: Payload) -> Vec<u8> {
-    let mut u = UnsignedTransaction {
-        payload,
-        fee: 0,
-        fee_type: FeeType::Native,
-        nonce,
-        reference_hash: Hash::default(),
-        reference_topoheight: 0,
-    };
-    let probe = u.clone().sign(&world.keys[from], &[]);
-    u.fee = minimum_fee(&probe, probe.encode().len());
-    u.sign(&world.keys[from], &[]).encode()
+    signed_tx(world, from, nonce, payload)
 }
 
 fn fresh_key(i: u64) -> PublicKey {

@@ -17,9 +17,9 @@ use tos_parallel::outcome::ExecutionPath;
 use tos_parallel::sequential::execute_sequential;
 use tos_parallel::shadow::compare;
 use tos_parallel::transaction::{
-    public_key_of, EnergyPayload, FeeType, Payload, TransferOutput, UnsignedTransaction,
+    config_signers, public_key_of, EnergyPayload, FeeType, Payload, TransferOutput,
+    UnsignedTransaction,
 };
-use tos_parallel::validation::minimum_fee;
 use tos_parallel::{
     init_genesis, Block, Genesis, Hash, MemoryStorage, ParallelExecutor, PublicKey, Scheduler,
     Storage, NATIVE_ASSET,
@@ -189,31 +189,23 @@ pub fn chaos_block<S: Storage>(
         // or with a random bad signer sometimes).
         let config = storage.get_multisig(&src, top).unwrap();
         let mut signers: Vec<(u8, &SigningKey)> = match &config {
-            Some(c) => c
-                .participants
-                .iter()
-                .take(c.threshold as usize)
-                .enumerate()
-                .map(|(id, p)| (id as u8, &world.keys[world.index[p]]))
-                .collect(),
+            Some(c) => config_signers(c, |p| world.index.get(p).map(|&k| &world.keys[k])),
             None => Vec::new(),
         };
         if rng.gen_bool(0.03) {
             signers = vec![(0, &world.keys[j])];
         }
-        let mut unsigned = UnsignedTransaction {
+        let extra = rng.gen_range(0..3);
+        let tx = UnsignedTransaction {
             payload,
             fee: 0,
             fee_type,
             nonce,
             reference_hash: Hash::default(),
             reference_topoheight: top,
-        };
-        if fee_type == FeeType::Native {
-            let probe = unsigned.clone().sign(&world.keys[i], &signers);
-            unsigned.fee = minimum_fee(&probe, probe.encode().len()) + rng.gen_range(0..3);
         }
-        out.push(unsigned.sign(&world.keys[i], &signers).encode());
+        .sign_with_minimum_fee(&world.keys[i], &signers, extra);
+        out.push(tx.encode());
     }
     let miner = if rng.gen_bool(0.5) {
         world.pubs[rng.gen_range(0..n)]
@@ -221,6 +213,20 @@ pub fn chaos_block<S: Storage>(
         PublicKey([0xAA; 32])
     };
     Block::new(Some(top + 1), miner, out)
+}
+
+/// A transaction from account `from`, signed, with the minimum native fee.
+pub fn signed_tx(world: &World, from: usize, nonce: u64, payload: Payload) -> Vec<u8> {
+    UnsignedTransaction {
+        payload,
+        fee: 0,
+        fee_type: FeeType::Native,
+        nonce,
+        reference_hash: Hash::default(),
+        reference_topoheight: 0,
+    }
+    .sign_with_minimum_fee(&world.keys[from], &[], 0)
+    .encode()
 }
 
 /// Executes `block` on `storage` sequentially and in parallel with each of
