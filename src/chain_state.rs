@@ -17,8 +17,9 @@
 //! read-modify-writes: addition commutes, the order does not matter, and they
 //! are read only after the last batch, behind the same barrier.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+// ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
+use ahash::AHashMap as HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ struct Sharded<K, V> {
     /// Invariant: `shards.len()` is a power of two; key `k` lives only in
     /// `shards[hash(k) & (len - 1)]`.
     shards: Box<[Shard<K, V>]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: ahash::RandomState,
 }
 
 impl<K: Hash + Eq, V> Sharded<K, V> {
@@ -155,6 +156,11 @@ impl<S: Storage + Clone> ParallelChainState<S> {
             state: self,
             covered: Some((source, nonce)),
         }
+    }
+
+    /// Whether the storage wants a prefetch ([`Storage::prefetch_pays`]).
+    pub fn prefetch_pays(&self) -> bool {
+        self.storage.prefetch_pays()
     }
 
     /// Loads the keys of `accesses` into the cache (nonce and multisig of an

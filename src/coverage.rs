@@ -21,7 +21,8 @@
 //! through [`crate::ParallelChainState::covered_view`]. Anything not provably
 //! covered keeps the ordered path.
 
-use std::collections::HashMap;
+// ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
+use ahash::AHashMap as HashMap;
 
 use smallvec::SmallVec;
 

@@ -64,6 +64,7 @@ pub mod generator;
 pub mod genesis;
 pub mod outcome;
 pub mod parallel;
+pub mod release;
 pub mod rules;
 pub mod scheduler;
 pub mod sequential;

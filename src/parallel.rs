@@ -28,11 +28,11 @@
 //! `pending[d]` is decremented with `AcqRel` by each dependency of `d` after
 //! it finished its writes; the decrement that reaches zero therefore
 //! acquires every dependency's writes (a release sequence on one atomic)
-//! before `d` runs. The state's shard mutexes order accesses to the maps
+//! before `d` runs (`release.rs`, model-checked with loom). The state's shard mutexes order accesses to the maps
 //! themselves. Statuses are written once into `OnceLock`s and read after the
 //! scope returned (the scope's join happens-after every job).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -46,6 +46,7 @@ use crate::coverage::covered_transactions;
 use crate::error::{BlockError, StateError};
 use crate::executor::{credit_reward, finish_block, timed, ExecutedBlock, PreState};
 use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
+use crate::release::PendingCounts;
 use crate::rules::apply_transaction;
 use crate::scheduler::DependencyGraph;
 use crate::validation::{check_stateless, VerifiedTx};
@@ -92,8 +93,8 @@ struct GraphRun<'a, S: Storage + Clone> {
     covered: &'a [bool],
     graph: &'a DependencyGraph,
     pre: &'a PreState,
-    /// Unfinished dependencies of each transaction.
-    pending: Vec<AtomicU32>,
+    /// Unfinished dependencies of each transaction (`release.rs`).
+    pending: PendingCounts,
     /// Each transaction's status, set once when it ran.
     statuses: Vec<OnceLock<TxStatus>>,
     /// The first storage failure or broken invariant; set once, stops new work.
@@ -235,8 +236,9 @@ impl ParallelExecutor {
         let start = Instant::now();
         let mut access: Vec<AccessSet> = txs.iter().map(access_set).collect();
         // Prefetch: load every key the block touches, in parallel, before
-        // anything runs (skipped on one thread: nothing to overlap).
-        if self.threads > 1 {
+        // anything runs (skipped on one thread, nothing to overlap, and on
+        // storages whose reads are cheaper than the prefetch itself).
+        if self.threads > 1 && state.prefetch_pays() {
             self.pool.install(|| {
                 access
                     .par_iter()
@@ -337,11 +339,7 @@ impl ParallelExecutor {
             covered,
             graph,
             pre,
-            pending: graph
-                .indegrees()
-                .iter()
-                .map(|&d| AtomicU32::new(d))
-                .collect(),
+            pending: PendingCounts::new(graph.indegrees()),
             statuses: (0..txs.len()).map(|_| OnceLock::new()).collect(),
             error: OnceLock::new(),
             failed: AtomicBool::new(false),
@@ -401,7 +399,7 @@ impl<'a, S: Storage + Clone> GraphRun<'a, S> {
                 }
             }
             for &d in self.graph.dependents(i) {
-                if self.pending[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                if self.pending.release(d) {
                     if next.is_none() {
                         next = Some(d);
                     } else {

@@ -23,7 +23,8 @@
 //! The critical path is the number of levels (the longest chain of
 //! dependencies, in transactions).
 
-use std::collections::HashMap;
+// ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
+use ahash::AHashMap as HashMap;
 
 use smallvec::SmallVec;
 

@@ -5,7 +5,8 @@
 //! the overlay first, then to storage; writes go to the overlay and are marked
 //! dirty; the dirty entries become the block's [`ChangeSet`].
 
-use std::collections::HashMap;
+// ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
+use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::block::Block;

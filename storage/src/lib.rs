@@ -95,6 +95,14 @@ pub trait Storage: Send + Sync {
     /// atomic step, so that the store is exactly as it was after `topoheight`.
     fn rewind_to(&mut self, topoheight: TopoHeight) -> Result<(), StorageError>;
 
+    /// Whether reads cost enough (disk, decoding, seeks) that an executor should
+    /// load every key a block touches in parallel before executing it. `true`
+    /// by default; an in-memory store answers `false` (its reads cost less than
+    /// the prefetch's own bookkeeping).
+    fn prefetch_pays(&self) -> bool {
+        true
+    }
+
     /// The full state at `topoheight` (a scan; for dumps and tests, not for execution).
     fn snapshot(&self, topoheight: TopoHeight) -> Result<StateSnapshot, StorageError>;
 }

@@ -97,6 +97,10 @@ fn each_latest<K: Copy + PartialEq, V>(
 }
 
 impl Storage for MemoryStorage {
+    fn prefetch_pays(&self) -> bool {
+        false
+    }
+
     fn top_topoheight(&self) -> Result<Option<TopoHeight>, StorageError> {
         Ok(self.inner.read().top)
     }
