@@ -9,10 +9,12 @@
 //! * [`AccessMode::ReadWrite`]: the transaction reads the value (a check may
 //!   depend on it) and writes it: the source's account and the balances it
 //!   spends;
-//! * [`AccessMode::Credit`]: the transaction only adds to it (a transfer's
-//!   destination balance). Credits to one key commute with each other: the
-//!   sum is the same in any order and no check reads the value. They only
-//!   order against read-writes of that key.
+//! * [`AccessMode::Commutative`]: the transaction only adds to it (a
+//!   transfer's destination balance: no check reads it and the sum is the
+//!   same in any order), or it is part of a covered sender chain
+//!   (`coverage.rs`) whose checks pass in any order and whose writes are
+//!   deltas. Commutative accesses to one key do not order against each
+//!   other, only against read-writes of that key.
 //!
 //! The set is derived from the transaction alone, never from state, and
 //! covers everything the rule engine can touch whatever the state: a failing

@@ -17,12 +17,17 @@
 //!    and the source's balances of the assets it spends (read-write), and
 //!    each destination's balance of the asset it receives (credit). Conflicts
 //!    are per (account, asset); credits to one balance commute.
-//! 4. **Schedule** (`scheduler.rs`): per-key last-writer tracking gives a
-//!    dependency graph that keeps every order-sensitive pair in block order;
-//!    its levels are the conflict-free batches.
+//! 4. **Prefetch and schedule**: every key the block touches is loaded on
+//!    the pool when the storage says reads are costly (`chain_state.rs`);
+//!    covered sender chains (a sender whose transactions provably all
+//!    succeed in any order) are found (`coverage.rs`); per-key last-writer
+//!    tracking gives a dependency graph that keeps every order-sensitive
+//!    pair in block order, its levels being the conflict-free batches
+//!    (`scheduler.rs`).
 //! 5. **Execute** (`parallel.rs`, `rules.rs` on `chain_state.rs`): the reward
 //!    is credited, then transactions run on the pool as soon as their
-//!    dependencies finished (or batch by batch), through the one rule engine against a
+//!    dependencies finished (or batch by batch; the lock-free release
+//!    protocol is `release.rs`), through the one rule engine against a
 //!    [`ParallelChainState`]: a lock-sharded, lazily loaded cache over a
 //!    storage clone read at the parent topoheight, with atomic fee and burn
 //!    accumulators. The sequential reference (`sequential.rs`) runs the same
@@ -40,8 +45,10 @@
 //! [`Blockchain`], and the executor works on a clone.
 //!
 //! Other parts: `block.rs` and `genesis.rs` (SPEC §3 inputs), `outcome.rs`
-//! (results and per-block stats), `dump.rs` (SPEC §7 JSON), `generator.rs`
-//! (deterministic workloads), `error.rs` (every error type).
+//! (results and per-block stats: the metrics), `dump.rs` (SPEC §7 JSON),
+//! `generator.rs` (deterministic workloads), `bench.rs` (the same-run
+//! benchmark), `fuzzing.rs` (checks shared by the fuzz targets and tests),
+//! `error.rs` (every error type).
 #![deny(missing_docs)]
 
 pub mod access;
