@@ -212,7 +212,6 @@ fn measure<S: Storage + Clone>(
         let w: f64 = costs.iter().sum();
         let c = plan.graph.weighted_critical_path(&costs);
         drop(plan);
-        let view = || storage.clone();
         let mut seq: Option<(ExecutedBlock, Duration)> = None;
         let mut par_times = vec![PathTimes::default(); executors.len()];
         let mut cp = 0;
@@ -223,12 +222,12 @@ fn measure<S: Storage + Clone>(
         let mut pars: Vec<Option<ExecutedBlock>> = vec![None; executors.len()];
         for who in order {
             if who == executors.len() {
-                let s = view();
+                let s = storage.clone();
                 let start = Instant::now();
                 let r = execute_sequential(&s, block, &pre, ExecutionPath::Sequential)?;
                 seq = Some((r, start.elapsed()));
             } else {
-                let s = view();
+                let s = storage.clone();
                 let start = Instant::now();
                 let r = executors[who].execute(s, block, &pre)?;
                 let total = start.elapsed();

@@ -165,7 +165,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Init { data_dir, genesis } => cmd_init(&data_dir, &genesis),
+        Command::Init { data_dir, genesis } => cmd_init(&data_dir, &genesis, false),
         Command::Replay {
             data_dir,
             blocks,
@@ -243,7 +243,7 @@ fn read_file(path: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| Failure(format!("{}: {e}", path.display())))
 }
 
-fn cmd_init(data_dir: &Path, genesis_path: &Path) -> Result<(), Failure> {
+fn cmd_init(data_dir: &Path, genesis_path: &Path, quiet: bool) -> Result<(), Failure> {
     let genesis = Genesis::from_json(
         &read_file(genesis_path)?,
         &genesis_path.display().to_string(),
@@ -258,7 +258,11 @@ fn cmd_init(data_dir: &Path, genesis_path: &Path) -> Result<(), Failure> {
     } else {
         RocksStorage::create(data_dir, RocksConfig::default())?
     };
-    match init_genesis(&mut storage, &genesis)? {
+    let outcome = init_genesis(&mut storage, &genesis)?;
+    if quiet {
+        return Ok(());
+    }
+    match outcome {
         InitOutcome::Initialised => println!(
             "initialised {} with genesis {} ({} accounts)",
             data_dir.display(),
@@ -464,7 +468,7 @@ fn cmd_demo(
     let mut rows = Vec::new();
     for mode in [ExecutionMode::Sequential, ExecutionMode::Parallel] {
         let data_dir = dir.path().join(format!("{mode:?}").to_lowercase());
-        cmd_init_quiet(&data_dir, &genesis_path)?;
+        cmd_init(&data_dir, &genesis_path, true)?;
         let config = ExecutionConfig {
             mode,
             threads,
@@ -511,16 +515,6 @@ fn cmd_demo(
     if !same {
         return Err(Failure("sequential and parallel states differ".into()));
     }
-    Ok(())
-}
-
-fn cmd_init_quiet(data_dir: &Path, genesis_path: &Path) -> Result<(), Failure> {
-    let genesis = Genesis::from_json(
-        &read_file(genesis_path)?,
-        &genesis_path.display().to_string(),
-    )?;
-    let mut storage = RocksStorage::create(data_dir, RocksConfig::default())?;
-    init_genesis(&mut storage, &genesis)?;
     Ok(())
 }
 

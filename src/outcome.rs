@@ -57,9 +57,11 @@ pub enum ExecutionPath {
 pub struct BlockStats {
     /// Path taken.
     pub path: ExecutionPath,
-    /// Conflict-free batches (parallel path; 0 otherwise).
+    /// Barrier-separated batches actually run (batch scheduler only; 0 for
+    /// the graph scheduler, the in-order path and sequential execution).
     pub batches: usize,
-    /// Transactions in the largest batch.
+    /// Transactions in the largest level of the dependency graph (the
+    /// largest batch the batch scheduler would run).
     pub largest_batch: usize,
     /// Longest chain of dependent transactions (parallel path).
     pub critical_path: usize,

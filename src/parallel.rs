@@ -211,7 +211,11 @@ impl ParallelExecutor {
             } else {
                 ExecutionPath::Parallel
             },
-            batches: graph.critical_path(),
+            batches: if !in_order && self.scheduler == Scheduler::Batches {
+                graph.critical_path()
+            } else {
+                0
+            },
             largest_batch: graph.largest_level(),
             critical_path: graph.critical_path(),
             covered: covered.iter().filter(|c| **c).count(),

@@ -129,11 +129,6 @@ impl DependencyGraph {
         &self.indegree
     }
 
-    /// Number of edges.
-    pub fn edges(&self) -> usize {
-        self.dependents.len()
-    }
-
     /// Length of the longest dependency chain, in transactions (0 for an empty block).
     pub fn critical_path(&self) -> usize {
         self.depth as usize

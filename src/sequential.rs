@@ -210,6 +210,34 @@ impl<S: Storage> BlockState for SequentialState<'_, S> {
     }
 }
 
+/// Credits the reward, then applies every transaction in block order;
+/// with `costs`, also records each transaction's execution time.
+fn apply_block<S: Storage>(
+    state: &mut SequentialState<'_, S>,
+    block: &Block,
+    txs: &[VerifiedTx],
+    pre: &PreState,
+    mut costs: Option<&mut Vec<std::time::Duration>>,
+) -> Result<(u64, Vec<TxResult>), BlockError> {
+    let reward = credit_reward(state, block, pre)?;
+    let mut results = Vec::with_capacity(txs.len());
+    for vtx in txs {
+        let start = costs.is_some().then(std::time::Instant::now);
+        let status = match apply_transaction(vtx, &pre.ctx, state)? {
+            Ok(()) => TxStatus::Ok,
+            Err(f) => TxStatus::Orphaned(f),
+        };
+        if let (Some(costs), Some(start)) = (costs.as_deref_mut(), start) {
+            costs.push(start.elapsed());
+        }
+        results.push(TxResult {
+            hash: vtx.hash,
+            status,
+        });
+    }
+    Ok((reward, results))
+}
+
 /// Executes `block` sequentially on `storage` at `pre` (nothing is written).
 pub fn execute_sequential<S: Storage>(
     storage: &S,
@@ -220,21 +248,7 @@ pub fn execute_sequential<S: Storage>(
     let (txs, verify) = timed(|| verify_block_sequential(block, pre));
     let txs = txs?;
     let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
-    let (run, execute) = timed(|| -> Result<_, BlockError> {
-        let reward = credit_reward(&mut state, block, pre)?;
-        let mut results = Vec::with_capacity(txs.len());
-        for vtx in &txs {
-            let status = match apply_transaction(vtx, &pre.ctx, &mut state)? {
-                Ok(()) => TxStatus::Ok,
-                Err(f) => TxStatus::Orphaned(f),
-            };
-            results.push(TxResult {
-                hash: vtx.hash,
-                status,
-            });
-        }
-        Ok((reward, results))
-    });
+    let (run, execute) = timed(|| apply_block(&mut state, block, &txs, pre, None));
     let (reward, results) = run?;
     let stats = BlockStats {
         path,
@@ -255,12 +269,7 @@ pub fn sequential_tx_costs<S: Storage>(
 ) -> Result<(Vec<VerifiedTx>, Vec<std::time::Duration>), BlockError> {
     let txs = verify_block_sequential(block, pre)?;
     let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
-    credit_reward(&mut state, block, pre)?;
     let mut costs = Vec::with_capacity(txs.len());
-    for vtx in &txs {
-        let start = std::time::Instant::now();
-        let _ = apply_transaction(vtx, &pre.ctx, &mut state)?;
-        costs.push(start.elapsed());
-    }
+    apply_block(&mut state, block, &txs, pre, Some(&mut costs))?;
     Ok((txs, costs))
 }

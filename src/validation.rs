@@ -7,11 +7,15 @@
 use std::sync::Arc;
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use smallvec::SmallVec;
 
 use crate::constants::*;
 use crate::error::StatelessError;
 use crate::transaction::{EnergyPayload, FeeType, Payload, Transaction};
 use crate::{Asset, Hash, NATIVE_ASSET};
+
+/// Spending per asset of one transaction.
+pub type Spending = SmallVec<[(Asset, u64); 2]>;
 
 /// A transaction that passed the stateless checks, with what execution needs
 /// precomputed once (hash, size, spending per asset, multisig digest).
@@ -23,8 +27,9 @@ pub struct VerifiedTx {
     pub hash: Hash,
     /// Encoded size in bytes.
     pub size: usize,
-    /// Spending per asset (SPEC §6), each asset once, in first-seen order.
-    pub spending: Vec<(Asset, u64)>,
+    /// Spending per asset (SPEC §6), each asset once, in first-seen order
+    /// (inline for up to two assets: no allocation for almost every transaction).
+    pub spending: Spending,
     /// `blake3(signing bytes)` when the transaction carries a multisig proof.
     pub multisig_digest: Option<[u8; 32]>,
 }
@@ -211,8 +216,8 @@ fn check_payload(tx: &Transaction) -> Result<(), StatelessError> {
 }
 
 /// Spending per asset (SPEC §6), or `None` when a total overflows u64.
-fn spending_of(tx: &Transaction) -> Option<Vec<(Asset, u64)>> {
-    let mut totals: Vec<(Asset, u64)> = Vec::with_capacity(2);
+fn spending_of(tx: &Transaction) -> Option<Spending> {
+    let mut totals = Spending::new();
     let mut add = |asset: Asset, amount: u64| -> Option<()> {
         match totals.iter_mut().find(|(a, _)| *a == asset) {
             Some((_, t)) => *t = t.checked_add(amount)?,
