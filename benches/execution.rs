@@ -1,7 +1,14 @@
 //! Criterion benchmarks: stateless verification per transaction, and whole
-//! block execution (sequential vs parallel at 1 and 2 threads) on the uniform
-//! and mixed workloads, on MemoryStorage and RocksDB. Nothing is committed,
-//! so every iteration runs on the same pre-state.
+//! block execution (sequential vs parallel at 1 and 2 threads), throughput
+//! in transactions per second:
+//! * MemoryStorage, 1,000-transaction blocks, every workload: `uniform` over
+//!   10,000 and over 2 accounts, `disjoint` (the no-conflict extreme),
+//!   `hot-receiver` h = 0.9, `hot-sender`, `chain` (the all-conflict
+//!   extreme), `mixed`;
+//! * RocksDB (warm), the extremes and the mixed block: `disjoint`, `chain`,
+//!   `uniform` (1,000 and 10,000 transactions), `mixed`.
+//!
+//! Nothing is committed, so every iteration runs on the same pre-state.
 //!
 //! `cargo bench --bench execution`; the `tos-parallel bench` command gives
 //! the same-run alternating table with phase medians.
@@ -61,15 +68,38 @@ fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, bloc
 }
 
 fn blocks(c: &mut Criterion) {
-    for (workload, name) in [(Workload::Uniform, "uniform"), (Workload::Mixed, "mixed")] {
-        let (genesis, block) = chain(workload, 10_000, 1_000);
+    let memory = [
+        (Workload::Uniform, 10_000, "uniform"),
+        (Workload::Uniform, 2, "uniform_n2"),
+        (Workload::Disjoint, 10_000, "disjoint"),
+        (
+            Workload::HotReceiver { permille: 900 },
+            10_000,
+            "hot_receiver_0.9",
+        ),
+        (Workload::HotSender, 10_000, "hot_sender"),
+        (Workload::Chain, 10_000, "chain"),
+        (Workload::Mixed, 10_000, "mixed"),
+    ];
+    for (workload, accounts, name) in memory {
+        let (genesis, block) = chain(workload, accounts, 1_000);
         let mut mem = MemoryStorage::new();
         init_genesis(&mut mem, &genesis).expect("genesis");
         run_block(c, &format!("block_{name}_1000tx/memory"), mem, &block);
+    }
+    let rocksdb = [
+        (Workload::Disjoint, 1_000, "disjoint"),
+        (Workload::Chain, 1_000, "chain"),
+        (Workload::Uniform, 1_000, "uniform"),
+        (Workload::Uniform, 10_000, "uniform"),
+        (Workload::Mixed, 1_000, "mixed"),
+    ];
+    for (workload, txs, name) in rocksdb {
+        let (genesis, block) = chain(workload, 10_000, txs);
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rocks = RocksStorage::create(dir.path(), RocksConfig::default()).expect("rocks");
         init_genesis(&mut rocks, &genesis).expect("genesis");
-        run_block(c, &format!("block_{name}_1000tx/rocksdb"), rocks, &block);
+        run_block(c, &format!("block_{name}_{txs}tx/rocksdb"), rocks, &block);
     }
 }
 

@@ -28,10 +28,27 @@ use crate::{MemoryStorage, RocksConfig, RocksStorage, Storage};
 pub enum StorageKind {
     /// `MemoryStorage`: executor cost alone.
     Memory,
-    /// RocksDB in a temp dir. Each execution gets a fresh clone (empty LRU
-    /// caches, as `Blockchain` does); RocksDB's block cache and the OS page
-    /// cache are warm, since the paths run one after the other on the same keys.
+    /// RocksDB in a temp dir, warm. Each execution gets a fresh clone (empty
+    /// LRU caches, as `Blockchain` does); RocksDB's block cache and the OS
+    /// page cache are warm, since the paths run one after the other on the
+    /// same keys.
     Rocks,
+    /// RocksDB, cold: the database is closed and reopened before every timed
+    /// execution, so RocksDB's block cache and table readers and the clone's
+    /// LRU caches all start empty (the OS page cache stays warm: dropping it
+    /// needs root and would also slow the other tenants' runs).
+    RocksCold,
+}
+
+impl StorageKind {
+    /// The name `--storage` takes and the table prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageKind::Memory => "memory",
+            StorageKind::Rocks => "rocks",
+            StorageKind::RocksCold => "rocks-cold",
+        }
+    }
 }
 
 impl std::str::FromStr for StorageKind {
@@ -40,7 +57,10 @@ impl std::str::FromStr for StorageKind {
         match s {
             "memory" => Ok(StorageKind::Memory),
             "rocks" => Ok(StorageKind::Rocks),
-            o => Err(format!("unknown storage `{o}` (memory or rocks)")),
+            "rocks-cold" => Ok(StorageKind::RocksCold),
+            o => Err(format!(
+                "unknown storage `{o}` (memory, rocks or rocks-cold)"
+            )),
         }
     }
 }
@@ -103,6 +123,15 @@ impl BenchRow {
             .map(|(_, p)| ratio(self.sequential.total, p.total))
     }
 
+    /// Speedup of the whole block at `threads`: verify + execute + commit
+    /// (the commit is the same atomic write for both paths, timed once).
+    pub fn block_speedup(&self, threads: usize) -> Option<f64> {
+        self.parallel
+            .iter()
+            .find(|(t, _)| *t == threads)
+            .map(|(_, p)| ratio(self.sequential.total + self.commit, p.total + self.commit))
+    }
+
     /// Speedup of execution at `threads`: sequential execute phase over
     /// parallel prefetch + execute (the prefetch does the storage reads the
     /// sequential execute phase does inline, so it counts).
@@ -160,18 +189,27 @@ pub fn run_row(
         .iter()
         .map(|&t| ParallelExecutor::with_scheduler(t, scheduler))
         .collect::<Result<_, _>>()?;
-    let tmp;
+    let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
     let row = match storage {
         StorageKind::Memory => {
             let mut s = MemoryStorage::new();
-            init_genesis(&mut s, &chain.genesis).map_err(|e| BenchError::Setup(e.to_string()))?;
-            measure(s, &chain.blocks, &executors, warmup)?
+            init_genesis(&mut s, &chain.genesis).map_err(|e| setup(&e))?;
+            measure(s, &chain.blocks, &executors, warmup, None)?
         }
-        StorageKind::Rocks => {
-            tmp = tempfile::tempdir().map_err(|e| BenchError::Setup(e.to_string()))?;
+        StorageKind::Rocks | StorageKind::RocksCold => {
+            let tmp = tempfile::tempdir().map_err(|e| setup(&e))?;
             let mut s = RocksStorage::create(tmp.path(), RocksConfig::default())?;
-            init_genesis(&mut s, &chain.genesis).map_err(|e| BenchError::Setup(e.to_string()))?;
-            measure(s, &chain.blocks, &executors, warmup)?
+            init_genesis(&mut s, &chain.genesis).map_err(|e| setup(&e))?;
+            let path = tmp.path().to_path_buf();
+            let reopen = move || RocksStorage::open(&path, RocksConfig::default());
+            let cold = storage == StorageKind::RocksCold;
+            measure(
+                s,
+                &chain.blocks,
+                &executors,
+                warmup,
+                cold.then_some(&reopen as &dyn Fn() -> Result<_, _>),
+            )?
         }
     };
     let (sequential, parallel, commit, critical_path, work_over_path, blocks) = row;
@@ -192,26 +230,42 @@ pub fn run_row(
 
 type Measured = (PathTimes, Vec<PathTimes>, Duration, usize, f64, usize);
 
+/// With `reopen` (the cold regime), the storage is closed and reopened
+/// before every timed execution.
 fn measure<S: Storage + Clone>(
-    mut storage: S,
+    storage: S,
     blocks: &[Block],
     executors: &[ParallelExecutor],
     warmup: usize,
+    reopen: Option<&dyn Fn() -> Result<S, crate::StorageError>>,
 ) -> Result<Measured, BenchError> {
+    // `None` only while reopening: every other handle is dropped by then.
+    let mut storage = Some(storage);
+    let fresh = |storage: &mut Option<S>| -> Result<S, BenchError> {
+        if let Some(reopen) = reopen {
+            *storage = None;
+            *storage = Some(reopen()?);
+        }
+        storage
+            .clone()
+            .ok_or_else(|| BenchError::Setup("storage closed".into()))
+    };
     let mut seq_samples: Vec<PathTimes> = Vec::new();
     let mut par_samples: Vec<Vec<PathTimes>> = vec![Vec::new(); executors.len()];
     let mut commits = Vec::new();
     let mut critical = Vec::new();
     let mut parallelism = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
-        let pre = locate_block(&storage, block)?;
+        let base = fresh(&mut storage)?;
+        let pre = locate_block(&base, block)?;
         // W and C, from an extra (untimed) sequential run and the executor's own plan.
-        let (txs, costs) = sequential_tx_costs(&storage, block, &pre)?;
+        let (txs, costs) = sequential_tx_costs(&base, block, &pre)?;
         let costs: Vec<f64> = costs.iter().map(Duration::as_secs_f64).collect();
-        let plan = executors[executors.len() - 1].plan(storage.clone(), &txs, &pre)?;
+        let plan = executors[executors.len() - 1].plan(base.clone(), &txs, &pre)?;
         let w: f64 = costs.iter().sum();
         let c = plan.graph.weighted_critical_path(&costs);
         drop(plan);
+        drop(base);
         let mut seq: Option<(ExecutedBlock, Duration)> = None;
         let mut par_times = vec![PathTimes::default(); executors.len()];
         let mut cp = 0;
@@ -221,13 +275,12 @@ fn measure<S: Storage + Clone>(
             .collect();
         let mut pars: Vec<Option<ExecutedBlock>> = vec![None; executors.len()];
         for who in order {
+            let s = fresh(&mut storage)?;
             if who == executors.len() {
-                let s = storage.clone();
                 let start = Instant::now();
                 let r = execute_sequential(&s, block, &pre, ExecutionPath::Sequential)?;
                 seq = Some((r, start.elapsed()));
             } else {
-                let s = storage.clone();
                 let start = Instant::now();
                 let r = executors[who].execute(s, block, &pre)?;
                 let total = start.elapsed();
@@ -238,7 +291,7 @@ fn measure<S: Storage + Clone>(
                     schedule: r.outcome.stats.schedule,
                     execute: r.outcome.stats.execute,
                 };
-                cp = r.outcome.stats.critical_path;
+                cp = cp.max(r.outcome.stats.critical_path);
                 pars[who] = Some(r);
             }
         }
@@ -252,9 +305,11 @@ fn measure<S: Storage + Clone>(
                 });
             }
         }
+        let mut target = fresh(&mut storage)?;
         let start = Instant::now();
-        storage.commit(&seq.changes, &seq.meta, None)?;
+        target.commit(&seq.changes, &seq.meta, None)?;
         let commit = start.elapsed();
+        drop(target);
         if b >= warmup {
             seq_samples.push(PathTimes {
                 total: seq_total,

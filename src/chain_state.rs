@@ -1,30 +1,64 @@
 //! [`ParallelChainState`]: the state a block executes on in parallel.
 //!
-//! # Locking argument
-//! The cache is split in shards, each a `parking_lot::Mutex<HashMap>`; a key
-//! always maps to the same shard (by its hash), and no code holds two shard
-//! locks at once, so there is no lock-order deadlock. A lock is held only for a
-//! map lookup or insert, never across a storage read (a miss reads storage
-//! unlocked, then inserts with `entry().or_insert`, keeping whichever value got
-//! there first; both are the same storage value, since nothing writes a key
-//! before reading it). Values are consistent because the scheduler never runs
-//! two transactions touching the same key at the same time: the mutex only
-//! makes the map itself safe to share, and the batch barrier (rayon's
-//! join/collect, which synchronises-with the workers) orders every write of
-//! batch `k` before every read of batch `k + 1`.
+//! # Layout
+//! Every key the block touches gets one *cell*, created on first use and
+//! never moved: an [`AccountCell`] (nonce, multisig, energy) or a
+//! [`BalanceCell`], each behind an `Arc`, found through a lock-sharded cache
+//! (`Sharded`: `parking_lot` mutexes over keyed ahash maps). A cell loads its
+//! value from the storage clone lazily, on first use: cache first, storage
+//! on a miss.
 //!
-//! The fee and burn accumulators are `AtomicU64`s updated with `Relaxed`
-//! read-modify-writes: addition commutes, the order does not matter, and they
-//! are read only after the last batch, behind the same barrier.
+//! At plan time ([`ParallelChainState::resolve`], on the pool) each
+//! transaction's access set becomes the list of cells it names
+//! ([`Resolved`]); with `load`, their values are read from storage there
+//! (the prefetch). Execution then neither hashes a key nor takes a shard
+//! lock: a transaction finds its cells by comparing keys within its own short
+//! list and works on them with atomics. A key outside that list (the
+//! block-level reward and fee credits, run on the calling thread, and the
+//! coverage check) goes through the sharded cache.
+//!
+//! # Locking and memory-ordering argument
+//! * A shard mutex guards only its map (key → cell); it is held for one
+//!   lookup or insert, never across a storage read, never with another
+//!   shard's lock, so there is no lock-order deadlock.
+//! * A value is an `AtomicU64` inside a `OnceLock`. The first user reads
+//!   storage without any lock and installs the value; a racing first user
+//!   may read storage too, but both read the same stored value (nothing is
+//!   written before it is read) and `OnceLock` keeps one. `OnceLock`
+//!   publishes the installed value (release on set, acquire on get). A user
+//!   racing the installation may wait for it, but the installation only
+//!   moves an integer into place: no job waits on another job's work.
+//! * The scheduler never runs two transactions touching one key at the same
+//!   time unless both accesses are commutative (credits; a covered sender's
+//!   debits and nonce increments, `coverage.rs`). Commutative writes are
+//!   atomic read-modify-writes, so none is lost and their total does not
+//!   depend on their order.
+//! * Every other pair of accesses is ordered by the scheduler: a dependency
+//!   finishes its writes, then releases its dependents with an `AcqRel`
+//!   decrement (`release.rs`), or the batch barrier joins. That
+//!   happens-before edge is what makes a later transaction see an earlier
+//!   one's writes, so the values and dirty flags themselves use `Relaxed`.
+//!   The pool's scope join orders every write before
+//!   [`BlockState::into_change_set`], which runs on the calling thread.
+//! * Energy and written multisig configs (rare, never commutative) sit in
+//!   per-cell mutexes, uncontended by the argument above.
+//! * The fee and burn accumulators are one `AtomicU64` per worker thread
+//!   (each on its own cache line, so the transactions of different workers
+//!   never contend on them), updated with `Relaxed` checked additions:
+//!   addition commutes, and they are summed after the join. A sum of
+//!   non-negative amounts overflows iff some prefix of it does, so the
+//!   overflow check on the total ([`ParallelChainState::check_totals`])
+//!   rejects exactly the blocks the sequential path rejects.
 
 // ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
 use ahash::AHashMap as HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::access::{Access, AccessKey};
 use crate::error::StateError;
@@ -32,20 +66,114 @@ use crate::executor::BlockState;
 use crate::rules::TxState;
 use crate::{Asset, ChangeSet, EnergyState, MultisigConfig, PublicKey, Storage, TopoHeight};
 
-/// A cached value and whether the block wrote it.
+/// A `u64` value loaded lazily from storage, then updated atomically.
+#[derive(Debug, Default)]
+struct LazyU64 {
+    /// The current value; set once, from storage, on first use.
+    value: OnceLock<AtomicU64>,
+    /// Invariant: set (and never cleared) once the block wrote the value.
+    dirty: AtomicBool,
+}
+
+impl LazyU64 {
+    /// The atomic holding the value, loading it with `load` on first use.
+    fn get(
+        &self,
+        load: impl FnOnce() -> Result<u64, StateError>,
+    ) -> Result<&AtomicU64, StateError> {
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let v = load()?;
+        Ok(self.value.get_or_init(|| AtomicU64::new(v)))
+    }
+
+    /// Replaces the value by `f(value)` atomically and marks it written.
+    fn update(
+        &self,
+        load: impl FnOnce() -> Result<u64, StateError>,
+        f: impl Fn(u64) -> Option<u64>,
+        err: StateError,
+    ) -> Result<(), StateError> {
+        self.get(load)?
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, f)
+            .map_err(|_| err)?;
+        // A load first: a hot cell's line is not written again once dirty.
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The value, if the block wrote it.
+    fn written(&self) -> Option<u64> {
+        if self.dirty.load(Ordering::Relaxed) {
+            self.value.get().map(|v| v.load(Ordering::Relaxed))
+        } else {
+            None
+        }
+    }
+}
+
+/// A value the block may overwrite, and whether it did.
 #[derive(Clone, Debug)]
 struct Slot<T> {
     value: T,
     dirty: bool,
 }
 
-/// An account's own fields, each loaded lazily on first use.
-#[derive(Clone, Debug, Default)]
-struct AccountEntry {
-    nonce: Option<Slot<u64>>,
-    multisig: Option<Slot<Option<Arc<MultisigConfig>>>>,
-    energy: Option<Slot<EnergyState>>,
+/// An account's own fields (nonce, multisig config, energy).
+#[derive(Debug)]
+pub struct AccountCell {
+    /// The account; never changes.
+    key: PublicKey,
+    /// The nonce, on its own cache line: a covered sender's concurrent
+    /// increments must not keep invalidating the line holding `key`.
+    nonce: CachePadded<LazyU64>,
+    /// The multisig config in storage; set once, on first read.
+    stored_multisig: OnceLock<Option<Arc<MultisigConfig>>>,
+    /// Invariant: `written_multisig` holds `Some` exactly when this is set.
+    multisig_dirty: AtomicBool,
+    /// The config the block wrote, if any.
+    written_multisig: Mutex<Option<Option<Arc<MultisigConfig>>>>,
+    /// Energy state, loaded on first use (rare: energy transactions and fees).
+    energy: Mutex<Option<Slot<EnergyState>>>,
 }
+
+impl AccountCell {
+    fn new(key: PublicKey) -> Self {
+        AccountCell {
+            key,
+            nonce: CachePadded::new(LazyU64::default()),
+            stored_multisig: OnceLock::new(),
+            multisig_dirty: AtomicBool::new(false),
+            written_multisig: Mutex::new(None),
+            energy: Mutex::new(None),
+        }
+    }
+}
+
+/// One (account, asset) balance.
+#[derive(Debug)]
+pub struct BalanceCell {
+    /// The account and asset; never change.
+    key: (PublicKey, Asset),
+    /// The balance, on its own cache line: concurrent credits to a hot
+    /// balance must not keep invalidating the line holding `key`.
+    value: CachePadded<LazyU64>,
+}
+
+/// A cell a transaction uses.
+#[derive(Clone, Debug)]
+pub enum CellRef {
+    /// An account's own fields.
+    Account(Arc<AccountCell>),
+    /// A balance.
+    Balance(Arc<BalanceCell>),
+}
+
+/// The cells of one transaction's access set, in its order.
+pub type Resolved = SmallVec<[CellRef; 4]>;
 
 /// One lock shard, padded to its own cache line(s) against false sharing.
 type Shard<K, V> = CachePadded<Mutex<HashMap<K, V>>>;
@@ -58,7 +186,7 @@ struct Sharded<K, V> {
     hasher: ahash::RandomState,
 }
 
-impl<K: Hash + Eq, V> Sharded<K, V> {
+impl<K: Hash + Eq + Copy, V: Clone> Sharded<K, V> {
     fn new(shards: usize) -> Self {
         let n = shards.next_power_of_two();
         Sharded {
@@ -69,44 +197,18 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         }
     }
 
-    fn shard(&self, key: &K) -> &Mutex<HashMap<K, V>> {
+    /// The value of `key`, inserting `make(key)` when absent (under the shard lock).
+    fn get_or_insert(&self, key: K, make: impl FnOnce(K) -> V) -> V {
         let h = self.hasher.hash_one(key) as usize;
-        &self.shards[h & (self.shards.len() - 1)]
+        let shard = &self.shards[h & (self.shards.len() - 1)];
+        shard.lock().entry(key).or_insert_with(|| make(key)).clone()
     }
 
-    /// Runs `f` on the entry of `key` under its shard lock, inserting `load()`
-    /// (computed without the lock) when absent.
-    fn with<R, E>(
-        &self,
-        key: K,
-        load: impl FnOnce() -> Result<V, E>,
-        f: impl FnOnce(&mut V) -> R,
-    ) -> Result<R, E> {
-        let shard = self.shard(&key);
-        {
-            let mut map = shard.lock();
-            if let Some(v) = map.get_mut(&key) {
-                return Ok(f(v));
-            }
-        }
-        let loaded = load()?;
-        let mut map = shard.lock();
-        Ok(f(map.entry(key).or_insert(loaded)))
-    }
-
-    /// Runs `f` on the entry of `key` under its shard lock, inserting the default when absent.
-    fn with_default<R>(&self, key: K, f: impl FnOnce(&mut V) -> R) -> R
-    where
-        V: Default,
-    {
-        f(self.shard(&key).lock().entry(key).or_default())
-    }
-
-    fn into_entries(self) -> impl Iterator<Item = (K, V)> {
+    fn into_values(self) -> impl Iterator<Item = V> {
         self.shards
             .into_vec()
             .into_iter()
-            .flat_map(|s| CachePadded::into_inner(s).into_inner().into_iter())
+            .flat_map(|s| CachePadded::into_inner(s).into_inner().into_values())
     }
 }
 
@@ -116,45 +218,83 @@ pub struct ParallelChainState<S: Storage + Clone> {
     storage: S,
     /// The parent topoheight every storage read uses.
     at: TopoHeight,
-    /// Account fields touched by the block.
-    accounts: Sharded<PublicKey, AccountEntry>,
-    /// Balances touched by the block.
-    balances: Sharded<(PublicKey, Asset), Slot<u64>>,
-    /// Sum of native fees of successful transactions.
-    fees: AtomicU64,
-    /// Native amount burned by successful transactions.
-    burned: AtomicU64,
+    /// Account cells of every account the block touched.
+    accounts: Sharded<PublicKey, Arc<AccountCell>>,
+    /// Balance cells of every balance the block touched.
+    balances: Sharded<(PublicKey, Asset), Arc<BalanceCell>>,
+    /// Per-worker partial sums of the native fees of successful
+    /// transactions: slot `i` for the pool's thread `i`, the last slot for
+    /// any other thread. The block's fees are their sum.
+    fees: Box<[CachePadded<AtomicU64>]>,
+    /// Per-worker partial sums of the native amount burned, as `fees`.
+    burned: Box<[CachePadded<AtomicU64>]>,
 }
 
 impl<S: Storage + Clone> ParallelChainState<S> {
-    /// An empty state over `storage` at topoheight `at`, with `shards` lock shards per map.
-    pub fn new(storage: S, at: TopoHeight, shards: usize) -> Self {
+    /// An empty state over `storage` at topoheight `at`, for a pool of
+    /// `threads` workers (16 lock shards per map and per thread).
+    pub fn new(storage: S, at: TopoHeight, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let sums = || {
+            (0..=threads)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect()
+        };
         ParallelChainState {
             storage,
             at,
-            accounts: Sharded::new(shards),
-            balances: Sharded::new(shards),
-            fees: AtomicU64::new(0),
-            burned: AtomicU64::new(0),
+            accounts: Sharded::new(threads * 16),
+            balances: Sharded::new(threads * 16),
+            fees: sums(),
+            burned: sums(),
         }
     }
 
-    /// A [`TxState`] handle for one transaction (cheap; one per worker call).
+    /// The block's fees and burned amount so far; an overflow of either
+    /// total is the error the sequential path raises at the overflowing
+    /// addition. Call it after the parallel phase.
+    pub fn check_totals(&self) -> Result<(u64, u64), StateError> {
+        Ok((
+            Self::total(&self.fees).ok_or(StateError::Overflow("fees"))?,
+            Self::total(&self.burned).ok_or(StateError::Overflow("burned"))?,
+        ))
+    }
+
+    fn total(sums: &[CachePadded<AtomicU64>]) -> Option<u64> {
+        sums.iter()
+            .try_fold(0u64, |acc, s| acc.checked_add(s.load(Ordering::Relaxed)))
+    }
+
+    /// The storage clone the state reads.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// A [`TxState`] handle that finds every key through the sharded cache
+    /// (block-level operations and the coverage check, on one thread).
     pub fn view(&self) -> TxView<'_, S> {
         TxView {
             state: self,
+            cells: &[],
             covered: None,
         }
     }
 
-    /// A handle for a transaction of a covered sender chain (see
-    /// `coverage.rs`): reading `source`'s nonce answers `nonce`, the value
-    /// sequential execution is proven to read, whatever order the chain's
-    /// transactions run in; every write is still a delta on the real state.
-    pub fn covered_view(&self, source: PublicKey, nonce: u64) -> TxView<'_, S> {
+    /// The handle one transaction runs through: `cells` are its resolved
+    /// accesses; `covered` is `Some((source, nonce))` for a transaction of a
+    /// covered sender chain (see `coverage.rs`): reading `source`'s nonce
+    /// answers `nonce`, the value sequential execution is proven to read,
+    /// whatever order the chain's transactions run in; every write is still
+    /// a delta on the real state.
+    pub fn tx_view<'a>(
+        &'a self,
+        cells: &'a [CellRef],
+        covered: Option<(PublicKey, u64)>,
+    ) -> TxView<'a, S> {
         TxView {
             state: self,
-            covered: Some((source, nonce)),
+            cells,
+            covered,
         }
     }
 
@@ -163,32 +303,60 @@ impl<S: Storage + Clone> ParallelChainState<S> {
         self.storage.prefetch_pays()
     }
 
-    /// Loads the keys of `accesses` into the cache (nonce and multisig of an
-    /// account key, since every transaction reads them; the balance of a
-    /// balance key), so execution rarely waits on storage. The executor calls
-    /// it for every transaction, in parallel, before any transaction runs.
-    pub fn prefetch(&self, accesses: &[Access]) -> Result<(), StateError> {
-        let mut view = self.view();
-        for a in accesses {
-            match &a.key {
-                AccessKey::Account(k) => {
-                    view.load_nonce(k)?;
-                    view.multisig(k)?;
-                }
-                AccessKey::Balance(k, asset) => {
-                    view.balance(k, asset)?;
-                }
-            }
-        }
-        Ok(())
+    /// The cells of `accesses` (created when absent). With `load`, their
+    /// values are read now (an account's nonce and multisig, which every
+    /// transaction of it reads; a balance), so execution rarely waits on
+    /// storage: the prefetch. The executor calls it for every transaction,
+    /// in parallel, before any transaction runs.
+    pub fn resolve(&self, accesses: &[Access], load: bool) -> Result<Resolved, StateError> {
+        let view = self.view();
+        accesses
+            .iter()
+            .map(|a| {
+                Ok(match &a.key {
+                    AccessKey::Account(k) => {
+                        let cell = self.account_cell(k);
+                        if load {
+                            view.nonce_of(&cell)?;
+                            view.stored_multisig(&cell)?;
+                        }
+                        CellRef::Account(cell)
+                    }
+                    AccessKey::Balance(k, asset) => {
+                        let cell = self.balance_cell(k, asset);
+                        if load {
+                            view.balance_of(&cell)?;
+                        }
+                        CellRef::Balance(cell)
+                    }
+                })
+            })
+            .collect()
     }
 
-    fn account<R>(&self, account: &PublicKey, f: impl FnOnce(&mut AccountEntry) -> R) -> R {
-        self.accounts.with_default(*account, f)
+    fn account_cell(&self, account: &PublicKey) -> Arc<AccountCell> {
+        self.accounts
+            .get_or_insert(*account, |k| Arc::new(AccountCell::new(k)))
     }
 
-    fn add(counter: &AtomicU64, amount: u64, what: &'static str) -> Result<(), StateError> {
-        counter
+    fn balance_cell(&self, account: &PublicKey, asset: &Asset) -> Arc<BalanceCell> {
+        self.balances.get_or_insert((*account, *asset), |key| {
+            Arc::new(BalanceCell {
+                key,
+                value: CachePadded::new(LazyU64::default()),
+            })
+        })
+    }
+
+    /// Adds to the calling worker's partial sum.
+    fn add(
+        sums: &[CachePadded<AtomicU64>],
+        amount: u64,
+        what: &'static str,
+    ) -> Result<(), StateError> {
+        let last = sums.len() - 1;
+        let slot = rayon::current_thread_index().map_or(last, |i| i.min(last));
+        sums[slot]
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 v.checked_add(amount)
             })
@@ -200,52 +368,101 @@ impl<S: Storage + Clone> ParallelChainState<S> {
 /// The per-transaction handle through which the rule engine reads and writes.
 pub struct TxView<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
+    /// The transaction's resolved cells (empty for block-level operations).
+    cells: &'a [CellRef],
     /// For a covered sender chain: (source, the nonce its reads answer).
     covered: Option<(PublicKey, u64)>,
 }
 
 impl<S: Storage + Clone> TxView<'_, S> {
-    fn load_nonce(&self, account: &PublicKey) -> Result<u64, StateError> {
-        let st = self.state;
-        if let Some(v) = st.account(account, |e| e.nonce.as_ref().map(|s| s.value)) {
-            return Ok(v);
+    /// Runs `f` on `account`'s cell: from the transaction's own cells when
+    /// listed (no hashing, no lock), else through the sharded cache.
+    fn with_account<R>(&self, account: &PublicKey, f: impl FnOnce(&AccountCell) -> R) -> R {
+        for c in self.cells {
+            if let CellRef::Account(cell) = c {
+                if cell.key == *account {
+                    return f(cell);
+                }
+            }
         }
-        let v = st.storage.get_nonce(account, st.at)?.unwrap_or(0);
-        Ok(st.account(account, |e| {
-            e.nonce
-                .get_or_insert(Slot {
-                    value: v,
-                    dirty: false,
-                })
-                .value
-        }))
+        f(&self.state.account_cell(account))
     }
 
-    /// A balance as storage has it at the parent topoheight (a clean slot).
-    fn load_balance(&self, account: &PublicKey, asset: &Asset) -> Result<Slot<u64>, StateError> {
+    /// As [`Self::with_account`], for a balance.
+    fn with_balance<R>(
+        &self,
+        account: &PublicKey,
+        asset: &Asset,
+        f: impl FnOnce(&BalanceCell) -> R,
+    ) -> R {
+        for c in self.cells {
+            if let CellRef::Balance(cell) = c {
+                if cell.key.0 == *account && cell.key.1 == *asset {
+                    return f(cell);
+                }
+            }
+        }
+        f(&self.state.balance_cell(account, asset))
+    }
+
+    fn load_nonce(&self, account: &PublicKey) -> impl FnOnce() -> Result<u64, StateError> + '_ {
         let st = self.state;
-        Ok(Slot {
-            value: st.storage.get_balance(account, asset, st.at)?.unwrap_or(0),
-            dirty: false,
-        })
+        let account = *account;
+        move || Ok(st.storage.get_nonce(&account, st.at)?.unwrap_or(0))
     }
 
-    /// Applies `f` to a balance under its shard lock (loading it first if needed).
+    fn load_balance(
+        &self,
+        account: &PublicKey,
+        asset: &Asset,
+    ) -> impl FnOnce() -> Result<u64, StateError> + '_ {
+        let st = self.state;
+        let (account, asset) = (*account, *asset);
+        move || {
+            Ok(st
+                .storage
+                .get_balance(&account, &asset, st.at)?
+                .unwrap_or(0))
+        }
+    }
+
+    fn nonce_of(&self, cell: &AccountCell) -> Result<u64, StateError> {
+        Ok(cell
+            .nonce
+            .get(self.load_nonce(&cell.key))?
+            .load(Ordering::Relaxed))
+    }
+
+    fn balance_of(&self, cell: &BalanceCell) -> Result<u64, StateError> {
+        Ok(cell
+            .value
+            .get(self.load_balance(&cell.key.0, &cell.key.1))?
+            .load(Ordering::Relaxed))
+    }
+
+    fn stored_multisig(
+        &self,
+        cell: &AccountCell,
+    ) -> Result<Option<Arc<MultisigConfig>>, StateError> {
+        if let Some(v) = cell.stored_multisig.get() {
+            return Ok(v.clone());
+        }
+        let st = self.state;
+        let v = st.storage.get_multisig(&cell.key, st.at)?.map(Arc::new);
+        Ok(cell.stored_multisig.get_or_init(|| v).clone())
+    }
+
+    /// Applies `f` to a balance atomically (loading it first if needed).
     fn adjust(
         &self,
         account: &PublicKey,
         asset: &Asset,
-        f: impl FnOnce(u64) -> Result<u64, StateError>,
+        f: impl Fn(u64) -> Option<u64>,
+        err: StateError,
     ) -> Result<(), StateError> {
-        self.state.balances.with(
-            (*account, *asset),
-            || self.load_balance(account, asset),
-            |s| {
-                s.value = f(s.value)?;
-                s.dirty = true;
-                Ok(())
-            },
-        )?
+        self.with_balance(account, asset, |cell| {
+            cell.value.update(self.load_balance(account, asset), f, err)
+        })
     }
 }
 
@@ -253,72 +470,60 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
     fn nonce(&mut self, account: &PublicKey) -> Result<u64, StateError> {
         match self.covered {
             Some((source, nonce)) if source == *account => Ok(nonce),
-            _ => self.load_nonce(account),
+            _ => self.with_account(account, |c| self.nonce_of(c)),
         }
     }
 
     fn balance(&mut self, account: &PublicKey, asset: &Asset) -> Result<u64, StateError> {
-        self.state.balances.with(
-            (*account, *asset),
-            || self.load_balance(account, asset),
-            |s| s.value,
-        )
+        self.with_balance(account, asset, |c| self.balance_of(c))
     }
 
     fn multisig(&mut self, account: &PublicKey) -> Result<Option<Arc<MultisigConfig>>, StateError> {
-        let st = self.state;
-        if let Some(v) = st.account(account, |e| e.multisig.as_ref().map(|s| s.value.clone())) {
-            return Ok(v);
-        }
-        let v = st.storage.get_multisig(account, st.at)?.map(Arc::new);
-        Ok(st.account(account, |e| {
-            e.multisig
-                .get_or_insert(Slot {
-                    value: v,
-                    dirty: false,
-                })
-                .value
-                .clone()
-        }))
+        self.with_account(account, |c| {
+            if c.multisig_dirty.load(Ordering::Relaxed) {
+                if let Some(v) = c.written_multisig.lock().as_ref() {
+                    return Ok(v.clone());
+                }
+            }
+            self.stored_multisig(c)
+        })
     }
 
     fn energy(&mut self, account: &PublicKey) -> Result<EnergyState, StateError> {
-        let st = self.state;
-        if let Some(v) = st.account(account, |e| e.energy.as_ref().map(|s| s.value.clone())) {
-            return Ok(v);
-        }
-        let v = st.storage.get_energy(account, st.at)?.unwrap_or_default();
-        Ok(st.account(account, |e| {
-            e.energy
+        self.with_account(account, |c| {
+            if let Some(s) = c.energy.lock().as_ref() {
+                return Ok(s.value.clone());
+            }
+            let st = self.state;
+            let v = st.storage.get_energy(account, st.at)?.unwrap_or_default();
+            Ok(c.energy
+                .lock()
                 .get_or_insert(Slot {
                     value: v,
                     dirty: false,
                 })
                 .value
-                .clone()
-        }))
+                .clone())
+        })
     }
 
     fn increment_nonce(&mut self, account: &PublicKey) -> Result<(), StateError> {
-        self.load_nonce(account)?;
-        self.state.account(account, |e| match e.nonce.as_mut() {
-            Some(slot) => {
-                slot.value = slot
-                    .value
-                    .checked_add(1)
-                    .ok_or(StateError::Overflow("nonce"))?;
-                slot.dirty = true;
-                Ok(())
-            }
-            None => Err(StateError::Internal("nonce vanished after loading")),
+        self.with_account(account, |c| {
+            c.nonce.update(
+                self.load_nonce(account),
+                |v| v.checked_add(1),
+                StateError::Overflow("nonce"),
+            )
         })
     }
 
     fn debit(&mut self, account: &PublicKey, asset: &Asset, amount: u64) -> Result<(), StateError> {
-        self.adjust(account, asset, |v| {
-            v.checked_sub(amount)
-                .ok_or(StateError::Internal("debit below zero"))
-        })
+        self.adjust(
+            account,
+            asset,
+            |v| v.checked_sub(amount),
+            StateError::Internal("debit below zero"),
+        )
     }
 
     fn credit(
@@ -327,28 +532,28 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
         asset: &Asset,
         amount: u64,
     ) -> Result<(), StateError> {
-        self.adjust(account, asset, |v| {
-            v.checked_add(amount)
-                .ok_or(StateError::Overflow("balance credit"))
-        })
+        self.adjust(
+            account,
+            asset,
+            |v| v.checked_add(amount),
+            StateError::Overflow("balance credit"),
+        )
     }
 
     fn set_multisig(&mut self, account: &PublicKey, config: Option<Arc<MultisigConfig>>) {
-        self.state.account(account, |e| {
-            e.multisig = Some(Slot {
-                value: config,
-                dirty: true,
-            })
-        });
+        self.with_account(account, |c| {
+            *c.written_multisig.lock() = Some(config);
+            c.multisig_dirty.store(true, Ordering::Relaxed);
+        })
     }
 
     fn set_energy(&mut self, account: &PublicKey, energy: EnergyState) {
-        self.state.account(account, |e| {
-            e.energy = Some(Slot {
+        self.with_account(account, |c| {
+            *c.energy.lock() = Some(Slot {
                 value: energy,
                 dirty: true,
             })
-        });
+        })
     }
 
     fn add_burned(&mut self, amount: u64) -> Result<(), StateError> {
@@ -361,7 +566,7 @@ impl<S: Storage + Clone> TxState for TxView<'_, S> {
 }
 
 /// Block-level operations (reward, fees, change set) run on the calling
-/// thread, outside any batch, through the same handle.
+/// thread, outside any parallel phase, through the sharded cache.
 impl<S: Storage + Clone> TxState for ParallelChainState<S> {
     fn nonce(&mut self, account: &PublicKey) -> Result<u64, StateError> {
         self.view().nonce(account)
@@ -404,12 +609,14 @@ impl<S: Storage + Clone> TxState for ParallelChainState<S> {
 }
 
 impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
+    /// The total (saturating; [`ParallelChainState::check_totals`] reports an overflow).
     fn fees(&self) -> u64 {
-        self.fees.load(Ordering::Relaxed)
+        Self::total(&self.fees).unwrap_or(u64::MAX)
     }
 
+    /// The total (saturating; [`ParallelChainState::check_totals`] reports an overflow).
     fn burned(&self) -> u64 {
-        self.burned.load(Ordering::Relaxed)
+        Self::total(&self.burned).unwrap_or(u64::MAX)
     }
 
     fn into_change_set(self, topoheight: TopoHeight) -> ChangeSet {
@@ -417,20 +624,22 @@ impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
             topoheight,
             ..ChangeSet::default()
         };
-        for (key, slot) in self.balances.into_entries() {
-            if slot.dirty {
-                changes.balances.insert(key, slot.value);
+        for cell in self.balances.into_values() {
+            if let Some(v) = cell.value.written() {
+                changes.balances.insert(cell.key, v);
             }
         }
-        for (key, e) in self.accounts.into_entries() {
-            if let Some(Slot { value, dirty: true }) = e.nonce {
-                changes.nonces.insert(key, value);
+        for cell in self.accounts.into_values() {
+            if let Some(v) = cell.nonce.written() {
+                changes.nonces.insert(cell.key, v);
             }
-            if let Some(Slot { value, dirty: true }) = e.multisig {
-                changes.multisigs.insert(key, value.map(|c| (*c).clone()));
+            if cell.multisig_dirty.load(Ordering::Relaxed) {
+                if let Some(v) = cell.written_multisig.lock().take() {
+                    changes.multisigs.insert(cell.key, v.map(|c| (*c).clone()));
+                }
             }
-            if let Some(Slot { value, dirty: true }) = e.energy {
-                changes.energies.insert(key, value);
+            if let Some(Slot { value, dirty: true }) = cell.energy.lock().take() {
+                changes.energies.insert(cell.key, value);
             }
         }
         changes

@@ -18,7 +18,7 @@
 //! funds check passes, and the writes are deltas (`nonce += 1`,
 //! `balance -= spending`) whose sum does not depend on the order. Only the
 //! nonce *read* would differ, so a covered transaction reads its own nonce
-//! through [`crate::ParallelChainState::covered_view`]. Anything not provably
+//! through [`crate::ParallelChainState::tx_view`]. Anything not provably
 //! covered keeps the ordered path.
 
 // ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.

@@ -17,8 +17,9 @@
 //!    and the source's balances of the assets it spends (read-write), and
 //!    each destination's balance of the asset it receives (credit). Conflicts
 //!    are per (account, asset); credits to one balance commute.
-//! 4. **Prefetch and schedule**: every key the block touches is loaded on
-//!    the pool when the storage says reads are costly (`chain_state.rs`);
+//! 4. **Resolve, prefetch and schedule**: on the pool, every access is
+//!    resolved to its cell of the shared state, and loaded when the storage
+//!    says reads are costly (`chain_state.rs`);
 //!    covered sender chains (a sender whose transactions provably all
 //!    succeed in any order) are found (`coverage.rs`); per-key last-writer
 //!    tracking gives a dependency graph that keeps every order-sensitive
@@ -28,9 +29,11 @@
 //!    is credited, then transactions run on the pool as soon as their
 //!    dependencies finished (or batch by batch; the lock-free release
 //!    protocol is `release.rs`), through the one rule engine against a
-//!    [`ParallelChainState`]: a lock-sharded, lazily loaded cache over a
-//!    storage clone read at the parent topoheight, with atomic fee and burn
-//!    accumulators. The sequential reference (`sequential.rs`) runs the same
+//!    [`ParallelChainState`]: a lock-sharded, lazily loaded cache of
+//!    per-key cells over a storage clone read at the parent topoheight (a
+//!    transaction reaches its cells without hashing or locking; values are
+//!    atomics), with atomic fee and burn accumulators. One thread, or a
+//!    block without useful parallelism, runs the sequential engine instead. The sequential reference (`sequential.rs`) runs the same
 //!    rule engine over a plain overlay.
 //! 6. **Merge and commit** (`executor.rs`, `blockchain.rs`): fees go to the
 //!    miner, the dirty entries become one [`ChangeSet`], committed by the

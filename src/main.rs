@@ -121,7 +121,8 @@ enum Command {
         /// Parallel thread counts (comma separated).
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         threads: Vec<usize>,
-        /// Storages (comma separated): memory, rocks.
+        /// Storages (comma separated): memory, rocks (warm), rocks-cold
+        /// (reopened before every timed execution).
         #[arg(long, value_delimiter = ',', default_value = "memory,rocks")]
         storage: Vec<StorageKind>,
         /// Schedulers (comma separated): graph, batches.
@@ -533,19 +534,21 @@ fn cmd_bench(
     if !json {
         println!("machine: {} logical CPUs; medians over {blocks} blocks of {txs_per_block} txs; times in ms", std::thread::available_parallelism().map_or(1, |n| n.get()));
         println!(
-            "{:<18} {:>8} {:<7} {:<7} {:>8} {:>8} | {}",
+            "{:<18} {:>8} {:<10} {:<7} {:>8} {:>8} {:>7} | {}",
             "workload",
             "accounts",
             "storage",
             "sched",
             "seq",
             "seq exec",
+            "commit",
             threads
                 .iter()
                 .map(|t| format!(
-                    "{:>8} {:>7} {:>8} {:>7} {:>6} {:>5}",
+                    "{:>8} {:>7} {:>7} {:>8} {:>7} {:>6} {:>5}",
                     format!("par@{t}"),
                     "speedup",
+                    "blk-sp",
                     "exec",
                     "exec-sp",
                     "S*",
@@ -554,7 +557,7 @@ fn cmd_bench(
                 .collect::<Vec<_>>()
                 .join(" | ")
         );
-        println!("(seq, par@N: whole execution incl. verify; exec: execute phase (parallel: prefetch + execute); S* = min(threads, W/C); eff = exec-sp / S*)");
+        println!("(seq, par@N: whole execution incl. verify, without commit; blk-sp: whole block incl. the commit; exec: execute phase; exec-sp: seq exec / (parallel resolve+prefetch + execute); S* = min(threads, W/C); eff = exec-sp / S*)");
     }
     for &w in workloads {
         for &st in storages {
@@ -592,6 +595,7 @@ fn print_row(row: &BenchRow, json: bool) {
                     "execute_ms": ms(p.execute),
                     "prefetch_ms": ms(p.prefetch),
                     "speedup": row.speedup(*t),
+                    "block_speedup": row.block_speedup(*t),
                     "execute_speedup": row.execute_speedup(*t),
                     "ideal": row.ideal(*t),
                     "execute_efficiency": row.execute_speedup(*t).map(|s| s / row.ideal(*t)),
@@ -604,7 +608,7 @@ fn print_row(row: &BenchRow, json: bool) {
                 "workload": row.workload,
                 "accounts": row.accounts,
                 "txs": row.txs,
-                "storage": format!("{:?}", row.storage).to_lowercase(),
+                "storage": row.storage.name(),
                 "scheduler": format!("{:?}", row.scheduler).to_lowercase(),
                 "blocks": row.blocks,
                 "critical_path": row.critical_path,
@@ -625,12 +629,14 @@ fn print_row(row: &BenchRow, json: bool) {
         .iter()
         .map(|(t, p)| {
             let sp = row.speedup(*t).unwrap_or(0.0);
+            let blk = row.block_speedup(*t).unwrap_or(0.0);
             let ex = row.execute_speedup(*t).unwrap_or(0.0);
             let ideal = row.ideal(*t);
             format!(
-                "{:>8.2} {:>6.2}x {:>8.2} {:>6.2}x {:>5.2}x {:>5.2}",
+                "{:>8.2} {:>6.2}x {:>6.2}x {:>8.2} {:>6.2}x {:>5.2}x {:>5.2}",
                 ms(p.total),
                 sp,
+                blk,
                 ms(p.execute),
                 ex,
                 ideal,
@@ -639,13 +645,14 @@ fn print_row(row: &BenchRow, json: bool) {
         })
         .collect();
     println!(
-        "{:<18} {:>8} {:<7} {:<7} {:>8.2} {:>8.2} | {}",
+        "{:<18} {:>8} {:<10} {:<7} {:>8.2} {:>8.2} {:>7.2} | {}",
         row.workload,
         row.accounts,
-        format!("{:?}", row.storage).to_lowercase(),
+        row.storage.name(),
         format!("{:?}", row.scheduler).to_lowercase(),
         ms(row.sequential.total),
         ms(row.sequential.execute),
+        ms(row.commit),
         cols.join(" | ")
     );
 }

@@ -2,18 +2,20 @@
 //!
 //! 1. Stateless checks of every transaction run on the pool; the block is
 //!    rejected with the first failing index (block order), as sequentially.
-//! 2. Access sets (`access.rs`); every key they name is loaded on the pool
-//!    (prefetch, `chain_state.rs`); covered sender chains are found
-//!    (`coverage.rs`) and the dependency graph is built (`scheduler.rs`).
+//! 2. Access sets (`access.rs`); on the pool, each access is resolved to
+//!    its cell of the shared state and, where the storage says reads are
+//!    costly, loaded (prefetch, `chain_state.rs`); covered sender chains are
+//!    found (`coverage.rs`) and the dependency graph is built (`scheduler.rs`).
 //! 3. The reward is credited on the calling thread, then the transactions run
 //!    against a [`ParallelChainState`] (`chain_state.rs`) through the one rule
 //!    engine (`rules.rs`), in one of three ways:
 //!    * **graph** (default): a transaction starts as soon as its dependencies
 //!      finished, without barriers;
 //!    * **batches**: the graph's levels, a barrier between levels;
-//!    * **in order** on the calling thread, when the graph offers no useful
-//!      parallelism (critical path over 90% of the block) or the pool has one
-//!      thread: the graph was already paid for, nothing more is.
+//!    * **in order**, by the sequential engine (`sequential.rs`) on the
+//!      calling thread, when the pool has one thread (no plan is built) or
+//!      the graph offers no useful parallelism (critical path over 90% of the
+//!      block; the storage clone's caches are warm from the prefetch).
 //! 4. Fees are credited and the change set is built (`executor.rs`), the same
 //!    code the sequential path uses.
 //!
@@ -28,8 +30,9 @@
 //! `pending[d]` is decremented with `AcqRel` by each dependency of `d` after
 //! it finished its writes; the decrement that reaches zero therefore
 //! acquires every dependency's writes (a release sequence on one atomic)
-//! before `d` runs (`release.rs`, model-checked with loom). The state's shard mutexes order accesses to the maps
-//! themselves. Statuses are written once into `OnceLock`s and read after the
+//! before `d` runs (`release.rs`, model-checked with loom). That edge is
+//! what lets the state's cells use `Relaxed` atomics (`chain_state.rs`
+//! gives the argument). Statuses are written once into `OnceLock`s and read after the
 //! scope returned (the scope's join happens-after every job).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +43,7 @@ use rayon::prelude::*;
 
 use crate::access::{access_set, make_commutative, AccessSet};
 use crate::block::Block;
-use crate::chain_state::ParallelChainState;
+use crate::chain_state::{ParallelChainState, Resolved};
 use crate::config::Scheduler;
 use crate::coverage::covered_transactions;
 use crate::error::{BlockError, StateError};
@@ -49,8 +52,13 @@ use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
 use crate::release::PendingCounts;
 use crate::rules::apply_transaction;
 use crate::scheduler::DependencyGraph;
+use crate::sequential::{apply_block, SequentialState};
 use crate::validation::{check_stateless, VerifiedTx};
 use crate::Storage;
+
+/// Below this many distinct keys per worker thread, a block runs in order:
+/// its transactions would mostly contend on the same few cells.
+pub const MIN_KEYS_PER_THREAD: usize = 8;
 
 /// Executes blocks on its own rayon thread pool.
 pub struct ParallelExecutor {
@@ -60,6 +68,8 @@ pub struct ParallelExecutor {
     threads: usize,
     /// How transactions are ordered.
     scheduler: Scheduler,
+    /// Whether blocks without useful parallelism run in order (the default).
+    guards: bool,
 }
 
 impl std::fmt::Debug for ParallelExecutor {
@@ -67,19 +77,23 @@ impl std::fmt::Debug for ParallelExecutor {
         f.debug_struct("ParallelExecutor")
             .field("threads", &self.threads)
             .field("scheduler", &self.scheduler)
+            .field("guards", &self.guards)
             .finish()
     }
 }
 
 /// What [`ParallelExecutor::plan`] prepares before execution.
 pub struct Plan<S: Storage + Clone> {
-    /// The block's state, with every touched key loaded.
+    /// The block's state: a cell for every key the block touches (loaded
+    /// where the storage says the prefetch pays).
     pub state: ParallelChainState<S>,
+    /// Each transaction's cells, in block order.
+    pub resolved: Vec<Resolved>,
     /// Transactions of covered sender chains.
     pub covered: Vec<bool>,
     /// The dependency graph.
     pub graph: DependencyGraph,
-    /// Prefetch time.
+    /// Time to resolve every access to its cell (and prefetch it).
     pub prefetch: std::time::Duration,
     /// Coverage and graph time.
     pub schedule: std::time::Duration,
@@ -89,6 +103,8 @@ pub struct Plan<S: Storage + Clone> {
 struct GraphRun<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
     txs: &'a [VerifiedTx],
+    /// Each transaction's cells.
+    resolved: &'a [Resolved],
     /// Transactions of covered sender chains (`coverage.rs`).
     covered: &'a [bool],
     graph: &'a DependencyGraph,
@@ -121,7 +137,16 @@ impl ParallelExecutor {
             pool,
             threads,
             scheduler,
+            guards: true,
         })
+    }
+
+    /// Turns the in-order guards off: every block runs on the scheduler,
+    /// even on one thread or with no useful parallelism. Results are the
+    /// same; this is for testing and measuring the parallel machinery itself.
+    pub fn always_parallel(mut self) -> Self {
+        self.guards = false;
+        self
     }
 
     /// Worker threads.
@@ -173,27 +198,56 @@ impl ParallelExecutor {
     ) -> Result<ExecutedBlock, BlockError> {
         let (txs, verify) = timed(|| self.verify_block(block, pre));
         let txs = txs?;
+        let stats = BlockStats {
+            path: ExecutionPath::ParallelInOrder,
+            verify,
+            ..BlockStats::default()
+        };
+        // One thread: nothing to overlap, so no plan is paid for.
+        if self.guards && self.threads == 1 {
+            return Self::run_in_order(&storage, block, &txs, pre, stats);
+        }
 
         let n = txs.len();
         let Plan {
             mut state,
+            resolved,
             covered,
             graph,
             prefetch,
-            schedule: schedule_time,
+            schedule,
         } = self.plan(storage, &txs, pre)?;
+        let stats = BlockStats {
+            largest_batch: graph.largest_level(),
+            critical_path: graph.critical_path(),
+            covered: covered.iter().filter(|c| **c).count(),
+            prefetch,
+            schedule,
+            ..stats
+        };
+        // No useful parallelism: the sequential engine, on the clone the
+        // prefetch warmed. That is a critical path over 90% of the block,
+        // or so few keys that concurrent transactions would mostly contend
+        // on the same cache lines (`uniform` over 2 accounts).
+        if self.guards
+            && (graph.critical_path() * 10 > n * 9
+                || graph.distinct_keys() < MIN_KEYS_PER_THREAD * self.threads)
+        {
+            return Self::run_in_order(state.storage(), block, &txs, pre, stats);
+        }
 
-        let in_order = self.threads == 1 || graph.critical_path() * 10 > n * 9;
         let (run, execute) = timed(|| -> Result<_, BlockError> {
             let reward = credit_reward(&mut state, block, pre)?;
-            let statuses = if in_order {
-                self.run_in_order(&state, &txs, pre)?
-            } else {
-                match self.scheduler {
-                    Scheduler::Graph => self.run_graph(&state, &txs, &covered, &graph, pre)?,
-                    Scheduler::Batches => self.run_batches(&state, &txs, &covered, &graph, pre)?,
+            let statuses = match self.scheduler {
+                Scheduler::Graph => {
+                    self.run_graph(&state, &txs, &resolved, &covered, &graph, pre)?
+                }
+                Scheduler::Batches => {
+                    self.run_batches(&state, &txs, &resolved, &covered, &graph, pre)?
                 }
             };
+            // The per-worker fee and burn sums overflow only if the totals do.
+            state.check_totals()?;
             Ok((reward, statuses))
         });
         let (reward, statuses) = run?;
@@ -206,50 +260,44 @@ impl ParallelExecutor {
             })
             .collect();
         let stats = BlockStats {
-            path: if in_order {
-                ExecutionPath::ParallelInOrder
-            } else {
-                ExecutionPath::Parallel
-            },
-            batches: if !in_order && self.scheduler == Scheduler::Batches {
+            path: ExecutionPath::Parallel,
+            batches: if self.scheduler == Scheduler::Batches {
                 graph.critical_path()
             } else {
                 0
             },
-            largest_batch: graph.largest_level(),
-            critical_path: graph.critical_path(),
-            covered: covered.iter().filter(|c| **c).count(),
-            verify,
-            prefetch,
-            schedule: schedule_time,
             execute,
-            ..BlockStats::default()
+            ..stats
         };
         finish_block(state, block, pre, reward, results, stats)
     }
 
-    /// Everything before execution: a state over `storage`, prefetch of
-    /// every touched key, covered sender chains, the dependency graph.
+    /// Everything before execution: a state over `storage`, each access
+    /// resolved to its cell (and prefetched where the storage says it pays),
+    /// covered sender chains, the dependency graph.
     pub fn plan<S: Storage + Clone>(
         &self,
         storage: S,
         txs: &[VerifiedTx],
         pre: &PreState,
     ) -> Result<Plan<S>, StateError> {
-        let state = ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads * 16);
+        let state = ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads);
         let start = Instant::now();
-        let mut access: Vec<AccessSet> = txs.iter().map(access_set).collect();
-        // Prefetch: load every key the block touches, in parallel, before
-        // anything runs (skipped on one thread, nothing to overlap, and on
-        // storages whose reads are cheaper than the prefetch itself).
-        if self.threads > 1 && state.prefetch_pays() {
-            self.pool.install(|| {
-                access
-                    .par_iter()
-                    .with_min_len(64)
-                    .try_for_each(|set| state.prefetch(set))
-            })?;
-        }
+        // On the pool: each transaction's access set, each access resolved
+        // to its cell and, on storages whose reads are costly, loaded; then
+        // execution neither hashes nor locks, and rarely waits on storage.
+        let load = state.prefetch_pays();
+        let planned: Vec<(AccessSet, Resolved)> = self.pool.install(|| {
+            txs.par_iter()
+                .with_min_len(64)
+                .map(|vtx| {
+                    let set = access_set(vtx);
+                    let cells = state.resolve(&set, load)?;
+                    Ok((set, cells))
+                })
+                .collect::<Result<_, StateError>>()
+        })?;
+        let (mut access, resolved): (Vec<AccessSet>, Vec<Resolved>) = planned.into_iter().unzip();
         let prefetch = start.elapsed();
         let start = Instant::now();
         let covered = covered_transactions(txs, &state)?;
@@ -261,6 +309,7 @@ impl ParallelExecutor {
         let graph = DependencyGraph::build(&access);
         Ok(Plan {
             state,
+            resolved,
             covered,
             graph,
             prefetch,
@@ -271,35 +320,39 @@ impl ParallelExecutor {
     fn run_one<S: Storage + Clone>(
         state: &ParallelChainState<S>,
         vtx: &VerifiedTx,
+        cells: &Resolved,
         covered: bool,
         pre: &PreState,
     ) -> Result<TxStatus, StateError> {
-        let mut view = if covered {
-            state.covered_view(vtx.tx.source, vtx.tx.nonce)
-        } else {
-            state.view()
-        };
+        let covered = covered.then_some((vtx.tx.source, vtx.tx.nonce));
+        let mut view = state.tx_view(cells, covered);
         Ok(match apply_transaction(vtx, &pre.ctx, &mut view)? {
             Ok(()) => TxStatus::Ok,
             Err(f) => TxStatus::Orphaned(f),
         })
     }
 
-    fn run_in_order<S: Storage + Clone>(
-        &self,
-        state: &ParallelChainState<S>,
+    /// The sequential engine (`sequential.rs`) on `storage`: for one thread,
+    /// or a block whose graph offers no useful parallelism.
+    fn run_in_order<S: Storage>(
+        storage: &S,
+        block: &Block,
         txs: &[VerifiedTx],
         pre: &PreState,
-    ) -> Result<Vec<TxStatus>, StateError> {
-        txs.iter()
-            .map(|vtx| Self::run_one(state, vtx, false, pre))
-            .collect()
+        stats: BlockStats,
+    ) -> Result<ExecutedBlock, BlockError> {
+        let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
+        let (run, execute) = timed(|| apply_block(&mut state, block, txs, pre, None));
+        let (reward, results) = run?;
+        let stats = BlockStats { execute, ..stats };
+        finish_block(state, block, pre, reward, results, stats)
     }
 
     fn run_batches<S: Storage + Clone>(
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
+        resolved: &[Resolved],
         covered: &[bool],
         graph: &DependencyGraph,
         pre: &PreState,
@@ -309,12 +362,21 @@ impl ParallelExecutor {
             for batch in graph.batches() {
                 if batch.len() == 1 {
                     let i = batch[0] as usize;
-                    statuses[i] = Some(Self::run_one(state, &txs[i], covered[i], pre)?);
+                    statuses[i] = Some(Self::run_one(
+                        state,
+                        &txs[i],
+                        &resolved[i],
+                        covered[i],
+                        pre,
+                    )?);
                     continue;
                 }
                 let out: Vec<Result<TxStatus, StateError>> = batch
                     .par_iter()
-                    .map(|&i| Self::run_one(state, &txs[i as usize], covered[i as usize], pre))
+                    .map(|&i| {
+                        let i = i as usize;
+                        Self::run_one(state, &txs[i], &resolved[i], covered[i], pre)
+                    })
                     .collect();
                 for (&i, r) in batch.iter().zip(out) {
                     statuses[i as usize] = Some(r?);
@@ -333,6 +395,7 @@ impl ParallelExecutor {
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
+        resolved: &[Resolved],
         covered: &[bool],
         graph: &DependencyGraph,
         pre: &PreState,
@@ -340,6 +403,7 @@ impl ParallelExecutor {
         let run = GraphRun {
             state,
             txs,
+            resolved,
             covered,
             graph,
             pre,
@@ -391,7 +455,14 @@ impl<'a, S: Storage + Clone> GraphRun<'a, S> {
                 return;
             }
             let k = i as usize;
-            match ParallelExecutor::run_one(self.state, &self.txs[k], self.covered[k], self.pre) {
+            let status = ParallelExecutor::run_one(
+                self.state,
+                &self.txs[k],
+                &self.resolved[k],
+                self.covered[k],
+                self.pre,
+            );
+            match status {
                 Ok(status) => {
                     // Set exactly once: `i` is released exactly once.
                     let _ = self.statuses[i as usize].set(status);

@@ -43,6 +43,8 @@ pub struct DependencyGraph {
     levels: Vec<u32>,
     /// Number of levels.
     depth: u32,
+    /// Number of distinct keys the block touches.
+    keys: usize,
 }
 
 #[derive(Default)]
@@ -106,7 +108,13 @@ impl DependencyGraph {
             indegree,
             levels,
             depth,
+            keys: keys.len(),
         }
+    }
+
+    /// Number of distinct keys the block touches.
+    pub fn distinct_keys(&self) -> usize {
+        self.keys
     }
 
     /// Number of transactions.

@@ -212,7 +212,7 @@ impl<S: Storage> BlockState for SequentialState<'_, S> {
 
 /// Credits the reward, then applies every transaction in block order;
 /// with `costs`, also records each transaction's execution time.
-fn apply_block<S: Storage>(
+pub(crate) fn apply_block<S: Storage>(
     state: &mut SequentialState<'_, S>,
     block: &Block,
     txs: &[VerifiedTx],

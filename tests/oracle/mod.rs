@@ -259,12 +259,20 @@ pub fn assert_equivalent<S: Storage + Clone>(
 }
 
 /// Executors for the thread counts the suite sweeps, each with both schedulers.
+/// For each thread count: the default executor (graph scheduler, in-order
+/// guards on), and the graph and batch schedulers with the guards off, so
+/// that blocks the guards would run in order (one thread, two accounts, a
+/// chain) still exercise the parallel machinery.
 pub fn executors(threads: &[usize]) -> Vec<ParallelExecutor> {
     threads
         .iter()
         .flat_map(|&t| {
-            [Scheduler::Graph, Scheduler::Batches]
-                .map(|s| ParallelExecutor::with_scheduler(t, s).expect("pool"))
+            let pool = |s| ParallelExecutor::with_scheduler(t, s).expect("pool");
+            [
+                pool(Scheduler::Graph),
+                pool(Scheduler::Graph).always_parallel(),
+                pool(Scheduler::Batches).always_parallel(),
+            ]
         })
         .collect()
 }
