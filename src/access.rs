@@ -20,6 +20,8 @@
 //! covers everything the rule engine can touch whatever the state: a failing
 //! transaction touches less, never more.
 
+// ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
+use ahash::AHashMap as HashMap;
 use smallvec::SmallVec;
 
 use crate::transaction::{EnergyPayload, Payload};
@@ -103,6 +105,80 @@ pub fn make_commutative(set: &mut AccessSet, source: &PublicKey) {
         };
         if own {
             a.mode = AccessMode::Commutative;
+        }
+    }
+}
+
+/// Dense ids of the keys a block's access sets name, assigned in first-seen
+/// order at plan time: the one pass that hashes keys. The state's cell table
+/// (`chain_state.rs`) and the graph builder's per-key tracking
+/// (`scheduler.rs`) are indexed by these ids.
+#[derive(Clone, Debug, Default)]
+pub struct KeyIndex {
+    /// Invariant: `ids[keys[i]] == i` for every id `i`.
+    ids: HashMap<AccessKey, u32>,
+    /// The key of each id.
+    keys: Vec<AccessKey>,
+    /// The id of every access, transaction after transaction, each
+    /// transaction's accesses in its access set's order.
+    access_ids: Vec<u32>,
+    /// Transaction `t`'s ids are `access_ids[offsets[t]..offsets[t + 1]]`.
+    offsets: Vec<u32>,
+}
+
+impl KeyIndex {
+    /// Ids for every key of `access` (block order).
+    pub fn build(access: &[AccessSet]) -> KeyIndex {
+        let total: usize = access.iter().map(|s| s.len()).sum();
+        let mut ids: HashMap<AccessKey, u32> = HashMap::with_capacity(total);
+        let mut keys = Vec::with_capacity(total);
+        let mut access_ids = Vec::with_capacity(total);
+        let mut offsets = Vec::with_capacity(access.len() + 1);
+        offsets.push(0);
+        for set in access {
+            for a in set {
+                let next = keys.len() as u32;
+                let id = *ids.entry(a.key).or_insert_with(|| {
+                    keys.push(a.key);
+                    next
+                });
+                access_ids.push(id);
+            }
+            offsets.push(access_ids.len() as u32);
+        }
+        KeyIndex {
+            ids,
+            keys,
+            access_ids,
+            offsets,
+        }
+    }
+
+    /// The id of `key`, if the block names it.
+    pub fn get(&self, key: &AccessKey) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+
+    /// Every key, by id.
+    pub fn keys(&self) -> &[AccessKey] {
+        &self.keys
+    }
+
+    /// Number of distinct keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when the block names no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The ids of transaction `t`'s accesses, in its access set's order.
+    pub fn ids_of(&self, t: usize) -> &[u32] {
+        match (self.offsets.get(t), self.offsets.get(t + 1)) {
+            (Some(&a), Some(&b)) => &self.access_ids[a as usize..b as usize],
+            _ => &[],
         }
     }
 }

@@ -1,26 +1,27 @@
 //! [`ParallelChainState`]: the state a block executes on in parallel.
 //!
 //! # Layout
-//! Every key the block touches gets one *cell*, created on first use and
-//! never moved: an [`AccountCell`] (nonce, multisig, energy) or a
-//! [`BalanceCell`], each behind an `Arc`, found through a lock-sharded cache
-//! (`Sharded`: `parking_lot` mutexes over keyed ahash maps). A cell loads its
-//! value from the storage clone lazily, on first use: cache first, storage
-//! on a miss.
+//! Every key gets one *cell*: an [`AccountCell`] (nonce, multisig, energy)
+//! or a [`BalanceCell`]. A cell loads its value from the storage clone
+//! lazily, on first use (cache first, storage on a miss), and never moves.
 //!
-//! At plan time ([`ParallelChainState::resolve`], on the pool) each
-//! transaction's access set becomes the list of cells it names
-//! ([`Resolved`]); with `load`, their values are read from storage there
-//! (the prefetch). Execution then neither hashes a key nor takes a shard
-//! lock: a transaction finds its cells by comparing keys within its own short
-//! list and works on them with atomics. A key outside that list (the
-//! block-level reward and fee credits, run on the calling thread, and the
-//! coverage check) goes through the sharded cache.
+//! * The keys the block's access sets name get their cells at plan time, in
+//!   one table indexed by the dense key ids of [`KeyIndex`] (`access.rs`),
+//!   so a transaction reaches its cells through its own id list: no hashing,
+//!   no lock, just a key comparison within that short list. With the
+//!   prefetch ([`ParallelChainState::prefetch`], on the pool) their values
+//!   are loaded before anything runs.
+//! * Any other key (the miner of a block whose transactions never name it,
+//!   or a lookup on a state built without a plan) gets an `Arc`'d cell in a
+//!   lock-sharded cache (`Sharded`: `parking_lot` mutexes over keyed ahash
+//!   maps), created on first use. Lookups by key (block-level operations on
+//!   the calling thread, the coverage check) try the id index first.
 //!
 //! # Locking and memory-ordering argument
-//! * A shard mutex guards only its map (key → cell); it is held for one
-//!   lookup or insert, never across a storage read, never with another
-//!   shard's lock, so there is no lock-order deadlock.
+//! * The table and the key index are built before any worker runs and only
+//!   read afterwards. A shard mutex guards only its map (key → cell); it is
+//!   held for one lookup or insert, never across a storage read, never with
+//!   another shard's lock, so there is no lock-order deadlock.
 //! * A value is an `AtomicU64` inside a `OnceLock`. The first user reads
 //!   storage without any lock and installs the value; a racing first user
 //!   may read storage too, but both read the same stored value (nothing is
@@ -58,9 +59,10 @@ use std::sync::{Arc, OnceLock};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
-use smallvec::SmallVec;
 
-use crate::access::{Access, AccessKey};
+use rayon::prelude::*;
+
+use crate::access::{AccessKey, KeyIndex};
 use crate::error::StateError;
 use crate::executor::BlockState;
 use crate::rules::TxState;
@@ -124,12 +126,11 @@ struct Slot<T> {
 
 /// An account's own fields (nonce, multisig config, energy).
 #[derive(Debug)]
-pub struct AccountCell {
+struct AccountCell {
     /// The account; never changes.
     key: PublicKey,
-    /// The nonce, on its own cache line: a covered sender's concurrent
-    /// increments must not keep invalidating the line holding `key`.
-    nonce: CachePadded<LazyU64>,
+    /// The nonce.
+    nonce: LazyU64,
     /// The multisig config in storage; set once, on first read.
     stored_multisig: OnceLock<Option<Arc<MultisigConfig>>>,
     /// Invariant: `written_multisig` holds `Some` exactly when this is set.
@@ -144,7 +145,7 @@ impl AccountCell {
     fn new(key: PublicKey) -> Self {
         AccountCell {
             key,
-            nonce: CachePadded::new(LazyU64::default()),
+            nonce: LazyU64::default(),
             stored_multisig: OnceLock::new(),
             multisig_dirty: AtomicBool::new(false),
             written_multisig: Mutex::new(None),
@@ -155,25 +156,23 @@ impl AccountCell {
 
 /// One (account, asset) balance.
 #[derive(Debug)]
-pub struct BalanceCell {
+struct BalanceCell {
     /// The account and asset; never change.
     key: (PublicKey, Asset),
-    /// The balance, on its own cache line: concurrent credits to a hot
-    /// balance must not keep invalidating the line holding `key`.
-    value: CachePadded<LazyU64>,
+    /// The balance.
+    value: LazyU64,
 }
 
-/// A cell a transaction uses.
-#[derive(Clone, Debug)]
-pub enum CellRef {
+/// A cell of the plan's table, aligned so that no two cells share a cache
+/// line (workers writing neighbouring cells do not contend).
+#[derive(Debug)]
+#[repr(align(64))]
+enum Cell {
     /// An account's own fields.
-    Account(Arc<AccountCell>),
+    Account(AccountCell),
     /// A balance.
-    Balance(Arc<BalanceCell>),
+    Balance(BalanceCell),
 }
-
-/// The cells of one transaction's access set, in its order.
-pub type Resolved = SmallVec<[CellRef; 4]>;
 
 /// One lock shard, padded to its own cache line(s) against false sharing.
 type Shard<K, V> = CachePadded<Mutex<HashMap<K, V>>>;
@@ -218,9 +217,13 @@ pub struct ParallelChainState<S: Storage + Clone> {
     storage: S,
     /// The parent topoheight every storage read uses.
     at: TopoHeight,
-    /// Account cells of every account the block touched.
+    /// Dense ids of the keys the plan named; read-only once built.
+    index: KeyIndex,
+    /// `cells[id]` is the cell of `index.keys()[id]`; fixed once built.
+    cells: Box<[Cell]>,
+    /// Account cells of keys outside the plan.
     accounts: Sharded<PublicKey, Arc<AccountCell>>,
-    /// Balance cells of every balance the block touched.
+    /// Balance cells of keys outside the plan.
     balances: Sharded<(PublicKey, Asset), Arc<BalanceCell>>,
     /// Per-worker partial sums of the native fees of successful
     /// transactions: slot `i` for the pool's thread `i`, the last slot for
@@ -230,24 +233,70 @@ pub struct ParallelChainState<S: Storage + Clone> {
     burned: Box<[CachePadded<AtomicU64>]>,
 }
 
+/// A cell found by key: in the table, or shared from the sharded cache.
+enum Found<'a, T> {
+    Table(&'a T),
+    Cached(Arc<T>),
+}
+
+impl<T> std::ops::Deref for Found<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            Found::Table(t) => t,
+            Found::Cached(t) => t,
+        }
+    }
+}
+
 impl<S: Storage + Clone> ParallelChainState<S> {
     /// An empty state over `storage` at topoheight `at`, for a pool of
-    /// `threads` workers (16 lock shards per map and per thread).
+    /// `threads` workers, without a plan: every key goes through the
+    /// sharded cache (16 lock shards per map and per thread).
     pub fn new(storage: S, at: TopoHeight, threads: usize) -> Self {
+        Self::with_keys(storage, at, threads, KeyIndex::default())
+    }
+
+    /// A state whose table holds a cell for every key of `index` (values
+    /// still loaded lazily, or by [`Self::prefetch`]).
+    pub fn with_keys(storage: S, at: TopoHeight, threads: usize, index: KeyIndex) -> Self {
         let threads = threads.max(1);
         let sums = || {
             (0..=threads)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect()
         };
+        let cells = index
+            .keys()
+            .iter()
+            .map(|k| match k {
+                AccessKey::Account(a) => Cell::Account(AccountCell::new(*a)),
+                AccessKey::Balance(a, asset) => Cell::Balance(BalanceCell {
+                    key: (*a, *asset),
+                    value: LazyU64::default(),
+                }),
+            })
+            .collect();
         ParallelChainState {
             storage,
             at,
+            index,
+            cells,
             accounts: Sharded::new(threads * 16),
             balances: Sharded::new(threads * 16),
             fees: sums(),
             burned: sums(),
         }
+    }
+
+    /// The storage clone the state reads.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The key ids of the plan.
+    pub fn index(&self) -> &KeyIndex {
+        &self.index
     }
 
     /// The block's fees and burned amount so far; an overflow of either
@@ -265,35 +314,26 @@ impl<S: Storage + Clone> ParallelChainState<S> {
             .try_fold(0u64, |acc, s| acc.checked_add(s.load(Ordering::Relaxed)))
     }
 
-    /// The storage clone the state reads.
-    pub fn storage(&self) -> &S {
-        &self.storage
-    }
-
-    /// A [`TxState`] handle that finds every key through the sharded cache
-    /// (block-level operations and the coverage check, on one thread).
+    /// A [`TxState`] handle that finds every key by lookup (block-level
+    /// operations and the coverage check, on one thread).
     pub fn view(&self) -> TxView<'_, S> {
         TxView {
             state: self,
-            cells: &[],
+            ids: &[],
             covered: None,
         }
     }
 
-    /// The handle one transaction runs through: `cells` are its resolved
-    /// accesses; `covered` is `Some((source, nonce))` for a transaction of a
-    /// covered sender chain (see `coverage.rs`): reading `source`'s nonce
-    /// answers `nonce`, the value sequential execution is proven to read,
-    /// whatever order the chain's transactions run in; every write is still
-    /// a delta on the real state.
-    pub fn tx_view<'a>(
-        &'a self,
-        cells: &'a [CellRef],
-        covered: Option<(PublicKey, u64)>,
-    ) -> TxView<'a, S> {
+    /// The handle transaction `t` of the plan runs through. `covered` is
+    /// `Some((source, nonce))` for a transaction of a covered sender chain
+    /// (see `coverage.rs`): reading `source`'s nonce answers `nonce`, the
+    /// value sequential execution is proven to read, whatever order the
+    /// chain's transactions run in; every write is still a delta on the real
+    /// state.
+    pub fn tx_view(&self, t: usize, covered: Option<(PublicKey, u64)>) -> TxView<'_, S> {
         TxView {
             state: self,
-            cells,
+            ids: self.index.ids_of(t),
             covered,
         }
     }
@@ -303,49 +343,47 @@ impl<S: Storage + Clone> ParallelChainState<S> {
         self.storage.prefetch_pays()
     }
 
-    /// The cells of `accesses` (created when absent). With `load`, their
-    /// values are read now (an account's nonce and multisig, which every
-    /// transaction of it reads; a balance), so execution rarely waits on
-    /// storage: the prefetch. The executor calls it for every transaction,
-    /// in parallel, before any transaction runs.
-    pub fn resolve(&self, accesses: &[Access], load: bool) -> Result<Resolved, StateError> {
+    /// Loads every cell of the table (an account's nonce and multisig, which
+    /// every transaction of it reads; a balance) on the current rayon pool,
+    /// so execution rarely waits on storage.
+    pub fn prefetch(&self) -> Result<(), StateError> {
         let view = self.view();
-        accesses
-            .iter()
-            .map(|a| {
-                Ok(match &a.key {
-                    AccessKey::Account(k) => {
-                        let cell = self.account_cell(k);
-                        if load {
-                            view.nonce_of(&cell)?;
-                            view.stored_multisig(&cell)?;
-                        }
-                        CellRef::Account(cell)
-                    }
-                    AccessKey::Balance(k, asset) => {
-                        let cell = self.balance_cell(k, asset);
-                        if load {
-                            view.balance_of(&cell)?;
-                        }
-                        CellRef::Balance(cell)
-                    }
-                })
+        self.cells
+            .par_iter()
+            .with_min_len(32)
+            .try_for_each(|cell| match cell {
+                Cell::Account(c) => {
+                    view.nonce_of(c)?;
+                    view.stored_multisig(c).map(|_| ())
+                }
+                Cell::Balance(c) => view.balance_of(c).map(|_| ()),
             })
-            .collect()
     }
 
-    fn account_cell(&self, account: &PublicKey) -> Arc<AccountCell> {
-        self.accounts
-            .get_or_insert(*account, |k| Arc::new(AccountCell::new(k)))
+    fn account_cell(&self, account: &PublicKey) -> Found<'_, AccountCell> {
+        if let Some(id) = self.index.get(&AccessKey::Account(*account)) {
+            if let Some(Cell::Account(c)) = self.cells.get(id as usize) {
+                return Found::Table(c);
+            }
+        }
+        Found::Cached(
+            self.accounts
+                .get_or_insert(*account, |k| Arc::new(AccountCell::new(k))),
+        )
     }
 
-    fn balance_cell(&self, account: &PublicKey, asset: &Asset) -> Arc<BalanceCell> {
-        self.balances.get_or_insert((*account, *asset), |key| {
+    fn balance_cell(&self, account: &PublicKey, asset: &Asset) -> Found<'_, BalanceCell> {
+        if let Some(id) = self.index.get(&AccessKey::Balance(*account, *asset)) {
+            if let Some(Cell::Balance(c)) = self.cells.get(id as usize) {
+                return Found::Table(c);
+            }
+        }
+        Found::Cached(self.balances.get_or_insert((*account, *asset), |key| {
             Arc::new(BalanceCell {
                 key,
-                value: CachePadded::new(LazyU64::default()),
+                value: LazyU64::default(),
             })
-        })
+        }))
     }
 
     /// Adds to the calling worker's partial sum.
@@ -368,18 +406,18 @@ impl<S: Storage + Clone> ParallelChainState<S> {
 /// The per-transaction handle through which the rule engine reads and writes.
 pub struct TxView<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
-    /// The transaction's resolved cells (empty for block-level operations).
-    cells: &'a [CellRef],
+    /// The transaction's key ids (empty for block-level operations).
+    ids: &'a [u32],
     /// For a covered sender chain: (source, the nonce its reads answer).
     covered: Option<(PublicKey, u64)>,
 }
 
 impl<S: Storage + Clone> TxView<'_, S> {
-    /// Runs `f` on `account`'s cell: from the transaction's own cells when
-    /// listed (no hashing, no lock), else through the sharded cache.
+    /// Runs `f` on `account`'s cell: found among the transaction's own ids
+    /// when listed (no hashing, no lock), else by lookup.
     fn with_account<R>(&self, account: &PublicKey, f: impl FnOnce(&AccountCell) -> R) -> R {
-        for c in self.cells {
-            if let CellRef::Account(cell) = c {
+        for &id in self.ids {
+            if let Some(Cell::Account(cell)) = self.state.cells.get(id as usize) {
                 if cell.key == *account {
                     return f(cell);
                 }
@@ -395,8 +433,8 @@ impl<S: Storage + Clone> TxView<'_, S> {
         asset: &Asset,
         f: impl FnOnce(&BalanceCell) -> R,
     ) -> R {
-        for c in self.cells {
-            if let CellRef::Balance(cell) = c {
+        for &id in self.ids {
+            if let Some(Cell::Balance(cell)) = self.state.cells.get(id as usize) {
                 if cell.key.0 == *account && cell.key.1 == *asset {
                     return f(cell);
                 }
@@ -624,12 +662,20 @@ impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
             topoheight,
             ..ChangeSet::default()
         };
-        for cell in self.balances.into_values() {
+        let mut balance = |cell: &BalanceCell| {
             if let Some(v) = cell.value.written() {
                 changes.balances.insert(cell.key, v);
             }
+        };
+        for cell in self.cells.iter() {
+            if let Cell::Balance(c) = cell {
+                balance(c);
+            }
         }
-        for cell in self.accounts.into_values() {
+        for cell in self.balances.into_values() {
+            balance(&cell);
+        }
+        let mut account = |cell: &AccountCell| {
             if let Some(v) = cell.nonce.written() {
                 changes.nonces.insert(cell.key, v);
             }
@@ -641,6 +687,14 @@ impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
             if let Some(Slot { value, dirty: true }) = cell.energy.lock().take() {
                 changes.energies.insert(cell.key, value);
             }
+        };
+        for cell in self.cells.iter() {
+            if let Cell::Account(c) = cell {
+                account(c);
+            }
+        }
+        for cell in self.accounts.into_values() {
+            account(&cell);
         }
         changes
     }

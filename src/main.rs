@@ -557,7 +557,7 @@ fn cmd_bench(
                 .collect::<Vec<_>>()
                 .join(" | ")
         );
-        println!("(seq, par@N: whole execution incl. verify, without commit; blk-sp: whole block incl. the commit; exec: execute phase; exec-sp: seq exec / (parallel resolve+prefetch + execute); S* = min(threads, W/C); eff = exec-sp / S*)");
+        println!("(seq, par@N: whole execution incl. verify, without commit; blk-sp: whole block incl. the commit; exec: execute phase; exec-sp: seq exec / (parallel key table+prefetch + schedule + execute); S* = min(threads, W/C); eff = exec-sp / S*)");
     }
     for &w in workloads {
         for &st in storages {

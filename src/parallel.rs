@@ -2,10 +2,12 @@
 //!
 //! 1. Stateless checks of every transaction run on the pool; the block is
 //!    rejected with the first failing index (block order), as sequentially.
-//! 2. Access sets (`access.rs`); on the pool, each access is resolved to
-//!    its cell of the shared state and, where the storage says reads are
-//!    costly, loaded (prefetch, `chain_state.rs`); covered sender chains are
-//!    found (`coverage.rs`) and the dependency graph is built (`scheduler.rs`).
+//! 2. Access sets (`access.rs`, on the pool) and their dense key ids
+//!    (`KeyIndex`, the one pass that hashes keys); the shared state gets a
+//!    table with a cell per key, loaded on the pool where the storage says
+//!    reads are costly (prefetch, `chain_state.rs`); covered sender chains
+//!    are found (`coverage.rs`) and the dependency graph is built over the
+//!    key ids (`scheduler.rs`).
 //! 3. The reward is credited on the calling thread, then the transactions run
 //!    against a [`ParallelChainState`] (`chain_state.rs`) through the one rule
 //!    engine (`rules.rs`), in one of three ways:
@@ -41,9 +43,9 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::access::{access_set, make_commutative, AccessSet};
+use crate::access::{access_set, make_commutative, AccessSet, KeyIndex};
 use crate::block::Block;
-use crate::chain_state::{ParallelChainState, Resolved};
+use crate::chain_state::ParallelChainState;
 use crate::config::Scheduler;
 use crate::coverage::covered_transactions;
 use crate::error::{BlockError, StateError};
@@ -87,13 +89,12 @@ pub struct Plan<S: Storage + Clone> {
     /// The block's state: a cell for every key the block touches (loaded
     /// where the storage says the prefetch pays).
     pub state: ParallelChainState<S>,
-    /// Each transaction's cells, in block order.
-    pub resolved: Vec<Resolved>,
     /// Transactions of covered sender chains.
     pub covered: Vec<bool>,
     /// The dependency graph.
     pub graph: DependencyGraph,
-    /// Time to resolve every access to its cell (and prefetch it).
+    /// Time for the access sets, the key index and the cell table (and the
+    /// prefetch where it pays).
     pub prefetch: std::time::Duration,
     /// Coverage and graph time.
     pub schedule: std::time::Duration,
@@ -103,8 +104,6 @@ pub struct Plan<S: Storage + Clone> {
 struct GraphRun<'a, S: Storage + Clone> {
     state: &'a ParallelChainState<S>,
     txs: &'a [VerifiedTx],
-    /// Each transaction's cells.
-    resolved: &'a [Resolved],
     /// Transactions of covered sender chains (`coverage.rs`).
     covered: &'a [bool],
     graph: &'a DependencyGraph,
@@ -197,7 +196,21 @@ impl ParallelExecutor {
         pre: &PreState,
     ) -> Result<ExecutedBlock, BlockError> {
         let (txs, verify) = timed(|| self.verify_block(block, pre));
-        let txs = txs?;
+        self.execute_verified(storage, block, &txs?, pre, verify)
+    }
+
+    /// [`Self::execute`] after verification: `txs` must be what
+    /// [`Self::verify_block`] returned for `block` (unchecked). For profiling
+    /// the execute phase alone (`examples/execute_only.rs`); not a node API.
+    #[doc(hidden)]
+    pub fn execute_verified<S: Storage + Clone>(
+        &self,
+        storage: S,
+        block: &Block,
+        txs: &[VerifiedTx],
+        pre: &PreState,
+        verify: std::time::Duration,
+    ) -> Result<ExecutedBlock, BlockError> {
         let stats = BlockStats {
             path: ExecutionPath::ParallelInOrder,
             verify,
@@ -205,18 +218,17 @@ impl ParallelExecutor {
         };
         // One thread: nothing to overlap, so no plan is paid for.
         if self.guards && self.threads == 1 {
-            return Self::run_in_order(&storage, block, &txs, pre, stats);
+            return Self::run_in_order(&storage, block, txs, pre, stats);
         }
 
         let n = txs.len();
         let Plan {
             mut state,
-            resolved,
             covered,
             graph,
             prefetch,
             schedule,
-        } = self.plan(storage, &txs, pre)?;
+        } = self.plan(storage, txs, pre)?;
         let stats = BlockStats {
             largest_batch: graph.largest_level(),
             critical_path: graph.critical_path(),
@@ -233,18 +245,14 @@ impl ParallelExecutor {
             && (graph.critical_path() * 10 > n * 9
                 || graph.distinct_keys() < MIN_KEYS_PER_THREAD * self.threads)
         {
-            return Self::run_in_order(state.storage(), block, &txs, pre, stats);
+            return Self::run_in_order(state.storage(), block, txs, pre, stats);
         }
 
         let (run, execute) = timed(|| -> Result<_, BlockError> {
             let reward = credit_reward(&mut state, block, pre)?;
             let statuses = match self.scheduler {
-                Scheduler::Graph => {
-                    self.run_graph(&state, &txs, &resolved, &covered, &graph, pre)?
-                }
-                Scheduler::Batches => {
-                    self.run_batches(&state, &txs, &resolved, &covered, &graph, pre)?
-                }
+                Scheduler::Graph => self.run_graph(&state, txs, &covered, &graph, pre)?,
+                Scheduler::Batches => self.run_batches(&state, txs, &covered, &graph, pre)?,
             };
             // The per-worker fee and burn sums overflow only if the totals do.
             state.check_totals()?;
@@ -272,32 +280,27 @@ impl ParallelExecutor {
         finish_block(state, block, pre, reward, results, stats)
     }
 
-    /// Everything before execution: a state over `storage`, each access
-    /// resolved to its cell (and prefetched where the storage says it pays),
-    /// covered sender chains, the dependency graph.
+    /// Everything before execution: access sets and key ids, a state over
+    /// `storage` with a cell per key (prefetched where the storage says it
+    /// pays), covered sender chains, the dependency graph.
     pub fn plan<S: Storage + Clone>(
         &self,
         storage: S,
         txs: &[VerifiedTx],
         pre: &PreState,
     ) -> Result<Plan<S>, StateError> {
-        let state = ParallelChainState::new(storage, pre.ctx.parent_topoheight, self.threads);
         let start = Instant::now();
-        // On the pool: each transaction's access set, each access resolved
-        // to its cell and, on storages whose reads are costly, loaded; then
-        // execution neither hashes nor locks, and rarely waits on storage.
-        let load = state.prefetch_pays();
-        let planned: Vec<(AccessSet, Resolved)> = self.pool.install(|| {
-            txs.par_iter()
-                .with_min_len(64)
-                .map(|vtx| {
-                    let set = access_set(vtx);
-                    let cells = state.resolve(&set, load)?;
-                    Ok((set, cells))
-                })
-                .collect::<Result<_, StateError>>()
-        })?;
-        let (mut access, resolved): (Vec<AccessSet>, Vec<Resolved>) = planned.into_iter().unzip();
+        // Access sets on the pool; key ids in one pass (the only hashing of
+        // keys); a cell per key, loaded on the pool where reads are costly.
+        let mut access: Vec<AccessSet> = self
+            .pool
+            .install(|| txs.par_iter().with_min_len(256).map(access_set).collect());
+        let index = KeyIndex::build(&access);
+        let state =
+            ParallelChainState::with_keys(storage, pre.ctx.parent_topoheight, self.threads, index);
+        if state.prefetch_pays() {
+            self.pool.install(|| state.prefetch())?;
+        }
         let prefetch = start.elapsed();
         let start = Instant::now();
         let covered = covered_transactions(txs, &state)?;
@@ -306,10 +309,9 @@ impl ParallelExecutor {
                 make_commutative(set, &txs[i].tx.source);
             }
         }
-        let graph = DependencyGraph::build(&access);
+        let graph = DependencyGraph::build(&access, state.index());
         Ok(Plan {
             state,
-            resolved,
             covered,
             graph,
             prefetch,
@@ -319,13 +321,13 @@ impl ParallelExecutor {
 
     fn run_one<S: Storage + Clone>(
         state: &ParallelChainState<S>,
+        t: usize,
         vtx: &VerifiedTx,
-        cells: &Resolved,
         covered: bool,
         pre: &PreState,
     ) -> Result<TxStatus, StateError> {
         let covered = covered.then_some((vtx.tx.source, vtx.tx.nonce));
-        let mut view = state.tx_view(cells, covered);
+        let mut view = state.tx_view(t, covered);
         Ok(match apply_transaction(vtx, &pre.ctx, &mut view)? {
             Ok(()) => TxStatus::Ok,
             Err(f) => TxStatus::Orphaned(f),
@@ -352,7 +354,6 @@ impl ParallelExecutor {
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
-        resolved: &[Resolved],
         covered: &[bool],
         graph: &DependencyGraph,
         pre: &PreState,
@@ -362,20 +363,14 @@ impl ParallelExecutor {
             for batch in graph.batches() {
                 if batch.len() == 1 {
                     let i = batch[0] as usize;
-                    statuses[i] = Some(Self::run_one(
-                        state,
-                        &txs[i],
-                        &resolved[i],
-                        covered[i],
-                        pre,
-                    )?);
+                    statuses[i] = Some(Self::run_one(state, i, &txs[i], covered[i], pre)?);
                     continue;
                 }
                 let out: Vec<Result<TxStatus, StateError>> = batch
                     .par_iter()
                     .map(|&i| {
                         let i = i as usize;
-                        Self::run_one(state, &txs[i], &resolved[i], covered[i], pre)
+                        Self::run_one(state, i, &txs[i], covered[i], pre)
                     })
                     .collect();
                 for (&i, r) in batch.iter().zip(out) {
@@ -395,7 +390,6 @@ impl ParallelExecutor {
         &self,
         state: &ParallelChainState<S>,
         txs: &[VerifiedTx],
-        resolved: &[Resolved],
         covered: &[bool],
         graph: &DependencyGraph,
         pre: &PreState,
@@ -403,7 +397,6 @@ impl ParallelExecutor {
         let run = GraphRun {
             state,
             txs,
-            resolved,
             covered,
             graph,
             pre,
@@ -455,13 +448,8 @@ impl<'a, S: Storage + Clone> GraphRun<'a, S> {
                 return;
             }
             let k = i as usize;
-            let status = ParallelExecutor::run_one(
-                self.state,
-                &self.txs[k],
-                &self.resolved[k],
-                self.covered[k],
-                self.pre,
-            );
+            let status =
+                ParallelExecutor::run_one(self.state, k, &self.txs[k], self.covered[k], self.pre);
             match status {
                 Ok(status) => {
                     // Set exactly once: `i` is released exactly once.

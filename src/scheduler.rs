@@ -23,12 +23,9 @@
 //! The critical path is the number of levels (the longest chain of
 //! dependencies, in transactions).
 
-// ahash: keyed (DoS-resistant against chosen keys) and much faster than SipHash on 32-64 byte keys.
-use ahash::AHashMap as HashMap;
-
 use smallvec::SmallVec;
 
-use crate::access::{AccessKey, AccessMode, AccessSet};
+use crate::access::{AccessMode, AccessSet, KeyIndex};
 
 /// The dependency graph of a block (indices in block order).
 #[derive(Clone, Debug, Default)]
@@ -54,10 +51,12 @@ struct KeyState {
 }
 
 impl DependencyGraph {
-    /// Builds the graph of a block from its access sets (block order).
-    pub fn build(access: &[AccessSet]) -> DependencyGraph {
+    /// Builds the graph of a block from its access sets (block order) and
+    /// their key ids (`index`, built from the same keys; no hashing here).
+    pub fn build(access: &[AccessSet], index: &KeyIndex) -> DependencyGraph {
         let n = access.len();
-        let mut keys: HashMap<AccessKey, KeyState> = HashMap::with_capacity(n * 2);
+        let mut keys: Vec<KeyState> = Vec::with_capacity(index.len());
+        keys.resize_with(index.len(), KeyState::default);
         let mut edges: Vec<(u32, u32)> = Vec::with_capacity(n * 2);
         let mut indegree = vec![0u32; n];
         let mut levels = vec![0u32; n];
@@ -66,8 +65,8 @@ impl DependencyGraph {
         for (t, set) in access.iter().enumerate() {
             let t = t as u32;
             deps.clear();
-            for a in set {
-                let k = keys.entry(a.key).or_default();
+            for (a, &id) in set.iter().zip(index.ids_of(t as usize)) {
+                let k = &mut keys[id as usize];
                 deps.extend(k.last_rw);
                 match a.mode {
                     AccessMode::ReadWrite => {
@@ -108,7 +107,7 @@ impl DependencyGraph {
             indegree,
             levels,
             depth,
-            keys: keys.len(),
+            keys: index.len(),
         }
     }
 
