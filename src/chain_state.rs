@@ -662,9 +662,15 @@ impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
             topoheight,
             ..ChangeSet::default()
         };
+        // Collected, then built in one go (sorted bulk build, as the
+        // sequential overlay does), not inserted one by one.
+        let mut balances = Vec::new();
+        let mut nonces = Vec::new();
+        let mut multisigs = Vec::new();
+        let mut energies = Vec::new();
         let mut balance = |cell: &BalanceCell| {
             if let Some(v) = cell.value.written() {
-                changes.balances.insert(cell.key, v);
+                balances.push((cell.key, v));
             }
         };
         for cell in self.cells.iter() {
@@ -677,15 +683,15 @@ impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
         }
         let mut account = |cell: &AccountCell| {
             if let Some(v) = cell.nonce.written() {
-                changes.nonces.insert(cell.key, v);
+                nonces.push((cell.key, v));
             }
             if cell.multisig_dirty.load(Ordering::Relaxed) {
                 if let Some(v) = cell.written_multisig.lock().take() {
-                    changes.multisigs.insert(cell.key, v.map(|c| (*c).clone()));
+                    multisigs.push((cell.key, v.map(|c| (*c).clone())));
                 }
             }
             if let Some(Slot { value, dirty: true }) = cell.energy.lock().take() {
-                changes.energies.insert(cell.key, value);
+                energies.push((cell.key, value));
             }
         };
         for cell in self.cells.iter() {
@@ -696,6 +702,10 @@ impl<S: Storage + Clone> BlockState for ParallelChainState<S> {
         for cell in self.accounts.into_values() {
             account(&cell);
         }
+        changes.balances = balances.into_iter().collect();
+        changes.nonces = nonces.into_iter().collect();
+        changes.multisigs = multisigs.into_iter().collect();
+        changes.energies = energies.into_iter().collect();
         changes
     }
 }

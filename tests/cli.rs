@@ -323,3 +323,66 @@ fn bad_data_dirs_and_files_give_clear_errors() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `bench` runs every storage regime, compares every parallel result with the
+/// sequential one (a mismatch fails the command) and prints one JSON object per
+/// row with every phase. A functional check only: no timing is asserted.
+#[test]
+fn bench_json_rows_cover_every_storage_regime() {
+    let out = ok(&[
+        "bench",
+        "--workload",
+        "uniform,chain",
+        "--accounts",
+        "60",
+        "--txs-per-block",
+        "40",
+        "--blocks",
+        "2",
+        "--threads",
+        "1,2",
+        "--storage",
+        "memory,rocks,rocks-cold",
+        "--json",
+    ]);
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 6);
+    let storages: Vec<&str> = rows
+        .iter()
+        .map(|r| r["storage"].as_str().expect("storage"))
+        .collect();
+    assert_eq!(
+        storages,
+        [
+            "memory",
+            "rocks",
+            "rocks-cold",
+            "memory",
+            "rocks",
+            "rocks-cold"
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r["blocks"], 2);
+        assert!(r["commit_ms"].as_f64().expect("commit") > 0.0);
+        let par = r["parallel"].as_array().expect("parallel");
+        assert_eq!(par.len(), 2);
+        for p in par {
+            for field in [
+                "median_ms",
+                "verify_ms",
+                "execute_ms",
+                "speedup",
+                "block_speedup",
+                "ideal",
+            ] {
+                assert!(p[field].as_f64().is_some(), "{field} missing in {p}");
+            }
+            let ideal = p["ideal"].as_f64().unwrap();
+            assert!(ideal >= 1.0 && ideal <= p["threads"].as_f64().unwrap());
+        }
+    }
+}

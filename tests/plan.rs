@@ -1,0 +1,69 @@
+//! The plan's key ids (`access::KeyIndex`) and the dependency graph built
+//! over them: ids are dense, first-seen, shared by every access to one key,
+//! and the graph's edges follow the per-key rules.
+
+mod oracle;
+
+use oracle::*;
+use tos_parallel::access::{access_set, AccessKey, KeyIndex};
+use tos_parallel::executor::{locate_block, verify_block_sequential};
+use tos_parallel::scheduler::DependencyGraph;
+use tos_parallel::transaction::{Payload, TransferOutput};
+use tos_parallel::{Block, PublicKey, NATIVE_ASSET};
+
+fn pay(world: &World, to: usize, amount: u64) -> Payload {
+    Payload::Transfers(vec![TransferOutput {
+        asset: NATIVE_ASSET,
+        destination: world.pubs[to],
+        amount,
+        extra_data: None,
+    }])
+}
+
+#[test]
+fn key_ids_are_dense_and_shared_and_the_graph_uses_them() {
+    let world = World::new(8, 7);
+    let storage = world.storage(1);
+    // 0: 0 -> 1; 1: 2 -> 1 (credit commutes with 0's); 2: 1 -> 3 (reads 1's
+    // balance: after both credits); 3: 0 -> 4 (0's second: after tx 0).
+    let txs = vec![
+        signed_tx(&world, 0, 0, pay(&world, 1, 5)),
+        signed_tx(&world, 2, 0, pay(&world, 1, 5)),
+        signed_tx(&world, 1, 0, pay(&world, 3, 5)),
+        signed_tx(&world, 0, 1, pay(&world, 4, 5)),
+    ];
+    let block = Block::new(Some(1), PublicKey([9; 32]), txs);
+    let pre = locate_block(&storage, &block).unwrap();
+    let verified = verify_block_sequential(&block, &pre).unwrap();
+    let access: Vec<_> = verified.iter().map(access_set).collect();
+    let index = KeyIndex::build(&access);
+
+    // Every access maps to the id of its own key; ids are dense.
+    let mut distinct = std::collections::BTreeSet::new();
+    for (t, set) in access.iter().enumerate() {
+        let ids = index.ids_of(t);
+        assert_eq!(ids.len(), set.len());
+        for (a, &id) in set.iter().zip(ids) {
+            assert_eq!(index.keys()[id as usize], a.key);
+            assert_eq!(index.get(&a.key), Some(id));
+            distinct.insert(a.key);
+        }
+    }
+    assert_eq!(index.len(), distinct.len());
+    assert!(index.ids_of(access.len()).is_empty());
+    assert_eq!(index.get(&AccessKey::Account(PublicKey([9; 32]))), None);
+    // Account 0's key is shared by transactions 0 and 3.
+    assert_eq!(index.ids_of(0)[0], index.ids_of(3)[0]);
+
+    let graph = DependencyGraph::build(&access, &index);
+    assert_eq!(graph.distinct_keys(), index.len());
+    assert!(graph.dependents(0).contains(&2));
+    assert!(graph.dependents(1).contains(&2));
+    assert!(graph.dependents(0).contains(&3));
+    assert!(
+        !graph.dependents(0).contains(&1),
+        "credits to one balance commute"
+    );
+    assert_eq!(graph.indegrees()[1], 0);
+    assert_eq!(graph.critical_path(), 2);
+}
