@@ -68,6 +68,9 @@ use crate::executor::BlockState;
 use crate::rules::TxState;
 use crate::{Asset, ChangeSet, EnergyState, MultisigConfig, PublicKey, Storage, TopoHeight};
 
+/// Cells per prefetch job (one batched storage read each).
+const PREFETCH_CHUNK: usize = 256;
+
 /// A `u64` value loaded lazily from storage, then updated atomically.
 #[derive(Debug, Default)]
 struct LazyU64 {
@@ -345,19 +348,52 @@ impl<S: Storage + Clone> ParallelChainState<S> {
 
     /// Loads every cell of the table (an account's nonce and multisig, which
     /// every transaction of it reads; a balance) on the current rayon pool,
-    /// so execution rarely waits on storage.
+    /// so execution rarely waits on storage. Each job reads a chunk of the
+    /// table in one [`Storage::get_batch`], its keys sorted (neighbouring
+    /// seeks touch neighbouring blocks).
     pub fn prefetch(&self) -> Result<(), StateError> {
-        let view = self.view();
         self.cells
-            .par_iter()
-            .with_min_len(32)
-            .try_for_each(|cell| match cell {
-                Cell::Account(c) => {
-                    view.nonce_of(c)?;
-                    view.stored_multisig(c).map(|_| ())
-                }
-                Cell::Balance(c) => view.balance_of(c).map(|_| ()),
-            })
+            .par_chunks(PREFETCH_CHUNK)
+            .try_for_each(|chunk| self.prefetch_chunk(chunk))
+    }
+
+    fn prefetch_chunk(&self, chunk: &[Cell]) -> Result<(), StateError> {
+        let mut accounts: Vec<&AccountCell> = Vec::with_capacity(chunk.len());
+        let mut balances: Vec<&BalanceCell> = Vec::with_capacity(chunk.len());
+        for cell in chunk {
+            match cell {
+                Cell::Account(c) => accounts.push(c),
+                Cell::Balance(c) => balances.push(c),
+            }
+        }
+        accounts.sort_unstable_by_key(|c| c.key);
+        balances.sort_unstable_by_key(|c| c.key);
+        let account_keys: Vec<PublicKey> = accounts.iter().map(|c| c.key).collect();
+        let balance_keys: Vec<(PublicKey, Asset)> = balances.iter().map(|c| c.key).collect();
+        let read = self
+            .storage
+            .get_batch(&account_keys, &balance_keys, self.at)?;
+        if read.nonces.len() != accounts.len()
+            || read.multisigs.len() != accounts.len()
+            || read.balances.len() != balances.len()
+        {
+            return Err(StateError::Internal(
+                "batch read answered a different count",
+            ));
+        }
+        for ((c, nonce), multisig) in accounts.iter().zip(read.nonces).zip(read.multisigs) {
+            // `OnceLock`: a value already installed (the same stored one) wins.
+            c.nonce
+                .value
+                .get_or_init(|| AtomicU64::new(nonce.unwrap_or(0)));
+            c.stored_multisig.get_or_init(|| multisig.map(Arc::new));
+        }
+        for (c, balance) in balances.iter().zip(read.balances) {
+            c.value
+                .value
+                .get_or_init(|| AtomicU64::new(balance.unwrap_or(0)));
+        }
+        Ok(())
     }
 
     fn account_cell(&self, account: &PublicKey) -> Found<'_, AccountCell> {

@@ -103,6 +103,33 @@ pub trait Storage: Send + Sync {
         true
     }
 
+    /// Many reads at once, answering exactly what the single reads answer:
+    /// the nonce and multisig config of each of `accounts`, and each of
+    /// `balances`, all at `topoheight`. Executors use it to prefetch a
+    /// block's keys. The default reads them one by one; `RocksStorage`
+    /// sweeps one iterator per column family over the batch.
+    fn get_batch(
+        &self,
+        accounts: &[PublicKey],
+        balances: &[(PublicKey, Asset)],
+        topoheight: TopoHeight,
+    ) -> Result<BatchRead, StorageError> {
+        Ok(BatchRead {
+            nonces: accounts
+                .iter()
+                .map(|a| self.get_nonce(a, topoheight))
+                .collect::<Result<_, _>>()?,
+            multisigs: accounts
+                .iter()
+                .map(|a| self.get_multisig(a, topoheight))
+                .collect::<Result<_, _>>()?,
+            balances: balances
+                .iter()
+                .map(|(a, asset)| self.get_balance(a, asset, topoheight))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
     /// The full state at `topoheight` (a scan; for dumps and tests, not for execution).
     fn snapshot(&self, topoheight: TopoHeight) -> Result<StateSnapshot, StorageError>;
 }

@@ -38,8 +38,9 @@ use rocksdb::{
 
 use crate::check::{check_commit, check_rewind};
 use crate::{
-    AccountSnapshot, Asset, BlockMeta, ChainParams, ChangeSet, EnergyState, FreezeRecord, Hash,
-    MultisigConfig, PublicKey, StateSnapshot, Storage, StorageError, TopoHeight,
+    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState,
+    FreezeRecord, Hash, MultisigConfig, PublicKey, StateSnapshot, Storage, StorageError,
+    TopoHeight,
 };
 
 /// Key of the top topoheight in the `info` column family.
@@ -514,6 +515,36 @@ impl Shared {
         Ok(Some((version, value.to_vec())))
     }
 
+    /// An iterator over `cf` for a batch of [`Self::seek_with`] calls (no
+    /// upper bound: each seek checks the prefix itself).
+    fn batch_iter(&self, cf: Cf) -> Result<rocksdb::DBRawIterator<'_>, StorageError> {
+        Ok(self
+            .db
+            .raw_iterator_cf_opt(self.cf(cf)?, ReadOptions::default()))
+    }
+
+    /// As [`Self::load`], on an iterator reused across a batch (creating an
+    /// iterator costs about as much as the seek itself).
+    fn seek_with<V>(
+        it: &mut rocksdb::DBRawIterator<'_>,
+        cf: Cf,
+        prefix: &[u8],
+        at: TopoHeight,
+        decode: fn(&[u8]) -> Result<V, StorageError>,
+    ) -> Result<Entry<V>, StorageError> {
+        it.seek(versioned_key(prefix, at));
+        let Some((key, value)) = it.item() else {
+            it.status()?;
+            return Ok(None);
+        };
+        // Past every version of `prefix` at or below `at`: none exists.
+        if !key.starts_with(prefix) {
+            return Ok(None);
+        }
+        let (_, version) = split_versioned_key(cf, key)?;
+        Ok(Some((version, decode(value)?)))
+    }
+
     fn load<V>(
         &self,
         cf: Cf,
@@ -555,7 +586,7 @@ impl Shared {
         cache: &VersionedCache<K, V>,
         key: &K,
         at: TopoHeight,
-        load: impl Fn(TopoHeight) -> Result<Entry<V>, StorageError>,
+        mut load: impl FnMut(TopoHeight) -> Result<Entry<V>, StorageError>,
     ) -> Result<Option<V>, StorageError> {
         let Some(capacity) = self.cache_capacity else {
             return Ok(load(at)?.map(|(_, v)| v));
@@ -926,6 +957,51 @@ impl Storage for RocksStorage {
         shared.cached_read(&self.energies, account, topoheight, |at| {
             shared.load(Cf::Energy, &account.0, at, decode_energy)
         })
+    }
+
+    fn get_batch(
+        &self,
+        accounts: &[PublicKey],
+        balances: &[(PublicKey, Asset)],
+        topoheight: TopoHeight,
+    ) -> Result<BatchRead, StorageError> {
+        let shared = &*self.shared;
+        let mut out = BatchRead {
+            nonces: Vec::with_capacity(accounts.len()),
+            multisigs: Vec::with_capacity(accounts.len()),
+            balances: Vec::with_capacity(balances.len()),
+        };
+        // Through the same cache protocol as the single reads; a miss seeks
+        // on the batch's iterator of that column family.
+        if !accounts.is_empty() {
+            let mut it = shared.batch_iter(Cf::Nonce)?;
+            for a in accounts {
+                out.nonces
+                    .push(shared.cached_read(&self.nonces, a, topoheight, |at| {
+                        Shared::seek_with(&mut it, Cf::Nonce, &a.0, at, |b| decode_u64("nonce", b))
+                    })?);
+            }
+            let mut it = shared.batch_iter(Cf::Multisig)?;
+            for a in accounts {
+                let value = shared.cached_read(&self.multisigs, a, topoheight, |at| {
+                    Shared::seek_with(&mut it, Cf::Multisig, &a.0, at, decode_multisig)
+                })?;
+                out.multisigs.push(value.flatten());
+            }
+        }
+        if !balances.is_empty() {
+            let mut it = shared.batch_iter(Cf::Balance)?;
+            for key in balances {
+                let prefix = balance_prefix(&key.0, &key.1);
+                out.balances
+                    .push(shared.cached_read(&self.balances, key, topoheight, |at| {
+                        Shared::seek_with(&mut it, Cf::Balance, &prefix, at, |b| {
+                            decode_u64("balance", b)
+                        })
+                    })?);
+            }
+        }
+        Ok(out)
     }
 
     fn commit(

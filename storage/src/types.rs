@@ -155,3 +155,14 @@ pub struct StateSnapshot {
     /// Every account listed at that topoheight.
     pub accounts: BTreeMap<PublicKey, AccountSnapshot>,
 }
+
+/// What [`crate::Storage::get_batch`] answers, in the order of its request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchRead {
+    /// `nonces[i]`: as `get_nonce(accounts[i], at)`.
+    pub nonces: Vec<Option<u64>>,
+    /// `multisigs[i]`: as `get_multisig(accounts[i], at)`.
+    pub multisigs: Vec<Option<MultisigConfig>>,
+    /// `balances[j]`: as `get_balance(balances[j].0, balances[j].1, at)`.
+    pub balances: Vec<Option<u64>>,
+}

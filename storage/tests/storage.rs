@@ -2,14 +2,14 @@
 //! storage factory and is run on `MemoryStorage` and on `RocksStorage` in a
 //! temporary directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use proptest::prelude::*;
 use tos_storage::{
-    AccountSnapshot, Asset, BlockMeta, ChainParams, ChangeSet, EnergyState, FreezeRecord, Hash,
-    MemoryStorage, MultisigConfig, PublicKey, RocksConfig, RocksStorage, StateSnapshot, Storage,
-    StorageError, TopoHeight, NATIVE_ASSET,
+    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState,
+    FreezeRecord, Hash, MemoryStorage, MultisigConfig, PublicKey, RocksConfig, RocksStorage,
+    StateSnapshot, Storage, StorageError, TopoHeight, NATIVE_ASSET,
 };
 
 // ---------------------------------------------------------------------------
@@ -906,6 +906,40 @@ fn assert_same(
         for r in rocks {
             prop_assert_eq!(r.snapshot(t).unwrap(), want.clone());
             prop_assert_eq!(r.block_meta(t).unwrap(), mem.block_meta(t).unwrap());
+        }
+    }
+    // Batched reads answer what the single reads answer, on warm clones and
+    // on a fresh one (cold caches), at every probed topoheight.
+    let ts: BTreeSet<TopoHeight> = probes.iter().map(|p| p.2).collect();
+    for t in ts {
+        let accounts: Vec<PublicKey> = probes.iter().map(|p| key(p.0)).collect();
+        let balances: Vec<(PublicKey, Asset)> =
+            probes.iter().map(|p| (key(p.0), asset(p.1))).collect();
+        let want = BatchRead {
+            nonces: accounts
+                .iter()
+                .map(|k| mem.get_nonce(k, t).unwrap())
+                .collect(),
+            multisigs: accounts
+                .iter()
+                .map(|k| mem.get_multisig(k, t).unwrap())
+                .collect(),
+            balances: balances
+                .iter()
+                .map(|(k, a)| mem.get_balance(k, a, t).unwrap())
+                .collect(),
+        };
+        prop_assert_eq!(
+            mem.get_batch(&accounts, &balances, t).unwrap(),
+            want.clone()
+        );
+        for r in rocks {
+            prop_assert_eq!(r.get_batch(&accounts, &balances, t).unwrap(), want.clone());
+            let fresh = (*r).clone();
+            prop_assert_eq!(
+                fresh.get_batch(&accounts, &balances, t).unwrap(),
+                want.clone()
+            );
         }
     }
     for &(k, a, t) in probes {
