@@ -195,8 +195,14 @@ impl ParallelExecutor {
         block: &Block,
         pre: &PreState,
     ) -> Result<ExecutedBlock, BlockError> {
-        let (txs, verify) = timed(|| self.verify_block(block, pre));
-        self.execute_verified(storage, block, &txs?, pre, verify)
+        // The whole block runs inside the pool: the serial steps (key
+        // index, graph, change set) run on a worker while the other workers
+        // wait for work, instead of on the calling thread competing with
+        // them for the cores. Nested `install`s run inline.
+        self.pool.install(|| {
+            let (txs, verify) = timed(|| self.verify_block(block, pre));
+            self.execute_verified(storage, block, &txs?, pre, verify)
+        })
     }
 
     /// [`Self::execute`] after verification: `txs` must be what
@@ -204,6 +210,19 @@ impl ParallelExecutor {
     /// the execute phase alone (`examples/execute_only.rs`); not a node API.
     #[doc(hidden)]
     pub fn execute_verified<S: Storage + Clone>(
+        &self,
+        storage: S,
+        block: &Block,
+        txs: &[VerifiedTx],
+        pre: &PreState,
+        verify: std::time::Duration,
+    ) -> Result<ExecutedBlock, BlockError> {
+        self.pool
+            .install(|| self.execute_planned(storage, block, txs, pre, verify))
+    }
+
+    /// Plan and execution of verified transactions, on a pool thread.
+    fn execute_planned<S: Storage + Clone>(
         &self,
         storage: S,
         block: &Block,
