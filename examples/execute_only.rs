@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use tos_parallel::executor::{locate_block, verify_block_sequential};
 use tos_parallel::generator::{generate, GeneratorConfig, Workload};
-use tos_parallel::outcome::ExecutionPath;
-use tos_parallel::sequential::execute_sequential;
+use tos_parallel::outcome::BlockStats;
+use tos_parallel::sequential::execute_sequential_verified;
 use tos_parallel::{init_genesis, MemoryStorage, ParallelExecutor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,26 +39,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let txs = verify_block_sequential(block, &pre)?;
     let ex = ParallelExecutor::new(threads)?;
 
-    // The sequential reference re-verifies every time: a few runs suffice
-    // for its execute-phase median; the parallel loop is what a profiler sees.
-    let mut seq = Vec::new();
-    let mut reference = None;
-    for _ in 0..15 {
-        let start = Instant::now();
-        let s = execute_sequential(&storage, block, &pre, ExecutionPath::Sequential)?;
-        // Everything but verification: execute phase, change set, teardown.
-        seq.push(start.elapsed().saturating_sub(s.outcome.stats.verify));
-        reference = Some(s.changes);
-    }
+    // Sequential and parallel alternate on the same pre-verified
+    // transactions, so both run on equally warm caches.
+    let mut seq = Vec::with_capacity(reps);
     let mut par = Vec::with_capacity(reps);
     let mut phases = Vec::with_capacity(reps);
     for _ in 0..reps {
+        let start = Instant::now();
+        let s = execute_sequential_verified(&storage, block, &txs, &pre, BlockStats::default())?;
+        seq.push(start.elapsed());
         let start = Instant::now();
         let p = ex.execute_verified(storage.clone(), block, &txs, &pre, Duration::ZERO)?;
         par.push(start.elapsed());
         let st = &p.outcome.stats;
         phases.push((st.prefetch, st.schedule, st.execute));
-        if Some(&p.changes) != reference.as_ref() {
+        if p.changes != s.changes {
             return Err("parallel change set differs from sequential".into());
         }
     }
@@ -74,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     seq.sort();
     par.sort();
-    let (s, p) = (seq[seq.len() / 2], par[reps / 2]);
+    let (s, p) = (seq[reps / 2], par[reps / 2]);
     println!(
         "{workload} N={accounts} {txs_per_block} txs, {threads} threads: without verification, sequential {:.3} ms, parallel {:.3} ms ({:.2}x)",
         s.as_secs_f64() * 1e3,

@@ -58,6 +58,9 @@ use crate::sequential::{apply_block, SequentialState};
 use crate::validation::{check_stateless, VerifiedTx};
 use crate::Storage;
 
+/// Transactions the in-order guard samples before planning.
+pub const GUARD_SAMPLE: usize = 64;
+
 /// Below this many distinct keys per worker thread, a block runs in order:
 /// its transactions would mostly contend on the same few cells.
 pub const MIN_KEYS_PER_THREAD: usize = 8;
@@ -240,6 +243,12 @@ impl ParallelExecutor {
             return Self::run_in_order(&storage, block, txs, pre, stats);
         }
 
+        // A sample that already shows no useful parallelism: in order, without
+        // paying for a plan (which costs more than executing such a block).
+        if self.guards && self.no_parallelism(&txs[..txs.len().min(GUARD_SAMPLE)]) {
+            return Self::run_in_order(&storage, block, txs, pre, stats);
+        }
+
         let n = txs.len();
         let Plan {
             mut state,
@@ -260,10 +269,7 @@ impl ParallelExecutor {
         // prefetch warmed. That is a critical path over 90% of the block,
         // or so few keys that concurrent transactions would mostly contend
         // on the same cache lines (`uniform` over 2 accounts).
-        if self.guards
-            && (graph.critical_path() * 10 > n * 9
-                || graph.distinct_keys() < MIN_KEYS_PER_THREAD * self.threads)
-        {
+        if self.guards && self.graph_is_serial(&graph, n) {
             return Self::run_in_order(state.storage(), block, txs, pre, stats);
         }
 
@@ -297,6 +303,44 @@ impl ParallelExecutor {
             ..stats
         };
         finish_block(state, block, pre, reward, results, stats)
+    }
+
+    /// The in-order guard on a dependency graph of `n` transactions: a
+    /// critical path over 90% of them, or fewer distinct keys than
+    /// [`MIN_KEYS_PER_THREAD`] per thread.
+    fn graph_is_serial(&self, graph: &DependencyGraph, n: usize) -> bool {
+        graph.critical_path() * 10 > n * 9
+            || graph.distinct_keys() < MIN_KEYS_PER_THREAD * self.threads
+    }
+
+    /// The guard on a sample (the block's first transactions), before any
+    /// plan. Coverage is unknown yet, so it assumes the best: a sender with
+    /// several transactions in the sample might be covered, and its own
+    /// accesses are taken as commutative. What remains serial in the sample
+    /// (chains through balances, a handful of keys) is serial in the block.
+    /// Only ever a speed decision: both paths give the same result.
+    fn no_parallelism(&self, sample: &[VerifiedTx]) -> bool {
+        if sample.is_empty() {
+            return false;
+        }
+        let mut senders: Vec<&crate::PublicKey> = sample.iter().map(|v| &v.tx.source).collect();
+        senders.sort_unstable();
+        let repeated = |k: &crate::PublicKey| {
+            let i = senders.partition_point(|s| *s < k);
+            senders.get(i + 1) == Some(&k)
+        };
+        let access: Vec<AccessSet> = sample
+            .iter()
+            .map(|vtx| {
+                let mut set = access_set(vtx);
+                if repeated(&vtx.tx.source) {
+                    make_commutative(&mut set, &vtx.tx.source);
+                }
+                set
+            })
+            .collect();
+        let index = KeyIndex::build(&access);
+        self.graph_is_serial(&DependencyGraph::build(&access, &index), sample.len())
     }
 
     /// Everything before execution: access sets and key ids, a state over

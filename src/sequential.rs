@@ -246,16 +246,29 @@ pub fn execute_sequential<S: Storage>(
     path: ExecutionPath,
 ) -> Result<ExecutedBlock, BlockError> {
     let (txs, verify) = timed(|| verify_block_sequential(block, pre));
-    let txs = txs?;
-    let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
-    let (run, execute) = timed(|| apply_block(&mut state, block, &txs, pre, None));
-    let (reward, results) = run?;
     let stats = BlockStats {
         path,
         verify,
-        execute,
         ..BlockStats::default()
     };
+    execute_sequential_verified(storage, block, &txs?, pre, stats)
+}
+
+/// [`execute_sequential`] after verification: `txs` must be what
+/// [`verify_block_sequential`] returned for `block` (unchecked). For
+/// profiling (`examples/execute_only.rs`); not a node API.
+#[doc(hidden)]
+pub fn execute_sequential_verified<S: Storage>(
+    storage: &S,
+    block: &Block,
+    txs: &[VerifiedTx],
+    pre: &PreState,
+    stats: BlockStats,
+) -> Result<ExecutedBlock, BlockError> {
+    let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
+    let (run, execute) = timed(|| apply_block(&mut state, block, txs, pre, None));
+    let (reward, results) = run?;
+    let stats = BlockStats { execute, ..stats };
     finish_block(state, block, pre, reward, results, stats)
 }
 

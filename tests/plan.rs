@@ -67,3 +67,41 @@ fn key_ids_are_dense_and_shared_and_the_graph_uses_them() {
     assert_eq!(graph.indegrees()[1], 0);
     assert_eq!(graph.critical_path(), 2);
 }
+
+/// The in-order guards: blocks without useful parallelism (two accounts, a
+/// chain) run in order, a disjoint block runs on the graph, `always_parallel`
+/// never runs in order; every result equals the sequential one.
+#[test]
+fn guards_pick_the_path_and_never_change_the_result() {
+    use tos_parallel::generator::{generate, GeneratorConfig, Workload};
+    use tos_parallel::{ExecutionPath, ParallelExecutor, Storage};
+    let cases = [
+        (Workload::Uniform, 2, ExecutionPath::ParallelInOrder),
+        (Workload::Chain, 400, ExecutionPath::ParallelInOrder),
+        (Workload::Disjoint, 400, ExecutionPath::Parallel),
+        (Workload::HotSender, 400, ExecutionPath::Parallel),
+    ];
+    let guarded = ParallelExecutor::new(2).unwrap();
+    let forced = ParallelExecutor::new(2).unwrap().always_parallel();
+    for (workload, accounts, want) in cases {
+        let chain = generate(&GeneratorConfig {
+            workload,
+            accounts,
+            txs_per_block: 150,
+            blocks: 2,
+            seed: 11,
+        })
+        .unwrap();
+        let mut storage = tos_parallel::MemoryStorage::new();
+        tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+        for block in &chain.blocks {
+            let seq = assert_equivalent(&storage, block, &executors(&[2]));
+            let pre = locate_block(&storage, block).unwrap();
+            let g = guarded.execute(storage.clone(), block, &pre).unwrap();
+            assert_eq!(g.outcome.stats.path, want, "{workload}");
+            let f = forced.execute(storage.clone(), block, &pre).unwrap();
+            assert_eq!(f.outcome.stats.path, ExecutionPath::Parallel, "{workload}");
+            storage.commit(&seq.changes, &seq.meta, None).unwrap();
+        }
+    }
+}
