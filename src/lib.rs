@@ -17,24 +17,31 @@
 //!    and the source's balances of the assets it spends (read-write), and
 //!    each destination's balance of the asset it receives (credit). Conflicts
 //!    are per (account, asset); credits to one balance commute.
-//! 4. **Resolve, prefetch and schedule**: on the pool, every access is
-//!    resolved to its cell of the shared state, and loaded when the storage
-//!    says reads are costly (`chain_state.rs`);
-//!    covered sender chains (a sender whose transactions provably all
-//!    succeed in any order) are found (`coverage.rs`); per-key last-writer
-//!    tracking gives a dependency graph that keeps every order-sensitive
-//!    pair in block order, its levels being the conflict-free batches
-//!    (`scheduler.rs`).
+//! 4. **Plan** (`parallel.rs`): a sample of the block's first 64
+//!    transactions is checked first; if even it offers no useful
+//!    parallelism (too few keys; or, where reads are cheap, a serial
+//!    graph), the block runs in order without a plan. Otherwise the
+//!    access sets are computed on the pool and their keys get dense ids in
+//!    one hashing pass (`KeyIndex`, `access.rs`); the shared state gets a
+//!    table with one cell per key, loaded on the pool with batched storage
+//!    reads (`Storage::get_batch`) where the storage says reads are costly
+//!    (`chain_state.rs`); covered sender chains (a sender whose
+//!    transactions provably all succeed in any order) are found
+//!    (`coverage.rs`); per-key last-writer tracking over the key ids gives a
+//!    dependency graph that keeps every order-sensitive pair in block order,
+//!    its levels being the conflict-free batches (`scheduler.rs`).
 //! 5. **Execute** (`parallel.rs`, `rules.rs` on `chain_state.rs`): the reward
 //!    is credited, then transactions run on the pool as soon as their
 //!    dependencies finished (or batch by batch; the lock-free release
 //!    protocol is `release.rs`), through the one rule engine against a
-//!    [`ParallelChainState`]: a lock-sharded, lazily loaded cache of
-//!    per-key cells over a storage clone read at the parent topoheight (a
-//!    transaction reaches its cells without hashing or locking; values are
-//!    atomics), with atomic fee and burn accumulators. One thread, or a
-//!    block without useful parallelism, runs the sequential engine instead. The sequential reference (`sequential.rs`) runs the same
-//!    rule engine over a plain overlay.
+//!    [`ParallelChainState`]: lazily loaded per-key cells over a storage
+//!    clone read at the parent topoheight (a transaction reaches its cells
+//!    through its key ids, without hashing or locking; values are atomics),
+//!    a lock-sharded cache for keys outside the plan, and per-worker fee and
+//!    burn sums. One thread, or a block whose graph offers no useful
+//!    parallelism, runs the sequential engine instead. The sequential
+//!    reference (`sequential.rs`) runs the same rule engine over a plain
+//!    overlay.
 //! 6. **Merge and commit** (`executor.rs`, `blockchain.rs`): fees go to the
 //!    miner, the dirty entries become one [`ChangeSet`], committed by the
 //!    storage in one atomic write; a failing transaction wrote nothing, so it
@@ -50,7 +57,8 @@
 //! Other parts: `block.rs` and `genesis.rs` (SPEC §3 inputs), `outcome.rs`
 //! (results and per-block stats: the metrics), `dump.rs` (SPEC §7 JSON),
 //! `generator.rs` (deterministic workloads), `bench.rs` (the same-run
-//! benchmark), `fuzzing.rs` (checks shared by the fuzz targets and tests),
+//! benchmark; `examples/execute_only.rs` and `examples/verify_scaling.rs`
+//! are the profiling and calibration aids), `fuzzing.rs` (checks shared by the fuzz targets and tests),
 //! `error.rs` (every error type).
 #![deny(missing_docs)]
 
