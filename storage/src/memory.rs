@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 
 use crate::check::{check_commit, check_rewind};
 use crate::{
-    AccountSnapshot, Asset, BlockMeta, ChainParams, ChangeSet, EnergyState, MultisigConfig,
+    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState, MultisigConfig,
     PublicKey, StateSnapshot, Storage, StorageError, TopoHeight,
 };
 
@@ -152,6 +152,37 @@ impl Storage for MemoryStorage {
         topoheight: TopoHeight,
     ) -> Result<Option<EnergyState>, StorageError> {
         Ok(latest(&self.inner.read().energies, account, topoheight).cloned())
+    }
+
+    /// One read lock for the whole batch (the single reads take one each,
+    /// which concurrent readers keep bouncing between cores).
+    fn get_batch(
+        &self,
+        accounts: &[PublicKey],
+        balances: &[(PublicKey, Asset)],
+        topoheight: TopoHeight,
+    ) -> Result<BatchRead, StorageError> {
+        let inner = self.inner.read();
+        Ok(BatchRead {
+            nonces: accounts
+                .iter()
+                .map(|a| latest(&inner.nonces, a, topoheight).copied())
+                .collect(),
+            multisigs: accounts
+                .iter()
+                .map(|a| latest(&inner.multisigs, a, topoheight).cloned().flatten())
+                .collect(),
+            balances: balances
+                .iter()
+                .map(|(a, asset)| {
+                    inner
+                        .balances
+                        .range((*a, *asset, 0)..=(*a, *asset, topoheight))
+                        .next_back()
+                        .map(|(_, v)| *v)
+                })
+                .collect(),
+        })
     }
 
     fn commit(
