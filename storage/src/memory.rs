@@ -12,8 +12,8 @@ use parking_lot::RwLock;
 
 use crate::check::{check_commit, check_rewind};
 use crate::{
-    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState, MultisigConfig,
-    PublicKey, StateSnapshot, Storage, StorageError, TopoHeight,
+    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState,
+    MultisigConfig, PublicKey, StateSnapshot, Storage, StorageError, TopoHeight,
 };
 
 /// In-memory versioned storage, for tests and benchmarks.
