@@ -58,7 +58,7 @@ use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
 use crate::release::PendingCounts;
 use crate::rules::apply_transaction;
 use crate::scheduler::DependencyGraph;
-use crate::sequential::{apply_block, SequentialState};
+use crate::sequential::execute_sequential_verified;
 use crate::validation::{check_stateless, VerifiedTx};
 use crate::Storage;
 
@@ -437,11 +437,7 @@ impl ParallelExecutor {
         pre: &PreState,
         stats: BlockStats,
     ) -> Result<ExecutedBlock, BlockError> {
-        let mut state = SequentialState::new(storage, pre.ctx.parent_topoheight);
-        let (run, execute) = timed(|| apply_block(&mut state, block, txs, pre, None));
-        let (reward, results) = run?;
-        let stats = BlockStats { execute, ..stats };
-        finish_block(state, block, pre, reward, results, stats)
+        execute_sequential_verified(storage, block, txs, pre, stats)
     }
 
     fn run_batches<S: Storage + Clone>(

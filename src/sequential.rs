@@ -212,7 +212,7 @@ impl<S: Storage> BlockState for SequentialState<'_, S> {
 
 /// Credits the reward, then applies every transaction in block order;
 /// with `costs`, also records each transaction's execution time.
-pub(crate) fn apply_block<S: Storage>(
+fn apply_block<S: Storage>(
     state: &mut SequentialState<'_, S>,
     block: &Block,
     txs: &[VerifiedTx],
@@ -255,8 +255,9 @@ pub fn execute_sequential<S: Storage>(
 }
 
 /// [`execute_sequential`] after verification: `txs` must be what
-/// [`verify_block_sequential`] returned for `block` (unchecked). For
-/// profiling (`examples/execute_only.rs`); not a node API.
+/// [`verify_block_sequential`] returned for `block` (unchecked). The
+/// parallel executor's in-order path, and profiling
+/// (`examples/execute_only.rs`); not a node API.
 #[doc(hidden)]
 pub fn execute_sequential_verified<S: Storage>(
     storage: &S,

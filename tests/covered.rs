@@ -8,20 +8,11 @@ mod oracle;
 use oracle::*;
 use tos_parallel::constants::COIN;
 use tos_parallel::executor::locate_block;
-use tos_parallel::transaction::{EnergyPayload, Payload, TransferOutput};
+use tos_parallel::transaction::{EnergyPayload, Payload};
 use tos_parallel::{Block, ParallelExecutor, PublicKey, Storage, NATIVE_ASSET};
 
 fn tx(world: &World, from: usize, nonce: u64, payload: Payload) -> Vec<u8> {
     signed_tx(world, from, nonce, payload)
-}
-
-fn pay(world: &World, to: usize, amount: u64) -> Payload {
-    Payload::Transfers(vec![TransferOutput {
-        asset: NATIVE_ASSET,
-        destination: world.pubs[to],
-        amount,
-        extra_data: None,
-    }])
 }
 
 #[test]

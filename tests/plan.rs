@@ -8,17 +8,7 @@ use oracle::*;
 use tos_parallel::access::{access_set, AccessKey, KeyIndex};
 use tos_parallel::executor::{locate_block, verify_block_sequential};
 use tos_parallel::scheduler::DependencyGraph;
-use tos_parallel::transaction::{Payload, TransferOutput};
-use tos_parallel::{Block, PublicKey, NATIVE_ASSET};
-
-fn pay(world: &World, to: usize, amount: u64) -> Payload {
-    Payload::Transfers(vec![TransferOutput {
-        asset: NATIVE_ASSET,
-        destination: world.pubs[to],
-        amount,
-        extra_data: None,
-    }])
-}
+use tos_parallel::{Block, PublicKey};
 
 #[test]
 fn key_ids_are_dense_and_shared_and_the_graph_uses_them() {

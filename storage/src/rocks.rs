@@ -486,33 +486,21 @@ impl Shared {
             })
     }
 
-    /// Latest version of `prefix` in `cf` at or below `at`: one seek.
-    fn seek_version(
+    /// An iterator over `cf` bounded to the versions of `prefix` (exclusive
+    /// upper bound just past them, so a seek never walks into the next key or
+    /// its tombstones): for one read.
+    fn prefix_iter(
         &self,
         cf: Cf,
         prefix: &[u8],
-        at: TopoHeight,
-    ) -> Result<Option<(TopoHeight, Vec<u8>)>, StorageError> {
-        let handle = self.cf(cf)?;
-        // Exclusive upper bound just past every version of `prefix`, so the
-        // iterator never walks into the next key (or its tombstones).
+    ) -> Result<rocksdb::DBRawIterator<'_>, StorageError> {
         let mut upper = Vec::with_capacity(prefix.len() + 9);
         upper.extend_from_slice(prefix);
         upper.extend_from_slice(&[0xff; 8]);
         upper.push(0);
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(upper);
-        let mut it = self.db.raw_iterator_cf_opt(handle, opts);
-        it.seek(versioned_key(prefix, at));
-        let Some((key, value)) = it.item() else {
-            it.status()?;
-            return Ok(None);
-        };
-        if !key.starts_with(prefix) {
-            return Ok(None);
-        }
-        let (_, version) = split_versioned_key(cf, key)?;
-        Ok(Some((version, value.to_vec())))
+        Ok(self.db.raw_iterator_cf_opt(self.cf(cf)?, opts))
     }
 
     /// An iterator over `cf` for a batch of [`Self::seek_with`] calls (no
@@ -545,6 +533,7 @@ impl Shared {
         Ok(Some((version, decode(value)?)))
     }
 
+    /// Latest version of `prefix` in `cf` at or below `at`, decoded: one seek.
     fn load<V>(
         &self,
         cf: Cf,
@@ -552,10 +541,7 @@ impl Shared {
         at: TopoHeight,
         decode: fn(&[u8]) -> Result<V, StorageError>,
     ) -> Result<Entry<V>, StorageError> {
-        match self.seek_version(cf, prefix, at)? {
-            None => Ok(None),
-            Some((version, bytes)) => Ok(Some((version, decode(&bytes)?))),
-        }
+        Self::seek_with(&mut self.prefix_iter(cf, prefix)?, cf, prefix, at, decode)
     }
 
     fn read_top(&self) -> Result<Option<TopoHeight>, StorageError> {

@@ -216,6 +216,16 @@ pub fn chaos_block<S: Storage>(
 }
 
 /// A transaction from account `from`, signed, with the minimum native fee.
+/// A native transfer of `amount` to account `to`.
+pub fn pay(world: &World, to: usize, amount: u64) -> Payload {
+    Payload::Transfers(vec![tos_parallel::transaction::TransferOutput {
+        asset: tos_parallel::NATIVE_ASSET,
+        destination: world.pubs[to],
+        amount,
+        extra_data: None,
+    }])
+}
+
 pub fn signed_tx(world: &World, from: usize, nonce: u64, payload: Payload) -> Vec<u8> {
     UnsignedTransaction {
         payload,
