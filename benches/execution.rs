@@ -55,8 +55,14 @@ fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, bloc
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Elements(block.txs().len() as u64));
+    // Both paths get a fresh clone per iteration (empty LRU caches, as a
+    // node's executor does): reusing one clone would let the sequential path
+    // run on caches warmed by its previous iterations.
     group.bench_function("sequential", |b| {
-        b.iter(|| execute_sequential(&storage, block, &pre, ExecutionPath::Sequential).expect("ok"))
+        b.iter(|| {
+            let s = storage.clone();
+            execute_sequential(&s, block, &pre, ExecutionPath::Sequential).expect("ok")
+        })
     });
     for threads in [1, 2] {
         let ex = ParallelExecutor::new(threads).expect("pool");
