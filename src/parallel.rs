@@ -212,7 +212,7 @@ impl ParallelExecutor {
                 verify,
                 ..BlockStats::default()
             };
-            return Self::run_in_order(&storage, block, &txs?, pre, stats);
+            return execute_sequential_verified(&storage, block, &txs?, pre, stats);
         }
         // The whole block runs inside the pool: the serial steps (key
         // index, graph, change set) run on a worker while the other workers
@@ -236,12 +236,12 @@ impl ParallelExecutor {
         pre: &PreState,
         verify: std::time::Duration,
     ) -> Result<ExecutedBlock, BlockError> {
+        // On a pool thread (inline when already on one, as from `execute`).
         self.pool
-            .install(|| self.execute_planned(storage, block, txs, pre, verify))
+            .install(|| self.plan_and_run(storage, block, txs, pre, verify))
     }
 
-    /// Plan and execution of verified transactions, on a pool thread.
-    fn execute_planned<S: Storage + Clone>(
+    fn plan_and_run<S: Storage + Clone>(
         &self,
         storage: S,
         block: &Block,
@@ -256,7 +256,7 @@ impl ParallelExecutor {
         };
         // One thread: nothing to overlap, so no plan is paid for.
         if self.guards && self.threads == 1 {
-            return Self::run_in_order(&storage, block, txs, pre, stats);
+            return execute_sequential_verified(&storage, block, txs, pre, stats);
         }
 
         // A sample that already shows no useful parallelism: in order, without
@@ -267,7 +267,7 @@ impl ParallelExecutor {
         if self.guards {
             let (serial, few_keys) = self.sample_guard(&txs[..txs.len().min(GUARD_SAMPLE)]);
             if few_keys || (serial && !storage.prefetch_pays()) {
-                return Self::run_in_order(&storage, block, txs, pre, stats);
+                return execute_sequential_verified(&storage, block, txs, pre, stats);
             }
         }
 
@@ -292,7 +292,7 @@ impl ParallelExecutor {
         // or so few keys that concurrent transactions would mostly contend
         // on the same cache lines (`uniform` over 2 accounts).
         if self.guards && self.graph_is_serial(&graph, n) {
-            return Self::run_in_order(state.storage(), block, txs, pre, stats);
+            return execute_sequential_verified(state.storage(), block, txs, pre, stats);
         }
 
         let (run, execute) = timed(|| -> Result<_, BlockError> {
@@ -426,18 +426,6 @@ impl ParallelExecutor {
             Ok(()) => TxStatus::Ok,
             Err(f) => TxStatus::Orphaned(f),
         })
-    }
-
-    /// The sequential engine (`sequential.rs`) on `storage`: for one thread,
-    /// or a block whose graph offers no useful parallelism.
-    fn run_in_order<S: Storage>(
-        storage: &S,
-        block: &Block,
-        txs: &[VerifiedTx],
-        pre: &PreState,
-        stats: BlockStats,
-    ) -> Result<ExecutedBlock, BlockError> {
-        execute_sequential_verified(storage, block, txs, pre, stats)
     }
 
     fn run_batches<S: Storage + Clone>(
