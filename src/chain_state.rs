@@ -1,8 +1,8 @@
 //! [`ParallelChainState`]: the state a block executes on in parallel.
 //!
 //! # Layout
-//! Every key gets one *cell*: an [`AccountCell`] (nonce, multisig, energy)
-//! or a [`BalanceCell`]. A cell loads its value from the storage clone
+//! Every key gets one *cell*: an `AccountCell` (nonce, multisig, energy)
+//! or a `BalanceCell`. A cell loads its value from the storage clone
 //! lazily, on first use (cache first, storage on a miss), and never moves.
 //!
 //! * The keys the block's access sets name get their cells at plan time, in
