@@ -63,15 +63,18 @@ pub struct BlockStats {
     /// Transactions in the largest level of the dependency graph (the
     /// largest batch the batch scheduler would run).
     pub largest_batch: usize,
-    /// Longest chain of dependent transactions (parallel path).
+    /// Longest chain of dependent transactions (parallel path; 0 when the
+    /// in-order guard ran the block before planning).
     pub critical_path: usize,
-    /// Transactions of covered sender chains (parallel path).
+    /// Transactions of covered sender chains (parallel path, as above).
     pub covered: usize,
     /// Stateless verification time.
     pub verify: Duration,
-    /// Prefetch time (loading every touched key on the pool).
+    /// Plan time before scheduling: access sets, key ids and the cell
+    /// table, plus loading every key on the pool where the storage says the
+    /// prefetch pays.
     pub prefetch: Duration,
-    /// Access-set and scheduling time.
+    /// Coverage and dependency-graph time.
     pub schedule: Duration,
     /// Execution time.
     pub execute: Duration,
