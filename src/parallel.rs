@@ -207,12 +207,7 @@ impl ParallelExecutor {
         // the one-thread pool cost 4-12% in the same-run benchmark).
         if self.guards && self.threads == 1 {
             let (txs, verify) = timed(|| verify_block_sequential(block, pre));
-            let stats = BlockStats {
-                path: ExecutionPath::ParallelInOrder,
-                verify,
-                ..BlockStats::default()
-            };
-            return execute_sequential_verified(&storage, block, &txs?, pre, stats);
+            return self.execute_verified(storage, block, &txs?, pre, verify);
         }
         // The whole block runs inside the pool: the serial steps (key
         // index, graph, change set) run on a worker while the other workers
@@ -236,29 +231,29 @@ impl ParallelExecutor {
         pre: &PreState,
         verify: std::time::Duration,
     ) -> Result<ExecutedBlock, BlockError> {
+        let stats = BlockStats {
+            path: ExecutionPath::ParallelInOrder,
+            verify,
+            ..BlockStats::default()
+        };
+        // One thread: the sequential engine on the calling thread, no plan.
+        if self.guards && self.threads == 1 {
+            return execute_sequential_verified(&storage, block, txs, pre, stats);
+        }
         // On a pool thread (inline when already on one, as from `execute`).
         self.pool
-            .install(|| self.plan_and_run(storage, block, txs, pre, verify))
+            .install(|| self.plan_and_run(storage, block, txs, pre, stats))
     }
 
+    /// Everything after the one-thread guard, on a pool thread.
     fn plan_and_run<S: Storage + Clone>(
         &self,
         storage: S,
         block: &Block,
         txs: &[VerifiedTx],
         pre: &PreState,
-        verify: std::time::Duration,
+        stats: BlockStats,
     ) -> Result<ExecutedBlock, BlockError> {
-        let stats = BlockStats {
-            path: ExecutionPath::ParallelInOrder,
-            verify,
-            ..BlockStats::default()
-        };
-        // One thread: nothing to overlap, so no plan is paid for.
-        if self.guards && self.threads == 1 {
-            return execute_sequential_verified(&storage, block, txs, pre, stats);
-        }
-
         // A sample that already shows no useful parallelism: in order, without
         // paying for a plan (which costs more than executing such a block).
         // Where the prefetch pays, only a sample with too few keys counts:
@@ -291,7 +286,8 @@ impl ParallelExecutor {
         // prefetch warmed. That is a critical path over 90% of the block,
         // or so few keys that concurrent transactions would mostly contend
         // on the same cache lines (`uniform` over 2 accounts).
-        if self.guards && self.graph_is_serial(&graph, n) {
+        let (serial, few_keys) = self.serial_or_few_keys(&graph, n);
+        if self.guards && (serial || few_keys) {
             return execute_sequential_verified(state.storage(), block, txs, pre, stats);
         }
 
@@ -327,16 +323,9 @@ impl ParallelExecutor {
         finish_block(state, block, pre, reward, results, stats)
     }
 
-    /// The in-order guard on a dependency graph of `n` transactions: a
-    /// critical path over 90% of them, or fewer distinct keys than
-    /// [`MIN_KEYS_PER_THREAD`] per thread.
-    fn graph_is_serial(&self, graph: &DependencyGraph, n: usize) -> bool {
-        let (serial, few_keys) = self.serial_or_few_keys(graph, n);
-        serial || few_keys
-    }
-
-    /// (critical path over 90% of the `n` transactions, fewer distinct keys
-    /// than [`MIN_KEYS_PER_THREAD`] per thread).
+    /// The in-order guard on a dependency graph of `n` transactions:
+    /// (critical path over 90% of them, fewer distinct keys than
+    /// [`MIN_KEYS_PER_THREAD`] per thread).
     fn serial_or_few_keys(&self, graph: &DependencyGraph, n: usize) -> (bool, bool) {
         (
             graph.critical_path() * 10 > n * 9,
@@ -345,7 +334,8 @@ impl ParallelExecutor {
     }
 
     /// The guard on a sample (the block's first transactions), before any
-    /// plan: (its graph is serial, it names too few keys). Coverage is unknown yet, so it assumes the best: a sender with
+    /// plan: (its graph is serial, it names too few keys). Coverage is
+    /// unknown yet, so it assumes the best: a sender with
     /// several transactions in the sample might be covered, and its own
     /// accesses are taken as commutative. What remains serial in the sample
     /// (chains through balances, a handful of keys) is serial in the block.
