@@ -17,7 +17,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use tos_parallel::executor::locate_block;
 use tos_parallel::generator::{generate, GeneratorConfig, Workload};
-use tos_parallel::outcome::ExecutionPath;
 use tos_parallel::sequential::execute_sequential;
 use tos_parallel::validation::check_stateless;
 use tos_parallel::{
@@ -61,7 +60,8 @@ fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, bloc
     group.bench_function("sequential", |b| {
         b.iter(|| {
             let s = storage.clone();
-            execute_sequential(&s, block, &pre, ExecutionPath::Sequential).expect("ok")
+            execute_sequential(&s, block, &pre, tos_parallel::PathReason::SequentialMode)
+                .expect("ok")
         })
     });
     for threads in [1, 2] {

@@ -17,8 +17,8 @@ use crate::error::BlockError;
 use crate::executor::{locate_block, ExecutedBlock};
 use crate::generator::{generate, GenerateError, GeneratorConfig};
 use crate::genesis::init_genesis;
-use crate::outcome::ExecutionPath;
 use crate::parallel::ParallelExecutor;
+use crate::policy::PathReason;
 use crate::sequential::{execute_sequential, sequential_tx_costs};
 use crate::shadow::compare;
 use crate::{MemoryStorage, RocksConfig, RocksStorage, Storage};
@@ -279,7 +279,7 @@ fn measure<S: Storage + Clone>(
             let s = fresh(&mut storage)?;
             if who == executors.len() {
                 let start = Instant::now();
-                let r = execute_sequential(&s, block, &pre, ExecutionPath::Sequential)?;
+                let r = execute_sequential(&s, block, &pre, PathReason::SequentialMode)?;
                 seq = Some((r, start.elapsed()));
             } else {
                 let start = Instant::now();

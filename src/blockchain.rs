@@ -13,10 +13,11 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::block::Block;
 use crate::config::{ExecutionConfig, ExecutionMode};
-use crate::error::BlockError;
+use crate::error::{contain_panics, BlockError};
 use crate::executor::{locate_block, ExecutedBlock};
-use crate::outcome::{BlockOutcome, ExecutionPath};
+use crate::outcome::BlockOutcome;
 use crate::parallel::ParallelExecutor;
+use crate::policy::{decide, Facts, PathReason, Policy};
 use crate::sequential::execute_sequential;
 use crate::shadow::execute_verify;
 use crate::{StateSnapshot, Storage, TopoHeight};
@@ -42,6 +43,10 @@ impl<S: Storage + Clone> Blockchain<S> {
                 config.effective_threads(),
                 config.scheduler,
             )?),
+        };
+        let parallel = match parallel {
+            Some(p) if !config.guards => Some(p.always_parallel()),
+            other => other,
         };
         Ok(Blockchain {
             storage: RwLock::new(storage),
@@ -82,30 +87,42 @@ impl<S: Storage + Clone> Blockchain<S> {
 
     /// Executes `block` and commits it atomically. On any error nothing of the
     /// block is written. [`BlockError::AlreadyApplied`] means the same block is
-    /// already in the chain (a resumed replay): not a failure.
+    /// already in the chain (a resumed replay): not a failure. A panic during
+    /// execution is contained ([`BlockError::Panicked`]); the chain stays usable.
     pub fn add_new_block(&self, block: &Block) -> Result<BlockOutcome, BlockError> {
         let _writer = self.writer.lock();
         let snapshot = self.storage.read().clone();
         let pre = locate_block(&snapshot, block)?;
+        let policy = Policy {
+            sequential_mode: self.config.mode == ExecutionMode::Sequential,
+            min_txs_for_parallel: self.config.min_txs_for_parallel,
+            threads: self.config.effective_threads(),
+            guards: self.config.guards,
+            reads_costly: snapshot.prefetch_pays(),
+        };
         let ExecutedBlock {
             mut outcome,
             changes,
             meta,
-        } = match (&self.parallel, self.config.mode) {
-            (Some(par), ExecutionMode::Parallel)
-                if block.txs().len() >= self.config.min_txs_for_parallel =>
-            {
-                par.execute(snapshot, block, &pre)?
-            }
-            (Some(par), ExecutionMode::Verify)
-                if block.txs().len() >= self.config.min_txs_for_parallel =>
-            {
-                execute_verify(par, snapshot, block, &pre)?
-            }
-            (Some(_), _) => {
-                execute_sequential(&snapshot, block, &pre, ExecutionPath::SequentialSmallBlock)?
-            }
-            (None, _) => execute_sequential(&snapshot, block, &pre, ExecutionPath::Sequential)?,
+        } = match (
+            &self.parallel,
+            decide(
+                &policy,
+                Facts::Block {
+                    txs: block.txs().len(),
+                },
+            ),
+        ) {
+            // The executor applies the one-thread guard itself (or, in
+            // verify mode, runs its parallel side unguarded).
+            (Some(par), None | Some(PathReason::OneThread)) => match self.config.mode {
+                ExecutionMode::Verify => execute_verify(par, snapshot, block, &pre)?,
+                _ => par.execute(snapshot, block, &pre)?,
+            },
+            (_, reason) => contain_panics(|| {
+                let reason = reason.unwrap_or(PathReason::SequentialMode);
+                execute_sequential(&snapshot, block, &pre, reason)
+            })?,
         };
         let start = Instant::now();
         self.storage.write().commit(&changes, &meta, None)?;

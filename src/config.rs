@@ -61,6 +61,12 @@ pub struct ExecutionConfig {
     pub threads: usize,
     /// How the parallel executor orders transactions.
     pub scheduler: Scheduler,
+    /// Whether the parallel executor may run a block without useful
+    /// parallelism in order (the speed guards of `policy.rs`; default on).
+    /// Off, every block at or above `min_txs_for_parallel` runs on the
+    /// parallel engine: for tests. Verify mode always runs its parallel
+    /// side with the guards off.
+    pub guards: bool,
 }
 
 impl Default for ExecutionConfig {
@@ -70,6 +76,7 @@ impl Default for ExecutionConfig {
             min_txs_for_parallel: 20,
             threads: 0,
             scheduler: Scheduler::Graph,
+            guards: true,
         }
     }
 }

@@ -221,6 +221,32 @@ pub enum BlockError {
     /// The execution thread pool could not be built.
     #[error("thread pool: {0}")]
     ThreadPool(String),
+    /// A panic inside the executor (a bug, or a rule that panicked) was
+    /// contained: nothing of the block was written and the chain stays usable.
+    #[error("block execution panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// Runs `f`, turning a panic (on this thread or in any pool job it waits
+/// for: rayon hands a job's panic to the thread that joins it) into
+/// [`BlockError::Panicked`], so the caller's thread never unwinds.
+pub(crate) fn contain_panics<T>(
+    f: impl FnOnce() -> Result<T, BlockError>,
+) -> Result<T, BlockError> {
+    // AssertUnwindSafe: on a panic every partial result is dropped, nothing
+    // was committed, and the shared state (storage clones, the pool) keeps
+    // no invariant a half-run block could break.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".to_string());
+        Err(BlockError::Panicked { message })
+    })
 }
 
 /// Bad input: files, JSON, hex.

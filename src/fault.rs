@@ -25,3 +25,29 @@ pub(crate) fn corrupt(mut par: ExecutedBlock) -> ExecutedBlock {
     }
     par
 }
+
+/// Transactions whose execution panics (the rule engine checks it first).
+static PANIC_ON: parking_lot::Mutex<Vec<crate::Hash>> = parking_lot::Mutex::new(Vec::new());
+/// `!PANIC_ON.is_empty()`, readable without the lock (a hint only: the
+/// lock decides).
+static ANY_PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the rule engine panic whenever it executes the transaction with
+/// `hash` (in every engine), until [`clear_panics`].
+pub fn panic_on(hash: crate::Hash) {
+    PANIC_ON.lock().push(hash);
+    ANY_PANIC.store(true, Ordering::SeqCst);
+}
+
+/// Forgets every transaction marked by [`panic_on`].
+pub fn clear_panics() {
+    PANIC_ON.lock().clear();
+    ANY_PANIC.store(false, Ordering::SeqCst);
+}
+
+/// Panics if `hash` is marked (called by the rule engine).
+pub(crate) fn panic_if_marked(hash: &crate::Hash) {
+    if ANY_PANIC.load(Ordering::SeqCst) && PANIC_ON.lock().contains(hash) {
+        panic!("fault injection: rule panicked on transaction {hash}");
+    }
+}

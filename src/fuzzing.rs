@@ -7,9 +7,13 @@
 //! * [`check_execution`]: the input drives a small chain (6 accounts, two
 //!   assets, multisig and energy) through up to three blocks of structured
 //!   transactions (every type, any nonce, right or wrong multisig signers,
-//!   raw byte strings); the sequential and the parallel executor (2 and 4
-//!   threads) must agree on every status, total and written key, or reject
-//!   the block with the same index and code.
+//!   raw byte strings); the sequential executor and four parallel ones (2
+//!   and 4 threads, each with the speed guards on and off) must agree on
+//!   every status, total and written key, or reject the block with the same
+//!   index and code. The unguarded executors must have run every accepted
+//!   block on the parallel engine (asserted), so the check never compares
+//!   the sequential engine with itself only; [`ExecutionCheck`] says what
+//!   the parallel engine saw.
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,8 +25,8 @@ use crate::error::BlockError;
 use crate::executor::locate_block;
 use crate::generator::{account_key, GENERATED_ASSET};
 use crate::genesis::{init_genesis, Genesis, GenesisAccount};
-use crate::outcome::ExecutionPath;
 use crate::parallel::ParallelExecutor;
+use crate::policy::PathReason;
 use crate::sequential::execute_sequential;
 use crate::shadow::compare;
 use crate::transaction::{
@@ -69,20 +73,41 @@ impl Input<'_> {
 
 const ACCOUNTS: usize = 6;
 
-/// Execution check (see the module docs). Panics on a disagreement.
-pub fn check_execution(data: &[u8]) {
+/// What one [`check_execution`] input drove through the parallel engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecutionCheck {
+    /// Blocks built from the input (accepted or rejected).
+    pub blocks: usize,
+    /// Accepted blocks, each run by the unguarded executors on the parallel
+    /// engine (asserted).
+    pub parallel_blocks: usize,
+    /// Accepted blocks with at least two transactions in flight: two or
+    /// more transactions of one level of the dependency graph (no
+    /// dependency between them, so the scheduler may run them at once);
+    /// at least two transactions, so nothing trivially serial.
+    pub concurrent_blocks: usize,
+}
+
+/// Execution check (see the module docs). Panics on a disagreement, or if
+/// an unguarded executor did not run an accepted block on the parallel engine.
+pub fn check_execution(data: &[u8]) -> ExecutionCheck {
     // Built once per process: thread pools and keys cost far more than a run.
-    static WORLD: OnceLock<(Vec<SigningKey>, Vec<PublicKey>, [ParallelExecutor; 2])> =
-        OnceLock::new();
+    // Guarded (the node's default) and unguarded (`always_parallel`), at 2 and 4 threads.
+    type World = (Vec<SigningKey>, Vec<PublicKey>, Vec<ParallelExecutor>);
+    static WORLD: OnceLock<World> = OnceLock::new();
     let (keys, pubs, executors) = WORLD.get_or_init(|| {
         let keys: Vec<SigningKey> = (0..ACCOUNTS).map(|i| account_key(0xF022, i)).collect();
         let pubs = keys.iter().map(public_key_of).collect();
-        (
-            keys,
-            pubs,
-            [2, 4].map(|t| ParallelExecutor::new(t).expect("pool")),
-        )
+        let pool = |t| ParallelExecutor::new(t).expect("pool");
+        let executors = vec![
+            pool(2),
+            pool(4),
+            pool(2).always_parallel(),
+            pool(4).always_parallel(),
+        ];
+        (keys, pubs, executors)
     });
+    let mut seen = ExecutionCheck::default();
     let genesis = Genesis {
         blocks_per_day: 1,
         accounts: pubs
@@ -103,20 +128,31 @@ pub fn check_execution(data: &[u8]) {
     let mut input = Input { data, pos: 0 };
     for _ in 0..3 {
         let Some(block) = build_block(&mut input, &storage, keys, pubs) else {
-            return;
+            return seen;
         };
+        seen.blocks += 1;
         let pre = match locate_block(&storage, &block) {
             Ok(p) => p,
             Err(e) => panic!("locate failed: {e}"),
         };
-        let seq = execute_sequential(&storage, &block, &pre, ExecutionPath::Sequential);
-        for ex in executors {
+        let seq = execute_sequential(&storage, &block, &pre, PathReason::SequentialMode);
+        let mut concurrent = false;
+        for ex in executors.iter() {
             let par = ex.execute(storage.clone(), &block, &pre);
             match (&seq, &par) {
                 (Ok(s), Ok(p)) => {
                     let diffs = compare(&block, &pre, s, p);
                     assert!(diffs.is_empty(), "{} threads: {}", ex.threads(), diffs[0]);
                     assert_eq!(s.changes, p.changes);
+                    if !ex.guards() {
+                        let stats = &p.outcome.stats;
+                        assert!(
+                            stats.parallel_engine,
+                            "an unguarded executor ran the block {:?} ({:?})",
+                            stats.path, stats.reason
+                        );
+                        concurrent |= block.txs().len() >= 2 && stats.largest_batch >= 2;
+                    }
                 }
                 (
                     Err(BlockError::InvalidTransaction {
@@ -138,10 +174,15 @@ pub fn check_execution(data: &[u8]) {
             }
         }
         match seq {
-            Ok(s) => storage.commit(&s.changes, &s.meta, None).expect("commit"),
-            Err(_) => return,
+            Ok(s) => {
+                seen.parallel_blocks += 1;
+                seen.concurrent_blocks += usize::from(concurrent);
+                storage.commit(&s.changes, &s.meta, None).expect("commit")
+            }
+            Err(_) => return seen,
         }
     }
+    seen
 }
 
 fn build_block(

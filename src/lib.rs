@@ -47,8 +47,15 @@
 //!    storage in one atomic write; a failing transaction wrote nothing, so it
 //!    is orphaned exactly as the sequential path orphans it.
 //! 7. **Modes** (`config.rs`, `shadow.rs`): sequential, parallel, and verify,
-//!    which runs both, keeps the sequential result and reports every
-//!    difference. Blocks below `min_txs_for_parallel` run sequentially.
+//!    which runs both (the parallel side with the speed guards off, so it
+//!    always runs the parallel engine), keeps the sequential result and
+//!    reports every difference. Blocks below `min_txs_for_parallel` run
+//!    sequentially.
+//!
+//! **Which path a block takes** is decided in one place, `policy.rs`: its
+//! docs list every guard (mode, small block, one thread, few keys, serial
+//! graph) with its measured justification, and `BlockStats` reports the
+//! path, the reason and whether the parallel engine ran.
 //!
 //! Storage (`tos-storage`, re-exported here) is versioned by topoheight and
 //! cheap to clone: the node owns its storage in a `RwLock<S>` inside
@@ -82,6 +89,7 @@ pub mod generator;
 pub mod genesis;
 pub mod outcome;
 pub mod parallel;
+pub mod policy;
 pub mod release;
 pub mod rules;
 pub mod scheduler;
@@ -98,5 +106,6 @@ pub use error::{BlockError, DecodeError, InitError, InputError, StatelessError, 
 pub use genesis::{init_genesis, Genesis, InitOutcome};
 pub use outcome::{BlockOutcome, BlockStats, ExecutionPath, TxResult, TxStatus};
 pub use parallel::ParallelExecutor;
+pub use policy::PathReason;
 pub use tos_storage::*;
 pub use transaction::Transaction;

@@ -62,6 +62,10 @@ enum Command {
         /// Write per-block results (SPEC §7 JSON Lines) to this file.
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Write per-block execution stats (one JSON line per applied block:
+        /// path, reason, phases) to this file.
+        #[arg(long)]
+        stats: Option<PathBuf>,
     },
     /// Print the state (SPEC §7 JSON) at the top or at an earlier topoheight.
     Dump {
@@ -175,14 +179,20 @@ fn main() -> ExitCode {
             min_txs_for_parallel,
             scheduler,
             results,
+            stats,
         } => {
             let config = ExecutionConfig {
                 mode,
                 min_txs_for_parallel,
                 threads,
                 scheduler,
+                ..ExecutionConfig::default()
             };
-            cmd_replay(&data_dir, &blocks, config, results.as_deref()).map(|_| ())
+            let outputs = Outputs {
+                results: results.as_deref(),
+                stats: stats.as_deref(),
+            };
+            cmd_replay(&data_dir, &blocks, config, outputs).map(|_| ())
         }
         Command::Dump { data_dir, at } => cmd_dump(&data_dir, at),
         Command::Rewind { data_dir, to } => cmd_rewind(&data_dir, to),
@@ -290,15 +300,55 @@ struct ReplaySummary {
     elapsed: Duration,
 }
 
+/// The files a replay writes, one JSON line per applied block each.
+#[derive(Clone, Copy, Default)]
+struct Outputs<'a> {
+    /// SPEC §7 per-block results.
+    results: Option<&'a Path>,
+    /// Execution stats ([`stats_line`]).
+    stats: Option<&'a Path>,
+}
+
+fn create(path: Option<&Path>) -> Result<Option<std::io::BufWriter<std::fs::File>>, Failure> {
+    path.map(|p| {
+        std::fs::File::create(p)
+            .map(std::io::BufWriter::new)
+            .map_err(|e| Failure(format!("{}: {e}", p.display())))
+    })
+    .transpose()
+}
+
+/// One `--stats` line: how the block ran (README.md documents every field).
+fn stats_line(outcome: &tos_parallel::BlockOutcome) -> String {
+    let st = &outcome.stats;
+    serde_json::json!({
+        "topoheight": outcome.topoheight,
+        "path": st.path.name(),
+        "reason": st.reason.name(),
+        "parallel_engine": st.parallel_engine,
+        "txs": outcome.results.len(),
+        "ok": outcome.ok_count(),
+        "critical_path": st.critical_path,
+        "largest_batch": st.largest_batch,
+        "covered": st.covered,
+        "mismatches": st.mismatches,
+        "verify_ms": ms(st.verify),
+        "plan_ms": ms(st.prefetch + st.schedule),
+        "execute_ms": ms(st.execute),
+        "commit_ms": ms(st.commit),
+    })
+    .to_string()
+}
+
 fn cmd_replay(
     data_dir: &Path,
     blocks_path: &Path,
     config: ExecutionConfig,
-    results: Option<&Path>,
+    outputs: Outputs<'_>,
 ) -> Result<ReplaySummary, Failure> {
     let storage = RocksStorage::open(data_dir, RocksConfig::default())?;
     let chain = Blockchain::new(storage, config)?;
-    let summary = replay_into(&chain, blocks_path, results, false)?;
+    let summary = replay_into(&chain, blocks_path, outputs, false)?;
     let tps = summary.txs as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     if summary.skipped > 0 {
         eprintln!(
@@ -326,15 +376,11 @@ fn cmd_replay(
 fn replay_into<S: Storage + Clone>(
     chain: &Blockchain<S>,
     blocks_path: &Path,
-    results: Option<&Path>,
+    outputs: Outputs<'_>,
     quiet: bool,
 ) -> Result<ReplaySummary, Failure> {
-    let mut out = match results {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| Failure(format!("{}: {e}", p.display())))?,
-        )),
-        None => None,
-    };
+    let mut out = create(outputs.results)?;
+    let mut stats_out = create(outputs.stats)?;
     let progress = if !quiet && std::io::stderr().is_terminal() {
         let pb = ProgressBar::new_spinner();
         pb.set_style(
@@ -357,6 +403,9 @@ fn replay_into<S: Storage + Clone>(
                 summary.mismatches += outcome.stats.mismatches;
                 if let Some(w) = out.as_mut() {
                     writeln!(w, "{}", results_line(&outcome))?;
+                }
+                if let Some(w) = stats_out.as_mut() {
+                    writeln!(w, "{}", stats_line(&outcome))?;
                 }
                 if let Some(pb) = &progress {
                     pb.inc(1);
@@ -381,8 +430,8 @@ fn replay_into<S: Storage + Clone>(
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
-    if let Some(mut w) = out {
-        w.flush()?;
+    for w in [out, stats_out].into_iter().flatten() {
+        w.into_inner().map_err(|e| Failure(e.to_string()))?;
     }
     Ok(summary)
 }
@@ -435,12 +484,26 @@ fn cmd_generate(cfg: &GeneratorConfig, out: &Path) -> Result<(), Failure> {
         lines.push('\n');
     }
     write("blocks.jsonl", lines)?;
+    let mut sizes: Vec<usize> = chain.blocks.iter().map(|b| b.txs().len()).collect();
+    sizes.sort_unstable();
+    let (min, median, max) = (
+        sizes.first().copied().unwrap_or(0),
+        sizes.get(sizes.len() / 2).copied().unwrap_or(0),
+        sizes.last().copied().unwrap_or(0),
+    );
+    let shape = if min == max {
+        format!("{} blocks of {min} transactions", sizes.len())
+    } else {
+        format!(
+            "{} blocks of {min} to {max} transactions, median {median}; {} asked: too few senders can still send",
+            sizes.len(),
+            cfg.txs_per_block
+        )
+    };
     eprintln!(
-        "wrote {} and {} ({} blocks of {} transactions)",
+        "wrote {} and {} ({shape})",
         out.join("genesis.json").display(),
         out.join("blocks.jsonl").display(),
-        chain.blocks.len(),
-        cfg.txs_per_block
     );
     Ok(())
 }
@@ -481,7 +544,7 @@ fn cmd_demo(
             "replaying into RocksDB at {} ({mode:?})...",
             data_dir.display()
         );
-        let s = replay_into(&chain, &blocks_path, None, false)?;
+        let s = replay_into(&chain, &blocks_path, Outputs::default(), false)?;
         dumps.push(state_json_string(&chain.snapshot(None)?));
         rows.push((mode, s, config.effective_threads()));
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::TxFailure;
+use crate::policy::PathReason;
 use crate::{Hash, TopoHeight};
 
 /// Status of one transaction.
@@ -33,30 +34,46 @@ pub struct TxResult {
     pub status: TxStatus,
 }
 
-/// Which path executed a block.
+/// Which engine produced the result of a block (see `policy.rs` for why).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ExecutionPath {
-    /// The sequential executor (mode `sequential`).
+    /// The sequential reference engine, on the calling thread (mode
+    /// `sequential`, or a block below `min_txs_for_parallel`).
     #[default]
     Sequential,
-    /// Sequential because the block had fewer than `min_txs_for_parallel` transactions.
-    SequentialSmallBlock,
-    /// The parallel executor.
+    /// The parallel executor chose to run the block in order with the
+    /// sequential engine (one thread, few keys, serial graph: `reason`).
+    InOrder,
+    /// The parallel engine (dependency graph or batch scheduler).
     Parallel,
-    /// The parallel executor's state, transactions in block order on one
-    /// thread: the dependency graph offered no useful parallelism (or the
-    /// pool has one thread). Verification still ran on the pool.
-    ParallelInOrder,
-    /// Both (verify mode); the sequential result was kept.
+    /// Verify mode: both engines ran; the sequential result was kept.
     Verify,
+}
+
+impl ExecutionPath {
+    /// The name `replay --stats` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutionPath::Sequential => "sequential",
+            ExecutionPath::InOrder => "in-order",
+            ExecutionPath::Parallel => "parallel",
+            ExecutionPath::Verify => "verify",
+        }
+    }
 }
 
 /// Measurements of one block's execution (not part of the result's identity).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockStats {
-    /// Path taken.
+    /// Engine whose result was kept.
     pub path: ExecutionPath,
+    /// Why (the guard that fired, or [`PathReason::Parallel`]); in verify
+    /// mode, the path the parallel side took.
+    pub reason: PathReason,
+    /// True iff the parallel engine (dependency-graph or batch scheduler)
+    /// executed the block in this run; in verify mode, on the parallel side.
+    pub parallel_engine: bool,
     /// Barrier-separated batches actually run (batch scheduler only; 0 for
     /// the graph scheduler, the in-order path and sequential execution).
     pub batches: usize,
@@ -82,6 +99,19 @@ pub struct BlockStats {
     pub commit: Duration,
     /// Differences found in verify mode (0 otherwise).
     pub mismatches: usize,
+}
+
+impl BlockStats {
+    /// The stats of a block that takes `path` for `reason`, after `verify`
+    /// of stateless verification (everything else zero).
+    pub fn chosen(path: ExecutionPath, reason: PathReason, verify: Duration) -> Self {
+        BlockStats {
+            path,
+            reason,
+            verify,
+            ..BlockStats::default()
+        }
+    }
 }
 
 /// The result of applying a block.

@@ -1,5 +1,8 @@
 //! [`ParallelExecutor`]: verifies and executes a block on a rayon pool.
 //!
+//! The path of each block (the parallel engine, or the sequential engine
+//! in order) is decided by `policy.rs`, which lists every guard.
+//!
 //! 1. Stateless checks of every transaction run on the pool; the block is
 //!    rejected with the first failing index (block order), as sequentially.
 //!    A one-thread executor runs everything on the calling thread: the
@@ -16,10 +19,13 @@
 //!    * **graph** (default): a transaction starts as soon as its dependencies
 //!      finished, without barriers;
 //!    * **batches**: the graph's levels, a barrier between levels;
-//!    * **in order**, by the sequential engine (`sequential.rs`) on the
-//!      calling thread, when the pool has one thread (no plan is built) or
-//!      the graph offers no useful parallelism (critical path over 90% of the
-//!      block; the storage clone's caches are warm from the prefetch).
+//!    * **in order**, by the sequential engine (`sequential.rs`), when a
+//!      guard of `policy.rs` fires (one thread, too few keys, a serial
+//!      graph), before or after the plan.
+//!
+//! A panic anywhere in a block's execution (a job on the pool included:
+//! rayon hands it to the joining thread) is contained by
+//! [`ParallelExecutor::execute`] and reported as `BlockError::Panicked`.
 //! 4. Fees are credited and the change set is built (`executor.rs`), the same
 //!    code the sequential path uses.
 //!
@@ -50,24 +56,18 @@ use crate::block::Block;
 use crate::chain_state::ParallelChainState;
 use crate::config::Scheduler;
 use crate::coverage::covered_transactions;
-use crate::error::{BlockError, StateError};
+use crate::error::{contain_panics, BlockError, StateError};
 use crate::executor::{
     credit_reward, finish_block, timed, verify_block_sequential, ExecutedBlock, PreState,
 };
 use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
+use crate::policy::{decide, Facts, PathReason, Policy, Shape, GUARD_SAMPLE};
 use crate::release::PendingCounts;
 use crate::rules::apply_transaction;
 use crate::scheduler::DependencyGraph;
 use crate::sequential::execute_sequential_verified;
 use crate::validation::{check_stateless, VerifiedTx};
 use crate::Storage;
-
-/// Transactions the in-order guard samples before planning.
-pub const GUARD_SAMPLE: usize = 64;
-
-/// Below this many distinct keys per worker thread, a block runs in order:
-/// its transactions would mostly contend on the same few cells.
-pub const MIN_KEYS_PER_THREAD: usize = 8;
 
 /// Executes blocks on its own rayon thread pool.
 pub struct ParallelExecutor {
@@ -155,6 +155,12 @@ impl ParallelExecutor {
         self
     }
 
+    /// Whether the speed guards of `policy.rs` apply (off after
+    /// [`Self::always_parallel`]).
+    pub fn guards(&self) -> bool {
+        self.guards
+    }
+
     /// Worker threads.
     pub fn threads(&self) -> usize {
         self.threads
@@ -195,27 +201,50 @@ impl ParallelExecutor {
     }
 
     /// Executes `block` on `storage` (a clone the executor owns) at `pre`.
-    /// Nothing is written; commit the returned change set.
+    /// Nothing is written; commit the returned change set. The path is
+    /// decided by `policy.rs` (guards on unless [`Self::always_parallel`]).
+    /// A panic inside the executor (a bug) is contained and reported as
+    /// [`BlockError::Panicked`].
     pub fn execute<S: Storage + Clone>(
         &self,
         storage: S,
         block: &Block,
         pre: &PreState,
     ) -> Result<ExecutedBlock, BlockError> {
-        // One thread: nothing to overlap, so the calling thread does it all,
-        // exactly as the sequential path (measured: handing verification to
-        // the one-thread pool cost 4-12% in the same-run benchmark).
-        if self.guards && self.threads == 1 {
-            let (txs, verify) = timed(|| verify_block_sequential(block, pre));
-            return self.execute_verified(storage, block, &txs?, pre, verify);
-        }
-        // The whole block runs inside the pool: the serial steps (key
-        // index, graph, change set) run on a worker while the other workers
-        // wait for work, instead of on the calling thread competing with
-        // them for the cores. Nested `install`s run inline.
-        self.pool.install(|| {
-            let (txs, verify) = timed(|| self.verify_block(block, pre));
-            self.execute_verified(storage, block, &txs?, pre, verify)
+        self.execute_with(storage, block, pre, self.guards)
+    }
+
+    /// [`Self::execute`] with the speed guards on or off (verify mode runs
+    /// the parallel side with them off, on the same pool).
+    pub(crate) fn execute_with<S: Storage + Clone>(
+        &self,
+        storage: S,
+        block: &Block,
+        pre: &PreState,
+        guards: bool,
+    ) -> Result<ExecutedBlock, BlockError> {
+        contain_panics(|| {
+            let policy = self.policy(guards, storage.prefetch_pays());
+            // One thread: nothing to overlap, so the calling thread does it
+            // all, exactly as the sequential path.
+            if let Some(reason) = decide(
+                &policy,
+                Facts::Block {
+                    txs: block.txs().len(),
+                },
+            ) {
+                let (txs, verify) = timed(|| verify_block_sequential(block, pre));
+                let stats = BlockStats::chosen(ExecutionPath::InOrder, reason, verify);
+                return execute_sequential_verified(&storage, block, &txs?, pre, stats);
+            }
+            // The whole block runs inside the pool: the serial steps (key
+            // index, graph, change set) run on a worker while the other
+            // workers wait for work, instead of on the calling thread
+            // competing with them for the cores. Nested `install`s run inline.
+            self.pool.install(|| {
+                let (txs, verify) = timed(|| self.verify_block(block, pre));
+                self.plan_and_run(storage, block, &txs?, pre, verify, &policy)
+            })
         })
     }
 
@@ -231,37 +260,46 @@ impl ParallelExecutor {
         pre: &PreState,
         verify: std::time::Duration,
     ) -> Result<ExecutedBlock, BlockError> {
-        let stats = BlockStats {
-            path: ExecutionPath::ParallelInOrder,
-            verify,
-            ..BlockStats::default()
-        };
-        // One thread: the sequential engine on the calling thread, no plan.
-        if self.guards && self.threads == 1 {
-            return execute_sequential_verified(&storage, block, txs, pre, stats);
-        }
-        // On a pool thread (inline when already on one, as from `execute`).
-        self.pool
-            .install(|| self.plan_and_run(storage, block, txs, pre, stats))
+        contain_panics(|| {
+            let policy = self.policy(self.guards, storage.prefetch_pays());
+            if let Some(reason) = decide(&policy, Facts::Block { txs: txs.len() }) {
+                let stats = BlockStats::chosen(ExecutionPath::InOrder, reason, verify);
+                return execute_sequential_verified(&storage, block, txs, pre, stats);
+            }
+            // On a pool thread (inline when already on one, as from `execute`).
+            self.pool
+                .install(|| self.plan_and_run(storage, block, txs, pre, verify, &policy))
+        })
     }
 
-    /// Everything after the one-thread guard, on a pool thread.
+    /// The policy of this executor (`policy.rs`); it runs whatever block it
+    /// is given, so `min_txs_for_parallel` is the caller's business.
+    fn policy(&self, guards: bool, reads_costly: bool) -> Policy {
+        Policy {
+            sequential_mode: false,
+            min_txs_for_parallel: 0,
+            threads: self.threads,
+            guards,
+            reads_costly,
+        }
+    }
+
+    /// Everything after the block-level guards, on a pool thread.
     fn plan_and_run<S: Storage + Clone>(
         &self,
         storage: S,
         block: &Block,
         txs: &[VerifiedTx],
         pre: &PreState,
-        stats: BlockStats,
+        verify: std::time::Duration,
+        policy: &Policy,
     ) -> Result<ExecutedBlock, BlockError> {
         // A sample that already shows no useful parallelism: in order, without
         // paying for a plan (which costs more than executing such a block).
-        // Where the prefetch pays, only a sample with too few keys counts:
-        // the batched parallel reads speed up even a block that runs in
-        // order, unless it keeps reading the same handful of keys.
-        if self.guards {
-            let (serial, few_keys) = self.sample_guard(&txs[..txs.len().min(GUARD_SAMPLE)]);
-            if few_keys || (serial && !storage.prefetch_pays()) {
+        if policy.guards {
+            let sample = Self::sample_shape(&txs[..txs.len().min(GUARD_SAMPLE)]);
+            if let Some(reason) = decide(policy, Facts::Sample(sample)) {
+                let stats = BlockStats::chosen(ExecutionPath::InOrder, reason, verify);
                 return execute_sequential_verified(&storage, block, txs, pre, stats);
             }
         }
@@ -274,20 +312,23 @@ impl ParallelExecutor {
             prefetch,
             schedule,
         } = self.plan(storage, txs, pre)?;
-        let stats = BlockStats {
+        let shape = Shape {
+            txs: n,
+            critical_path: graph.critical_path(),
+            distinct_keys: graph.distinct_keys(),
+        };
+        let planned = |path, reason| BlockStats {
             largest_batch: graph.largest_level(),
             critical_path: graph.critical_path(),
             covered: covered.iter().filter(|c| **c).count(),
             prefetch,
             schedule,
-            ..stats
+            ..BlockStats::chosen(path, reason, verify)
         };
         // No useful parallelism: the sequential engine, on the clone the
-        // prefetch warmed. That is a critical path over 90% of the block,
-        // or so few keys that concurrent transactions would mostly contend
-        // on the same cache lines (`uniform` over 2 accounts).
-        let (serial, few_keys) = self.serial_or_few_keys(&graph, n);
-        if self.guards && (serial || few_keys) {
+        // prefetch warmed.
+        if let Some(reason) = decide(policy, Facts::Graph(shape)) {
+            let stats = planned(ExecutionPath::InOrder, reason);
             return execute_sequential_verified(state.storage(), block, txs, pre, stats);
         }
 
@@ -311,39 +352,24 @@ impl ParallelExecutor {
             })
             .collect();
         let stats = BlockStats {
-            path: ExecutionPath::Parallel,
+            parallel_engine: true,
             batches: if self.scheduler == Scheduler::Batches {
                 graph.critical_path()
             } else {
                 0
             },
             execute,
-            ..stats
+            ..planned(ExecutionPath::Parallel, PathReason::Parallel)
         };
         finish_block(state, block, pre, reward, results, stats)
     }
 
-    /// The in-order guard on a dependency graph of `n` transactions:
-    /// (critical path over 90% of them, fewer distinct keys than
-    /// [`MIN_KEYS_PER_THREAD`] per thread).
-    fn serial_or_few_keys(&self, graph: &DependencyGraph, n: usize) -> (bool, bool) {
-        (
-            graph.critical_path() * 10 > n * 9,
-            graph.distinct_keys() < MIN_KEYS_PER_THREAD * self.threads,
-        )
-    }
-
-    /// The guard on a sample (the block's first transactions), before any
-    /// plan: (its graph is serial, it names too few keys). Coverage is
-    /// unknown yet, so it assumes the best: a sender with
+    /// The graph of a sample (the block's first transactions), before any
+    /// plan. Coverage is unknown yet, so it assumes the best: a sender with
     /// several transactions in the sample might be covered, and its own
     /// accesses are taken as commutative. What remains serial in the sample
     /// (chains through balances, a handful of keys) is serial in the block.
-    /// Only ever a speed decision: both paths give the same result.
-    fn sample_guard(&self, sample: &[VerifiedTx]) -> (bool, bool) {
-        if sample.is_empty() {
-            return (false, false);
-        }
+    fn sample_shape(sample: &[VerifiedTx]) -> Shape {
         let mut senders: Vec<&crate::PublicKey> = sample.iter().map(|v| &v.tx.source).collect();
         senders.sort_unstable();
         let repeated = |k: &crate::PublicKey| {
@@ -361,7 +387,12 @@ impl ParallelExecutor {
             })
             .collect();
         let index = KeyIndex::build(&access);
-        self.serial_or_few_keys(&DependencyGraph::build(&access, &index), sample.len())
+        let graph = DependencyGraph::build(&access, &index);
+        Shape {
+            txs: sample.len(),
+            critical_path: graph.critical_path(),
+            distinct_keys: graph.distinct_keys(),
+        }
     }
 
     /// Everything before execution: access sets and key ids, a state over

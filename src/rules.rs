@@ -72,6 +72,8 @@ pub fn apply_transaction<S: TxState>(
     ctx: &BlockContext,
     state: &mut S,
 ) -> Result<Result<(), TxFailure>, StateError> {
+    #[cfg(feature = "fault-injection")]
+    crate::fault::panic_if_marked(&vtx.hash);
     let tx = &vtx.tx;
     let src = &tx.source;
 

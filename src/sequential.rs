@@ -16,6 +16,7 @@ use crate::executor::{
     PreState,
 };
 use crate::outcome::{BlockStats, ExecutionPath, TxResult, TxStatus};
+use crate::policy::PathReason;
 use crate::rules::{apply_transaction, TxState};
 use crate::validation::VerifiedTx;
 use crate::{Asset, ChangeSet, EnergyState, MultisigConfig, PublicKey, Storage, TopoHeight};
@@ -238,19 +239,16 @@ fn apply_block<S: Storage>(
     Ok((reward, results))
 }
 
-/// Executes `block` sequentially on `storage` at `pre` (nothing is written).
+/// Executes `block` sequentially on `storage` at `pre` (nothing is
+/// written); `reason` is why the block runs sequentially (`policy.rs`).
 pub fn execute_sequential<S: Storage>(
     storage: &S,
     block: &Block,
     pre: &PreState,
-    path: ExecutionPath,
+    reason: PathReason,
 ) -> Result<ExecutedBlock, BlockError> {
     let (txs, verify) = timed(|| verify_block_sequential(block, pre));
-    let stats = BlockStats {
-        path,
-        verify,
-        ..BlockStats::default()
-    };
+    let stats = BlockStats::chosen(ExecutionPath::Sequential, reason, verify);
     execute_sequential_verified(storage, block, &txs?, pre, stats)
 }
 

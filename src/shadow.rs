@@ -3,10 +3,11 @@
 
 use crate::access::{access_set, AccessKey};
 use crate::block::Block;
-use crate::error::BlockError;
+use crate::error::{contain_panics, BlockError};
 use crate::executor::{ExecutedBlock, PreState};
 use crate::outcome::ExecutionPath;
 use crate::parallel::ParallelExecutor;
+use crate::policy::PathReason;
 use crate::sequential::execute_sequential;
 use crate::validation::check_stateless;
 use crate::Storage;
@@ -218,14 +219,21 @@ fn first_touch(block: &Block, pre: &PreState, keys: Vec<AccessKey>) -> Vec<(Acce
 
 /// Runs both executors on clones of `storage` at `pre`; returns the
 /// sequential result with `stats.mismatches` set and every difference logged.
+/// The parallel side runs with the speed guards off (`policy.rs`), so the
+/// parallel engine (plan and scheduler) executes every block given here,
+/// whatever the guards would choose; its path is recorded in the stats
+/// (`reason`, `parallel_engine`).
 pub fn execute_verify<S: Storage + Clone>(
     parallel: &ParallelExecutor,
     storage: S,
     block: &Block,
     pre: &PreState,
 ) -> Result<ExecutedBlock, BlockError> {
-    let mut seq = execute_sequential(&storage, block, pre, ExecutionPath::Verify)?;
-    let par = parallel.execute(storage.clone(), block, pre);
+    let mut seq =
+        contain_panics(|| execute_sequential(&storage, block, pre, PathReason::SequentialMode))?;
+    let par = parallel.execute_with(storage.clone(), block, pre, false);
+    let stats = &mut seq.outcome.stats;
+    stats.path = ExecutionPath::Verify;
     let par = match par {
         Ok(p) => p,
         Err(e) => {
@@ -234,7 +242,7 @@ pub fn execute_verify<S: Storage + Clone>(
                 pre.topoheight(),
                 pre.hash
             );
-            seq.outcome.stats.mismatches = 1;
+            stats.mismatches = 1;
             return Ok(seq);
         }
     };
@@ -253,10 +261,16 @@ pub fn execute_verify<S: Storage + Clone>(
             log::error!("verify: block {}: {m}", pre.topoheight());
         }
     }
+    let p = &par.outcome.stats;
     let stats = &mut seq.outcome.stats;
     stats.mismatches = mismatches.len();
-    stats.batches = par.outcome.stats.batches;
-    stats.largest_batch = par.outcome.stats.largest_batch;
-    stats.critical_path = par.outcome.stats.critical_path;
+    stats.reason = p.reason;
+    stats.parallel_engine = p.parallel_engine;
+    stats.batches = p.batches;
+    stats.largest_batch = p.largest_batch;
+    stats.critical_path = p.critical_path;
+    stats.covered = p.covered;
+    stats.prefetch = p.prefetch;
+    stats.schedule = p.schedule;
     Ok(seq)
 }

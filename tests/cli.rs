@@ -386,3 +386,113 @@ fn bench_json_rows_cover_every_storage_regime() {
         }
     }
 }
+
+/// `replay --stats` writes one JSON line per applied block saying which
+/// path ran it and why. Verify mode runs the parallel engine on every block
+/// at or above `--min-txs-for-parallel` (mismatch count 0), whatever the
+/// guards would choose; parallel mode on the same tiny-world chain reports
+/// the guard that fired. `generate` reports the block sizes it really wrote.
+#[test]
+fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("mixed6");
+    let out = ok(&[
+        "generate",
+        "--workload",
+        "mixed",
+        "--accounts",
+        "6",
+        "--txs-per-block",
+        "60",
+        "--blocks",
+        "12",
+        "--seed",
+        "4",
+        "--out",
+        s(&chain),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
+    let sizes: Vec<usize> = blocks
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["txs"].as_array().unwrap().len()
+        })
+        .collect();
+    let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(
+        said.contains(&format!("12 blocks of {min} to {max} transactions")),
+        "{said}"
+    );
+    assert!(*min >= 2, "{sizes:?}");
+
+    let replay = |mode: &str, name: &str| -> Vec<serde_json::Value> {
+        let data = dir.path().join(name);
+        let stats = dir.path().join(format!("{name}.stats.jsonl"));
+        init(&data, &chain);
+        ok(&[
+            "replay",
+            "--data-dir",
+            s(&data),
+            "--blocks",
+            s(&chain.join("blocks.jsonl")),
+            "--mode",
+            mode,
+            "--threads",
+            "2",
+            "--min-txs-for-parallel",
+            "2",
+            "--stats",
+            s(&stats),
+        ]);
+        std::fs::read_to_string(&stats)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let verify = replay("verify", "verify");
+    assert_eq!(verify.len(), 12);
+    for (i, line) in verify.iter().enumerate() {
+        assert_eq!(line["topoheight"], i as u64 + 1);
+        assert_eq!(line["path"], "verify", "{line}");
+        assert_eq!(line["parallel_engine"], true, "{line}");
+        assert_eq!(line["reason"], "parallel", "{line}");
+        assert_eq!(line["mismatches"], 0, "{line}");
+        assert_eq!(line["txs"], sizes[i] as u64, "{line}");
+        for field in [
+            "critical_path",
+            "covered",
+            "verify_ms",
+            "plan_ms",
+            "execute_ms",
+            "commit_ms",
+        ] {
+            assert!(line[field].is_number(), "{field} missing in {line}");
+        }
+    }
+    // Six accounts are few keys for two threads: the guards run some
+    // blocks in order (3 of 12 with this seed), and say which guard fired.
+    let parallel = replay("parallel", "parallel");
+    assert_eq!(parallel.len(), 12);
+    let mut guarded = 0;
+    for line in &parallel {
+        match line["path"].as_str().unwrap() {
+            "in-order" => {
+                guarded += 1;
+                assert_eq!(line["parallel_engine"], false, "{line}");
+                assert!(
+                    ["few-keys", "serial-graph"].contains(&line["reason"].as_str().unwrap()),
+                    "{line}"
+                );
+            }
+            "parallel" => {
+                assert_eq!(line["parallel_engine"], true, "{line}");
+                assert_eq!(line["reason"], "parallel", "{line}");
+            }
+            other => panic!("path {other} in parallel mode: {line}"),
+        }
+    }
+    assert!(guarded >= 1, "no block of 12 was guarded");
+}

@@ -74,6 +74,40 @@ fn smoke_decode_random_and_mutated_valid_transactions() {
     }
 }
 
+/// Input bytes laid out as `fuzzing::check_execution` reads them: three
+/// blocks of 2-23 structured transactions (never the raw-bytes operation
+/// nor the near-`u64::MAX` amounts that overflow, so most blocks pass the
+/// stateless checks and reach the executors).
+fn structured_input(rng: &mut impl Rng) -> Vec<u8> {
+    let mut b = Vec::new();
+    for _ in 0..3 {
+        let count = rng.gen_range(2..24u8);
+        b.push(count);
+        for _ in 0..count {
+            let op = loop {
+                let op: u8 = rng.gen();
+                if op % 8 != 7 {
+                    break op;
+                }
+            };
+            let arg = loop {
+                let arg: u8 = rng.gen();
+                if arg & 0x60 != 0x60 {
+                    break arg;
+                }
+            };
+            // op, from, arg, nonce mode
+            b.extend([op, rng.gen(), arg, rng.gen()]);
+        }
+        b.push(rng.gen()); // miner
+    }
+    b
+}
+
+/// The seeded smoke run must reach the parallel engine, and with at least
+/// two transactions in flight, on a good share of its inputs (the check
+/// itself asserts that the unguarded executors ran every accepted block on
+/// the parallel engine).
 #[test]
 fn smoke_execute_random_inputs() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
@@ -82,4 +116,20 @@ fn smoke_execute_random_inputs() {
         rng.fill_bytes(&mut b);
         check_execution(&b);
     }
+    let (mut reached, mut concurrent) = (0, 0);
+    let inputs = 150;
+    for _ in 0..inputs {
+        let seen = check_execution(&structured_input(&mut rng));
+        reached += usize::from(seen.parallel_blocks > 0);
+        concurrent += usize::from(seen.concurrent_blocks > 0);
+    }
+    eprintln!("{inputs} structured inputs: {reached} reached the parallel engine, {concurrent} with two or more transactions in flight");
+    assert!(
+        reached * 4 >= inputs * 3,
+        "{reached} of {inputs} reached the parallel engine"
+    );
+    assert!(
+        concurrent * 2 >= inputs,
+        "{concurrent} of {inputs} had two transactions in flight"
+    );
 }

@@ -48,9 +48,12 @@ fn thousands_of_blocks_parallel_and_verify_equal_sequential() {
         assert_eq!(results_line(&s), results_line(&p), "block {b}");
         assert_eq!(results_line(&s), results_line(&v), "block {b}");
         assert_eq!(v.stats.mismatches, 0, "block {b}");
+        // Verify mode compared against the parallel engine itself, never
+        // the sequential engine against itself.
+        assert!(v.stats.parallel_engine, "block {b}: {:?}", v.stats.reason);
         assert!(matches!(
             p.stats.path,
-            tos_parallel::ExecutionPath::Parallel | tos_parallel::ExecutionPath::ParallelInOrder
+            tos_parallel::ExecutionPath::Parallel | tos_parallel::ExecutionPath::InOrder
         ));
         paths[(p.stats.path == tos_parallel::ExecutionPath::Parallel) as usize] += 1;
         orphaned += s.results.len() - s.ok_count();
@@ -77,11 +80,14 @@ fn small_blocks_take_the_sequential_path() {
     )
     .unwrap();
     let mut r = rng(3);
-    for (txs, path) in [
-        (19, tos_parallel::ExecutionPath::SequentialSmallBlock),
-        (20, tos_parallel::ExecutionPath::Parallel),
+    use tos_parallel::{ExecutionPath, PathReason};
+    for (txs, path, reason) in [
+        (19, ExecutionPath::Sequential, PathReason::SmallBlock),
+        (20, ExecutionPath::Parallel, PathReason::Parallel),
     ] {
         let block = chaos_block(&world, &*par.storage(), &mut r, txs, Contention::Keys(10));
-        assert_eq!(par.add_new_block(&block).unwrap().stats.path, path);
+        let stats = par.add_new_block(&block).unwrap().stats;
+        assert_eq!((stats.path, stats.reason), (path, reason));
+        assert_eq!(stats.parallel_engine, path == ExecutionPath::Parallel);
     }
 }

@@ -64,16 +64,37 @@ fn key_ids_are_dense_and_shared_and_the_graph_uses_them() {
 #[test]
 fn guards_pick_the_path_and_never_change_the_result() {
     use tos_parallel::generator::{generate, GeneratorConfig, Workload};
+    use tos_parallel::PathReason;
     use tos_parallel::{ExecutionPath, ParallelExecutor, Storage};
     let cases = [
-        (Workload::Uniform, 2, ExecutionPath::ParallelInOrder),
-        (Workload::Chain, 400, ExecutionPath::ParallelInOrder),
-        (Workload::Disjoint, 400, ExecutionPath::Parallel),
-        (Workload::HotSender, 400, ExecutionPath::Parallel),
+        (
+            Workload::Uniform,
+            2,
+            ExecutionPath::InOrder,
+            PathReason::FewKeys,
+        ),
+        (
+            Workload::Chain,
+            400,
+            ExecutionPath::InOrder,
+            PathReason::SerialGraph,
+        ),
+        (
+            Workload::Disjoint,
+            400,
+            ExecutionPath::Parallel,
+            PathReason::Parallel,
+        ),
+        (
+            Workload::HotSender,
+            400,
+            ExecutionPath::Parallel,
+            PathReason::Parallel,
+        ),
     ];
     let guarded = ParallelExecutor::new(2).unwrap();
     let forced = ParallelExecutor::new(2).unwrap().always_parallel();
-    for (workload, accounts, want) in cases {
+    for (workload, accounts, want, reason) in cases {
         let chain = generate(&GeneratorConfig {
             workload,
             accounts,
@@ -89,8 +110,14 @@ fn guards_pick_the_path_and_never_change_the_result() {
             let pre = locate_block(&storage, block).unwrap();
             let g = guarded.execute(storage.clone(), block, &pre).unwrap();
             assert_eq!(g.outcome.stats.path, want, "{workload}");
+            assert_eq!(g.outcome.stats.reason, reason, "{workload}");
+            assert_eq!(
+                g.outcome.stats.parallel_engine,
+                want == ExecutionPath::Parallel
+            );
             let f = forced.execute(storage.clone(), block, &pre).unwrap();
             assert_eq!(f.outcome.stats.path, ExecutionPath::Parallel, "{workload}");
+            assert!(f.outcome.stats.parallel_engine, "{workload}");
             storage.commit(&seq.changes, &seq.meta, None).unwrap();
         }
     }

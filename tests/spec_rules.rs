@@ -1,8 +1,10 @@
 //! One test per rule of SPEC.md: the stateless checks of §5 (each code, each
 //! `invalid_payload` sub-rule, boundaries, the check order, block rejection),
 //! the stateful rules and success effects of §6 run through
-//! `Blockchain<MemoryStorage>` (sequential), the block rules of §3/§4, genesis
-//! validation and the observable results of §7.
+//! `Blockchain<MemoryStorage>` (sequential, and the parallel engine with its
+//! guards off at 2 and 4 threads on identical copies: `common::Chain::add`
+//! asserts identical outcomes, statuses, rejections and dumps), the block
+//! rules of §3/§4, genesis validation and the observable results of §7.
 
 mod common;
 
@@ -2075,23 +2077,20 @@ fn s3_block_topoheight_rules() {
         .encode();
     let genesis_snap = c.snap();
     // A gap: the next topoheight is 1.
-    match c
-        .chain
-        .add_new_block(&Block::new(Some(2), c.miner, vec![tx.clone()]))
-    {
+    match c.add(&Block::new(Some(2), c.miner, vec![tx.clone()])) {
         Err(BlockError::TopoheightGap { next, got }) => assert_eq!((next, got), (1, 2)),
         other => panic!("{other:?}"),
     }
     assert_eq!(c.snap(), genesis_snap);
     // At the next topoheight: applied, with the SPEC block hash.
     let block = Block::new(Some(1), c.miner, vec![tx.clone()]);
-    let o = c.chain.add_new_block(&block).unwrap();
+    let o = c.add(&block).unwrap();
     let h1 = block_hash(1, &c.miner, std::slice::from_ref(&tx));
     assert_eq!(o.hash, h1);
     assert_eq!(c.chain.storage().block_meta(1).unwrap().unwrap().hash, h1);
     let after_1 = c.snap();
     // The same block again: already applied, nothing written.
-    match c.chain.add_new_block(&block) {
+    match c.add(&block) {
         Err(BlockError::AlreadyApplied { topoheight }) => assert_eq!(topoheight, 1),
         other => panic!("{other:?}"),
     }
@@ -2102,7 +2101,7 @@ fn s3_block_topoheight_rules() {
         Block::new(Some(1), c.miner, vec![]),
         Block::new(Some(1), dest(3), vec![tx.clone()]),
     ] {
-        match c.chain.add_new_block(&other_block) {
+        match c.add(&other_block) {
             Err(BlockError::ConflictingBlock { topoheight, stored }) => {
                 assert_eq!((topoheight, stored), (1, h1))
             }
@@ -2111,19 +2110,16 @@ fn s3_block_topoheight_rules() {
     }
     // Topoheight 0 is genesis, never a block.
     assert!(matches!(
-        c.chain.add_new_block(&Block::new(Some(0), c.miner, vec![])),
+        c.add(&Block::new(Some(0), c.miner, vec![])),
         Err(BlockError::ConflictingBlock { topoheight: 0, .. })
     ));
     assert_eq!(c.snap(), after_1);
     // Without a topoheight, the block goes on top; its hash uses the produced topoheight.
-    let o2 = c
-        .chain
-        .add_new_block(&Block::new(None, c.miner, vec![]))
-        .unwrap();
+    let o2 = c.add(&Block::new(None, c.miner, vec![])).unwrap();
     assert_eq!(o2.topoheight, 2);
     assert_eq!(o2.hash, block_hash(2, &c.miner, &[]));
     // A block applied without a topoheight is recognised when replayed with it.
-    match c.chain.add_new_block(&Block::new(Some(2), c.miner, vec![])) {
+    match c.add(&Block::new(Some(2), c.miner, vec![])) {
         Err(BlockError::AlreadyApplied { topoheight }) => assert_eq!(topoheight, 2),
         other => panic!("{other:?}"),
     }

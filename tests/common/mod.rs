@@ -1,7 +1,9 @@
 //! Small shared helpers for the codec and SPEC-rule tests: keys, a
 //! transaction builder, the SPEC §5 minimum fee (computed here from the
 //! encoding, independently of the library's `minimum_fee`) and a chain on
-//! `MemoryStorage` run by the sequential executor.
+//! `MemoryStorage` run by the sequential executor and, on identical copies,
+//! by the parallel engine (guards off) at 2 and 4 threads: every block must
+//! give the same outcome, statuses, rejection and state dump on all three.
 #![allow(dead_code)]
 
 use ed25519_dalek::SigningKey;
@@ -218,10 +220,15 @@ pub fn genesis(blocks_per_day: u64, accounts: &[(PublicKey, &[(Asset, u64)])]) -
     }
 }
 
-/// A chain on `MemoryStorage`, executed sequentially (`ExecutionConfig::default()`).
+/// A chain on `MemoryStorage`, executed sequentially (`ExecutionConfig::default()`),
+/// shadowed by two copies run by the parallel engine with its guards off
+/// (2 and 4 threads, every block however small): [`Chain::add`] checks
+/// that all three agree and that the parallel engine really ran.
 pub struct Chain {
-    /// The chain.
+    /// The chain (sequential; the reference every assertion reads).
     pub chain: Blockchain<MemoryStorage>,
+    /// The parallel copies.
+    pub parallel: Vec<Blockchain<MemoryStorage>>,
     /// Miner of every block [`Chain::apply`] makes.
     pub miner: PublicKey,
 }
@@ -229,12 +236,55 @@ pub struct Chain {
 impl Chain {
     /// A chain from `genesis`.
     pub fn from_genesis(genesis: &Genesis) -> Chain {
-        let mut storage = MemoryStorage::new();
-        init_genesis(&mut storage, genesis).expect("init genesis");
+        let storage = || {
+            let mut storage = MemoryStorage::new();
+            init_genesis(&mut storage, genesis).expect("init genesis");
+            storage
+        };
+        let parallel = [2, 4]
+            .map(|threads| {
+                let config = ExecutionConfig {
+                    mode: tos_parallel::ExecutionMode::Parallel,
+                    min_txs_for_parallel: 0,
+                    threads,
+                    guards: false,
+                    ..ExecutionConfig::default()
+                };
+                Blockchain::new(storage(), config).expect("blockchain")
+            })
+            .into();
         Chain {
-            chain: Blockchain::new(storage, ExecutionConfig::default()).expect("blockchain"),
+            chain: Blockchain::new(storage(), ExecutionConfig::default()).expect("blockchain"),
+            parallel,
             miner: pk(&key(250)),
         }
+    }
+
+    /// Adds `block` to the sequential chain and to each parallel copy; the
+    /// outcomes (or the errors) and the resulting states must be identical,
+    /// and each parallel copy must have run an accepted block on the
+    /// parallel engine. Returns the sequential result.
+    pub fn add(&self, block: &Block) -> Result<BlockOutcome, BlockError> {
+        let seq = self.chain.add_new_block(block);
+        for par in &self.parallel {
+            let threads = par.config().threads;
+            let got = par.add_new_block(block);
+            match (&seq, &got) {
+                (Ok(s), Ok(p)) => {
+                    assert!(s.same_result(p), "{threads} threads: {s:?} vs {p:?}");
+                    assert_eq!(codes(s), codes(p), "{threads} threads");
+                    assert!(p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
+                }
+                (Err(s), Err(p)) => assert_eq!(s.to_string(), p.to_string(), "{threads} threads"),
+                (s, p) => panic!("{threads} threads: sequential {s:?}, parallel {p:?}"),
+            }
+            assert_eq!(
+                tos_parallel::dump::state_json_string(&self.chain.snapshot(None).unwrap()),
+                tos_parallel::dump::state_json_string(&par.snapshot(None).unwrap()),
+                "{threads} threads: states differ"
+            );
+        }
+        seq
     }
 
     /// A chain with the given accounts and `blocks_per_day` = 86_400.
@@ -250,10 +300,10 @@ impl Chain {
         Chain::from_genesis(&genesis(blocks_per_day, accounts))
     }
 
-    /// Applies a block of `txs` on top (no topoheight given).
+    /// Applies a block of `txs` on top (no topoheight given), through [`Chain::add`].
     pub fn apply(&self, txs: &[Transaction]) -> Result<BlockOutcome, BlockError> {
         let block = Block::new(None, self.miner, txs.iter().map(|t| t.encode()).collect());
-        self.chain.add_new_block(&block)
+        self.add(&block)
     }
 
     /// Applies a block that must be accepted; returns its statuses.

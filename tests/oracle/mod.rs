@@ -13,7 +13,6 @@ use rand_chacha::ChaCha8Rng;
 use tos_parallel::constants::COIN;
 use tos_parallel::executor::{locate_block, ExecutedBlock};
 use tos_parallel::generator::account_key;
-use tos_parallel::outcome::ExecutionPath;
 use tos_parallel::sequential::execute_sequential;
 use tos_parallel::shadow::compare;
 use tos_parallel::transaction::{
@@ -247,8 +246,13 @@ pub fn assert_equivalent<S: Storage + Clone>(
     executors: &[ParallelExecutor],
 ) -> ExecutedBlock {
     let pre = locate_block(storage, block).expect("locate");
-    let seq =
-        execute_sequential(storage, block, &pre, ExecutionPath::Sequential).expect("sequential");
+    let seq = execute_sequential(
+        storage,
+        block,
+        &pre,
+        tos_parallel::PathReason::SequentialMode,
+    )
+    .expect("sequential");
     for ex in executors {
         let par = ex.execute(storage.clone(), block, &pre).expect("parallel");
         let diffs = compare(block, &pre, &seq, &par);
