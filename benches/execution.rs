@@ -1,10 +1,16 @@
 //! Criterion benchmarks: stateless verification per transaction, and whole
 //! block execution (sequential vs parallel at 1 and 2 threads), throughput
-//! in transactions per second:
+//! in transactions per second, in both signature regimes:
+//! * `checked`: every transaction checked at block time (Ed25519 included);
+//! * `cached`: the block's transactions admitted into the verification
+//!   cache first, as a node's mempool holds them: block execution alone.
+//!
+//! Blocks:
 //! * MemoryStorage, 1,000-transaction blocks, every workload: `uniform` over
 //!   10,000 and over 2 accounts, `disjoint` (the no-conflict extreme),
 //!   `hot-receiver` h = 0.9, `hot-sender`, `chain` (the all-conflict
-//!   extreme), `mixed`;
+//!   extreme), `mixed`; and `uniform` and `disjoint` with 10,000 transactions
+//!   (cached);
 //! * RocksDB (warm), the extremes and the mixed block: `disjoint`, `chain`,
 //!   `uniform` (1,000 and 10,000 transactions), `mixed`.
 //!
@@ -13,17 +19,19 @@
 //! `cargo bench --bench execution`; the `tos-parallel bench` command gives
 //! the same-run alternating table with phase medians.
 
+use std::sync::Arc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use tos_parallel::executor::locate_block;
-use tos_parallel::generator::{generate, GeneratorConfig, Workload};
-use tos_parallel::sequential::execute_sequential;
-use tos_parallel::validation::check_stateless;
+use tos_parallel::chain::validation::{check_admission, check_stateless};
+use tos_parallel::engine::EngineConfig;
+use tos_parallel::pipeline::{execute_block, locate_block, Run, SpecExecutor, TxCache};
 use tos_parallel::{
-    init_genesis, Block, MemoryStorage, ParallelExecutor, RocksConfig, RocksStorage, Storage,
+    init_genesis, Block, Genesis, MemoryStorage, RocksConfig, RocksStorage, StateRead,
 };
+use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
 
-fn chain(workload: Workload, accounts: usize, txs: usize) -> (tos_parallel::Genesis, Block) {
+fn chain(workload: Workload, accounts: usize, txs: usize) -> (Genesis, Block) {
     let g = generate(&GeneratorConfig {
         workload,
         accounts,
@@ -43,14 +51,37 @@ fn stateless(c: &mut Criterion) {
     group.bench_function("one_tx_one_core", |b| {
         b.iter(|| {
             i = (i + 1) % block.txs().len();
-            check_stateless(block.txs()[i].clone(), block.tx_hashes()[i], 0).expect("valid")
+            check_stateless(&block.txs()[i], block.tx_hashes()[i], 0).expect("valid")
         })
     });
     group.finish();
 }
 
-fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, block: &Block) {
+/// The block's transactions admitted into a cache (the `cached` regime).
+fn admitted(block: &Block) -> TxCache {
+    let cache = TxCache::new(block.txs().len());
+    for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
+        let vtx = check_admission(bytes, *hash).expect("valid");
+        cache.insert(hash.0, Arc::new(vtx));
+    }
+    cache
+}
+
+fn run_block<S: StateRead + Clone>(
+    c: &mut Criterion,
+    name: &str,
+    storage: S,
+    block: &Block,
+    costly_reads: bool,
+    cached: bool,
+) {
     let pre = locate_block(&storage, block).expect("locate");
+    let cache = cached.then(|| admitted(block));
+    let config = EngineConfig {
+        costly_reads,
+        ..EngineConfig::default()
+    };
+    let sequential = SpecExecutor::on_current_pool(config);
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.throughput(Throughput::Elements(block.txs().len() as u64));
@@ -60,14 +91,24 @@ fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, bloc
     group.bench_function("sequential", |b| {
         b.iter(|| {
             let s = storage.clone();
-            execute_sequential(&s, block, &pre, tos_parallel::PathReason::SequentialMode)
-                .expect("ok")
+            execute_block(
+                &sequential,
+                &s,
+                block,
+                &pre,
+                cache.as_ref(),
+                Run::Sequential,
+            )
+            .expect("ok")
         })
     });
     for threads in [1, 2] {
-        let ex = ParallelExecutor::new(threads).expect("pool");
+        let ex = SpecExecutor::new(threads, config).expect("pool");
         group.bench_with_input(BenchmarkId::new("parallel", threads), &threads, |b, _| {
-            b.iter(|| ex.execute(storage.clone(), block, &pre).expect("ok"))
+            b.iter(|| {
+                let s = storage.clone();
+                execute_block(&ex, &s, block, &pre, cache.as_ref(), Run::Parallel).expect("ok")
+            })
         });
     }
     group.finish();
@@ -75,23 +116,33 @@ fn run_block<S: Storage + Clone>(c: &mut Criterion, name: &str, storage: S, bloc
 
 fn blocks(c: &mut Criterion) {
     let memory = [
-        (Workload::Uniform, 10_000, "uniform"),
-        (Workload::Uniform, 2, "uniform_n2"),
-        (Workload::Disjoint, 10_000, "disjoint"),
+        (Workload::Uniform, 10_000, 1_000, "uniform"),
+        (Workload::Uniform, 2, 1_000, "uniform_n2"),
+        (Workload::Disjoint, 10_000, 1_000, "disjoint"),
         (
             Workload::HotReceiver { permille: 900 },
             10_000,
+            1_000,
             "hot_receiver_0.9",
         ),
-        (Workload::HotSender, 10_000, "hot_sender"),
-        (Workload::Chain, 10_000, "chain"),
-        (Workload::Mixed, 10_000, "mixed"),
+        (Workload::HotSender, 10_000, 1_000, "hot_sender"),
+        (Workload::Chain, 10_000, 1_000, "chain"),
+        (Workload::Mixed, 10_000, 1_000, "mixed"),
+        (Workload::Uniform, 10_000, 10_000, "uniform"),
+        (Workload::Disjoint, 10_000, 10_000, "disjoint"),
     ];
-    for (workload, accounts, name) in memory {
-        let (genesis, block) = chain(workload, accounts, 1_000);
+    for (workload, accounts, txs, name) in memory {
+        let (genesis, block) = chain(workload, accounts, txs);
         let mut mem = MemoryStorage::new();
         init_genesis(&mut mem, &genesis).expect("genesis");
-        run_block(c, &format!("block_{name}_1000tx/memory"), mem, &block);
+        for cached in [true, false] {
+            if txs > 1_000 && !cached {
+                continue;
+            }
+            let regime = if cached { "cached" } else { "checked" };
+            let group = format!("block_{name}_{txs}tx/memory/{regime}");
+            run_block(c, &group, mem.clone(), &block, false, cached);
+        }
     }
     let rocksdb = [
         (Workload::Disjoint, 1_000, "disjoint"),
@@ -105,7 +156,11 @@ fn blocks(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rocks = RocksStorage::create(dir.path(), RocksConfig::default()).expect("rocks");
         init_genesis(&mut rocks, &genesis).expect("genesis");
-        run_block(c, &format!("block_{name}_{txs}tx/rocksdb"), rocks, &block);
+        for cached in [true, false] {
+            let regime = if cached { "cached" } else { "checked" };
+            let group = format!("block_{name}_{txs}tx/rocksdb/{regime}");
+            run_block(c, &group, rocks.clone(), &block, true, cached);
+        }
     }
 }
 

@@ -10,11 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use tos_parallel::executor::{locate_block, verify_block_sequential};
-use tos_parallel::generator::{generate, GeneratorConfig, Workload};
-use tos_parallel::outcome::BlockStats;
-use tos_parallel::sequential::execute_sequential_verified;
-use tos_parallel::{init_genesis, MemoryStorage, ParallelExecutor};
+use tos_parallel::engine::EngineConfig;
+use tos_parallel::pipeline::{check_block, locate_block, run_block, Run, SpecExecutor};
+use tos_parallel::{init_genesis, MemoryStorage};
+use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,23 +35,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut storage = MemoryStorage::new();
     init_genesis(&mut storage, &chain.genesis)?;
     let pre = locate_block(&storage, block)?;
-    let txs = verify_block_sequential(block, &pre)?;
-    let ex = ParallelExecutor::new(threads)?;
+    let checked = check_block(block, &pre, None, None)?;
+    let config = EngineConfig {
+        costly_reads: false,
+        ..EngineConfig::default()
+    };
+    let ex = SpecExecutor::new(threads, config)?;
+    let sequential = SpecExecutor::on_current_pool(config);
 
     // Sequential and parallel alternate on the same pre-verified
     // transactions, so both run on equally warm caches.
     let mut seq = Vec::with_capacity(reps);
     let mut par = Vec::with_capacity(reps);
     let mut phases = Vec::with_capacity(reps);
+    let mut last_path = String::new();
     for _ in 0..reps {
         let start = Instant::now();
-        let s = execute_sequential_verified(&storage, block, &txs, &pre, BlockStats::default())?;
+        let s = run_block(
+            &sequential,
+            &storage,
+            block,
+            &pre,
+            &checked,
+            Run::Sequential,
+        )?;
         seq.push(start.elapsed());
         let start = Instant::now();
-        let p = ex.execute_verified(storage.clone(), block, &txs, &pre, Duration::ZERO)?;
+        let p = run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         par.push(start.elapsed());
         let st = &p.outcome.stats;
         phases.push((st.prefetch, st.schedule, st.execute));
+        last_path = format!("{}/{}", st.path.name(), st.reason.name());
         if p.changes != s.changes {
             return Err("parallel change set differs from sequential".into());
         }
@@ -62,10 +75,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         v[v.len() / 2].as_secs_f64() * 1e3
     };
     println!(
-        "parallel phases (medians, ms): resolve/prefetch {:.3}, schedule {:.3}, execute {:.3}; the rest is the change set and teardown",
+        "parallel phases (medians, ms): key table/prefetch {:.3}, schedule {:.3}, execute {:.3}; path {}",
         med(phases.iter().map(|p| p.0).collect()),
         med(phases.iter().map(|p| p.1).collect()),
         med(phases.iter().map(|p| p.2).collect()),
+        last_path,
     );
     seq.sort();
     par.sort();

@@ -6,10 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use tos_parallel::executor::{locate_block, verify_block_sequential};
-use tos_parallel::generator::{generate, GeneratorConfig, Workload};
-use tos_parallel::validation::check_stateless;
-use tos_parallel::{init_genesis, MemoryStorage, ParallelExecutor};
+use tos_parallel::chain::validation::check_stateless;
+use tos_parallel::engine::EngineConfig;
+use tos_parallel::pipeline::{check_block, locate_block, SpecExecutor};
+use tos_parallel::{init_genesis, MemoryStorage};
+use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
 
 fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
@@ -31,18 +32,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut storage = MemoryStorage::new();
     init_genesis(&mut storage, &chain.genesis)?;
     let pre = locate_block(&storage, block)?;
-    let p1 = ParallelExecutor::new(1)?;
-    let p2 = ParallelExecutor::new(2)?;
+    let p1 = SpecExecutor::new(1, EngineConfig::default())?;
+    let p2 = SpecExecutor::new(2, EngineConfig::default())?;
     let (mut seq, mut r1, mut r2, mut t2) = (vec![], vec![], vec![], vec![]);
     for _ in 0..reps {
         let s = Instant::now();
-        verify_block_sequential(block, &pre)?;
+        check_block(block, &pre, None, None)?;
         seq.push(s.elapsed());
         let s = Instant::now();
-        p1.verify_block(block, &pre)?;
+        check_block(block, &pre, None, Some(&p1))?;
         r1.push(s.elapsed());
         let s = Instant::now();
-        p2.verify_block(block, &pre)?;
+        check_block(block, &pre, None, Some(&p2))?;
         r2.push(s.elapsed());
         let s = Instant::now();
         let half = block.txs().len() / 2;
@@ -50,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for (lo, hi) in [(0, half), (half, block.txs().len())] {
                 scope.spawn(move || {
                     for i in lo..hi {
-                        let _ = check_stateless(block.txs()[i].clone(), block.tx_hashes()[i], 0);
+                        let _ = check_stateless(&block.txs()[i], block.tx_hashes()[i], 0);
                     }
                 });
             }

@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::executor::ExecutedBlock;
+use crate::chain::SpecChain;
+use crate::engine::Executed;
+use crate::{StateKey, StateValue};
 
 /// Number of upcoming verify-mode blocks whose parallel result gets corrupted.
 static ARMED: AtomicUsize = AtomicUsize::new(0);
@@ -14,13 +16,22 @@ pub fn arm(blocks: usize) {
     ARMED.store(blocks, Ordering::SeqCst);
 }
 
-pub(crate) fn corrupt(mut par: ExecutedBlock) -> ExecutedBlock {
+pub(crate) fn corrupt(mut par: Executed<SpecChain>) -> Executed<SpecChain> {
     let take = ARMED
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
     if take {
-        if let Some(v) = par.changes.balances.values_mut().next() {
-            *v = v.wrapping_add(1);
+        let balance = par
+            .writes
+            .parts
+            .iter_mut()
+            .flatten()
+            .find_map(|(k, v)| match (k, v) {
+                (StateKey::Balance(..), StateValue::Counter(n)) => Some(n),
+                _ => None,
+            });
+        if let Some(n) = balance {
+            *n = n.wrapping_add(1);
         }
     }
     par

@@ -10,7 +10,7 @@ use common::*;
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use serde_json::Value;
-use tos_parallel::transaction::{
+use tos_parallel::chain::transaction::{
     EnergyPayload, FeeType, MultiSigProof, MultiSigSignature, Payload, Transaction, TransferOutput,
     UnsignedTransaction,
 };

@@ -6,10 +6,9 @@
 mod oracle;
 
 use oracle::*;
-use tos_parallel::constants::COIN;
-use tos_parallel::executor::locate_block;
-use tos_parallel::transaction::{EnergyPayload, Payload};
-use tos_parallel::{Block, ParallelExecutor, PublicKey, Storage, NATIVE_ASSET};
+use tos_parallel::chain::constants::COIN;
+use tos_parallel::chain::transaction::{EnergyPayload, Payload};
+use tos_parallel::{Block, PublicKey, StateWrite, NATIVE_ASSET};
 
 fn tx(world: &World, from: usize, nonce: u64, payload: Payload) -> Vec<u8> {
     signed_tx(world, from, nonce, payload)
@@ -33,12 +32,8 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
             },
         )],
     );
-    let pre = locate_block(&storage, &setup).unwrap();
-    let r = ParallelExecutor::new(1)
-        .unwrap()
-        .execute(storage.clone(), &setup, &pre)
-        .unwrap();
-    storage.commit(&r.changes, &r.meta, None).unwrap();
+    let r = run_sequential(&storage, &setup);
+    storage.commit(&r.changes, &r.meta).unwrap();
 
     let mut txs = Vec::new();
     // 0: a covered payout chain of 120 transfers (+ a burn), interleaved with
@@ -110,11 +105,9 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
     assert!(codes.contains(&"insufficient_funds"));
     assert!(codes.contains(&"multisig_invalid"));
 
-    let pre = locate_block(&storage, &block).unwrap();
-    let par = ParallelExecutor::new(2)
-        .unwrap()
-        .execute(storage.clone(), &block, &pre)
-        .unwrap();
+    // The parallel engine with its guards off (the plan always runs).
+    let par = run_parallel(&executors(&[2])[1], &storage, &block);
+    assert!(par.outcome.stats.parallel_engine);
     // Exactly the chains of accounts 0 (121 txs) and 6 (2 txs) are covered.
     assert_eq!(par.outcome.stats.covered, 123);
     // The payout chain no longer forms a dependency chain.
@@ -127,23 +120,24 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
 
 #[test]
 fn hot_sender_workload_is_covered() {
-    let chain = tos_parallel::generator::generate(&tos_parallel::generator::GeneratorConfig {
-        workload: tos_parallel::generator::Workload::HotSender,
-        accounts: 200,
-        txs_per_block: 300,
-        blocks: 2,
-        seed: 4,
-    })
-    .unwrap();
+    let chain =
+        tos_parallel_tools::generator::generate(&tos_parallel_tools::generator::GeneratorConfig {
+            workload: tos_parallel_tools::generator::Workload::HotSender,
+            accounts: 200,
+            txs_per_block: 300,
+            blocks: 2,
+            seed: 4,
+        })
+        .unwrap();
     let mut storage = tos_parallel::MemoryStorage::new();
     tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
     let executors = executors(&[2, 4]);
     for block in &chain.blocks {
         let seq = assert_equivalent(&storage, block, &executors);
-        let pre = locate_block(&storage, block).unwrap();
-        let par = executors[0].execute(storage.clone(), block, &pre).unwrap();
+        let par = run_parallel(&executors[0], &storage, block);
+        assert!(par.outcome.stats.parallel_engine);
         assert_eq!(par.outcome.stats.covered, 300);
         assert_eq!(par.outcome.stats.critical_path, 1);
-        storage.commit(&seq.changes, &seq.meta, None).unwrap();
+        storage.commit(&seq.changes, &seq.meta).unwrap();
     }
 }

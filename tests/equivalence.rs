@@ -7,8 +7,8 @@ mod oracle;
 
 use oracle::*;
 use proptest::prelude::*;
-use tos_parallel::dump::state_json_string;
-use tos_parallel::Storage;
+use tos_parallel::chain::dump::state_json_string;
+use tos_parallel::{StateRead, StateScan, StateWrite};
 
 const THREADS: [usize; 5] = [1, 2, 3, 4, 8];
 
@@ -20,16 +20,15 @@ fn run_chain(accounts: usize, blocks: usize, txs: usize, contention: Contention,
     let mut seq_store = world.storage(1);
     let mut par_store = world.storage(1);
     let executors = executors(&THREADS);
-    let committer = tos_parallel::ParallelExecutor::new(8).unwrap();
+    let committer = &executors[executors.len() - 2];
     let mut r = rng(seed);
     for _ in 0..blocks {
         let block = chaos_block(&world, &seq_store, &mut r, txs, contention);
         let seq = assert_equivalent(&seq_store, &block, &executors);
-        seq_store.commit(&seq.changes, &seq.meta, None).unwrap();
-        // The parallel chain commits the parallel result (8 threads).
-        let pre = tos_parallel::executor::locate_block(&par_store, &block).unwrap();
-        let par = committer.execute(par_store.clone(), &block, &pre).unwrap();
-        par_store.commit(&par.changes, &par.meta, None).unwrap();
+        seq_store.commit(&seq.changes, &seq.meta).unwrap();
+        // The parallel chain commits the parallel result (8 threads, guards off).
+        let par = run_parallel(committer, &par_store, &block);
+        par_store.commit(&par.changes, &par.meta).unwrap();
     }
     let top = seq_store.top_topoheight().unwrap().unwrap();
     assert_eq!(

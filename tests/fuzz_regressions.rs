@@ -3,7 +3,7 @@
 //! manual step: see `fuzz/README.md`).
 
 use rand::{Rng, RngCore, SeedableRng};
-use tos_parallel::fuzzing::{check_decode, check_execution};
+use tos_parallel_tools::fuzzing::{check_decode, check_execution};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,14 +45,15 @@ fn saved_execute_inputs() {
 #[test]
 fn smoke_decode_random_and_mutated_valid_transactions() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let chain = tos_parallel::generator::generate(&tos_parallel::generator::GeneratorConfig {
-        workload: tos_parallel::generator::Workload::Mixed,
-        accounts: 10,
-        txs_per_block: 50,
-        blocks: 2,
-        seed: 3,
-    })
-    .unwrap();
+    let chain =
+        tos_parallel_tools::generator::generate(&tos_parallel_tools::generator::GeneratorConfig {
+            workload: tos_parallel_tools::generator::Workload::Mixed,
+            accounts: 10,
+            txs_per_block: 50,
+            blocks: 2,
+            seed: 3,
+        })
+        .unwrap();
     for block in &chain.blocks {
         for tx in block.txs() {
             check_decode(tx);

@@ -5,7 +5,7 @@
 mod oracle;
 
 use oracle::*;
-use tos_parallel::dump::{results_line, state_json_string};
+use tos_parallel::chain::dump::{results_line, state_json_string};
 use tos_parallel::{Blockchain, ExecutionConfig, ExecutionMode};
 
 fn chain(world: &World, mode: ExecutionMode) -> Blockchain<tos_parallel::MemoryStorage> {

@@ -8,7 +8,7 @@ mod oracle;
 
 use oracle::*;
 use proptest::prelude::*;
-use tos_parallel::dump::{results_line, state_json_string};
+use tos_parallel::chain::dump::{results_line, state_json_string};
 use tos_parallel::{
     Block, Blockchain, ExecutionConfig, ExecutionMode, RocksConfig, RocksStorage, Storage,
     NATIVE_ASSET,

@@ -11,14 +11,14 @@ mod common;
 use common::*;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::{json, Value};
-use tos_parallel::dump::{results_line, state_json};
-use tos_parallel::transaction::{
+use tos_parallel::chain::dump::{results_line, state_json};
+use tos_parallel::chain::transaction::{
     MultiSigProof, MultiSigSignature, Payload, Transaction, TransferOutput,
 };
 use tos_parallel::{
     init_genesis, Block, BlockError, DecodeError, EnergyState, FreezeRecord, Genesis, Hash,
-    InitError, InputError, MemoryStorage, MultisigConfig, PublicKey, StatelessError, Storage,
-    TxFailure, TxStatus, NATIVE_ASSET,
+    InitError, InputError, MemoryStorage, MultisigConfig, PublicKey, StateRead, StateScan,
+    StatelessError, TxFailure, TxStatus, NATIVE_ASSET,
 };
 
 /// Parent topoheight for the direct stateless checks.

@@ -8,7 +8,7 @@
 mod oracle;
 
 use oracle::*;
-use tos_parallel::dump::state_json_string;
+use tos_parallel::chain::dump::state_json_string;
 use tos_parallel::{Blockchain, ExecutionConfig, ExecutionMode};
 
 /// The tests of this file run one at a time (the fault switches are global).

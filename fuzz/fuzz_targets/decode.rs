@@ -1,5 +1,5 @@
 #![no_main]
 //! Transaction decoding: no panic, canonical re-encoding, stateless checks total.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tos_parallel::fuzzing::check_decode(data);
+    tos_parallel_tools::fuzzing::check_decode(data);
 });

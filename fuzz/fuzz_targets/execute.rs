@@ -12,7 +12,7 @@ static PARALLEL: AtomicU64 = AtomicU64::new(0);
 static CONCURRENT: AtomicU64 = AtomicU64::new(0);
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let seen = tos_parallel::fuzzing::check_execution(data);
+    let seen = tos_parallel_tools::fuzzing::check_execution(data);
     let n = INPUTS.fetch_add(1, Ordering::Relaxed) + 1;
     let p = PARALLEL.fetch_add(u64::from(seen.parallel_blocks > 0), Ordering::Relaxed)
         + u64::from(seen.parallel_blocks > 0);

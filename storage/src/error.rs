@@ -2,13 +2,24 @@
 
 use crate::TopoHeight;
 
-/// What can go wrong in a [`crate::Storage`].
+/// What can go wrong in a storage ([`crate::StateRead`], [`crate::StateWrite`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    /// The RocksDB engine reported an error (I/O, corruption, lock held by another process...).
-    #[error("rocksdb: {0}")]
-    Rocks(String),
+    /// The RocksDB engine reported an error (I/O, corruption, lock held by
+    /// another process...); `during` says what the store was doing.
+    #[cfg(feature = "rocksdb")]
+    #[error("rocksdb ({during}): {source}")]
+    Rocks {
+        /// What the store was doing.
+        during: &'static str,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// Another storage backend failed (for stores brought by the node).
+    #[error("storage backend: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The data directory does not exist or holds no tos-parallel database.
     #[error("no database at {path}: {reason}")]
     NotFound {
@@ -25,7 +36,7 @@ pub enum StorageError {
         /// What was wrong.
         reason: String,
     },
-    /// A commit at a topoheight other than `top + 1` (or genesis on a non-empty store).
+    /// A commit at a topoheight other than `top + 1`.
     #[error("commit at topoheight {got} but the store expects {expected:?}")]
     NotNextTopoheight {
         /// The next topoheight the store accepts (`None` while it needs genesis).
@@ -33,9 +44,10 @@ pub enum StorageError {
         /// The topoheight of the change set.
         got: TopoHeight,
     },
-    /// Genesis parameters were missing on the first commit, or given on a later one.
-    #[error("chain params must be given with the genesis commit (topoheight 0) and only then")]
-    GenesisParams,
+    /// A block commit on a store without genesis, or a genesis on a store
+    /// that already has one.
+    #[error("{0}")]
+    Genesis(&'static str),
     /// A rewind to a topoheight above the top.
     #[error("cannot rewind to {target}: top is {top:?}")]
     RewindAboveTop {
@@ -52,7 +64,8 @@ pub enum StorageError {
         /// Current top (`None` on an empty store).
         top: Option<TopoHeight>,
     },
-    /// A value in a change set cannot be stored (e.g. more than 255 multisig participants).
+    /// A value in a change set cannot be stored (e.g. more than 255
+    /// multisig participants, or a counter key with a non-counter value).
     #[error("cannot store value in column `{column}`: {reason}")]
     InvalidValue {
         /// Column family (or table) the value was meant for.
@@ -62,9 +75,10 @@ pub enum StorageError {
     },
 }
 
-#[cfg(feature = "rocksdb")]
-impl From<rocksdb::Error> for StorageError {
-    fn from(e: rocksdb::Error) -> Self {
-        StorageError::Rocks(e.into_string())
+impl StorageError {
+    /// Wraps a RocksDB error with what the store was doing.
+    #[cfg(feature = "rocksdb")]
+    pub(crate) fn rocks(during: &'static str) -> impl FnOnce(rocksdb::Error) -> StorageError {
+        move |source| StorageError::Rocks { during, source }
     }
 }

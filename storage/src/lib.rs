@@ -1,17 +1,32 @@
-//! Versioned chain-state storage for `tos-parallel`.
+//! Versioned chain-state storage for `tos-parallel`'s reference chain (the
+//! SPEC chain).
 //!
-//! Every value (nonce, balance per asset, multisig config, energy state, block
-//! metadata) is stored once per topoheight at which it was written. A read "at
-//! topoheight T" returns the latest version at or below T, so any past state can
-//! be read, and a rewind deletes the versions above a topoheight.
+//! Every value ([`StateKey`]: nonce, balance per asset, multisig config,
+//! energy state; plus block metadata) is stored once per topoheight at
+//! which it was written. A read "at topoheight T" returns the latest
+//! version at or below T, so any past state can be read, and a rewind
+//! deletes the versions above a topoheight.
 //!
-//! * [`Storage`] (this file): the trait executors and the node speak.
-//! * [`RocksStorage`] (`rocks.rs`): RocksDB, one column family per kind of
-//!   value, keys `prefix ‖ !topoheight` (big-endian) so "latest version <= T" is
-//!   one forward seek; per-clone LRU caches invalidated by a shared generation.
-//! * [`MemoryStorage`] (`memory.rs`): the same semantics on ordered maps, for
-//!   tests and for benchmarks that separate executor cost from RocksDB cost.
-//! * `types.rs`: the plain data types; `error.rs`: [`StorageError`].
+//! The traits (this file) separate what an executor needs from what a node
+//! does with its store:
+//! * [`StateRead`]: reads at one topoheight, one key or a batch (what block
+//!   execution needs);
+//! * [`StateWrite`]: [`StateWrite::init`] (genesis), [`StateWrite::commit`]
+//!   (a block's change set, atomically) and [`StateWrite::rewind_to`];
+//! * [`StateScan`]: the full state at a topoheight (dumps and tests, never
+//!   execution);
+//! * [`Storage`]: all three and `Clone`, what `Blockchain` owns.
+//!
+//! Implementations:
+//! * [`RocksStorage`] (`rocks/`): RocksDB; `schema.rs` (column families
+//!   and key layout), `codec.rs` (value encodings), `cache.rs` (per-clone
+//!   LRU caches and their generation protocol), `store.rs` (the shared
+//!   database handle and its writes), `mod.rs` (the traits);
+//! * [`MemoryStorage`] (`memory.rs`): the same semantics on hash maps of
+//!   versions, for tests and for benchmarks that separate executor cost
+//!   from RocksDB cost.
+//! * `types.rs`: the plain data types; `error.rs`: [`StorageError`];
+//!   `check.rs`: the validation every store applies.
 //!
 //! # Cloning
 //! Both storages are cheap to clone: a clone shares the underlying database and
@@ -33,13 +48,12 @@ pub use memory::MemoryStorage;
 pub use rocks::{RocksConfig, RocksStorage};
 pub use types::*;
 
-/// Versioned chain-state storage.
+use std::sync::Arc;
+
+/// Reads of a versioned store: what block execution needs.
 ///
-/// Reads take `&self` and are safe to call from many threads at once; writes
-/// ([`Storage::commit`], [`Storage::rewind_to`]) take `&mut self`, so a node
-/// that keeps its storage in a `RwLock<S>` commits under the write lock. Clones
-/// share the data: a commit through one clone is seen by all of them.
-pub trait Storage: Send + Sync {
+/// Reads take `&self` and are safe to call from many threads at once.
+pub trait StateRead: Send + Sync {
     /// The highest topoheight written, or `None` for an empty (uninitialised) store.
     fn top_topoheight(&self) -> Result<Option<TopoHeight>, StorageError>;
 
@@ -49,87 +63,129 @@ pub trait Storage: Send + Sync {
     /// Metadata of exactly `topoheight`, or `None` if it was not written.
     fn block_meta(&self, topoheight: TopoHeight) -> Result<Option<BlockMeta>, StorageError>;
 
-    /// Nonce of `account` at the latest version `<= topoheight`; `None` if never written.
+    /// The value of `key` at its latest version `<= topoheight`; `None` if
+    /// it was never written by then.
+    fn get(
+        &self,
+        key: &StateKey,
+        topoheight: TopoHeight,
+    ) -> Result<Option<StateValue>, StorageError>;
+
+    /// Many reads at once, answering exactly what [`Self::get`] answers for
+    /// each of `keys` (appended to `out` in the same order). Executors use
+    /// it to load a block's keys; the default reads them one by one,
+    /// `RocksStorage` sweeps one iterator per column family over the batch
+    /// and `MemoryStorage` takes its lock once.
+    fn get_batch(
+        &self,
+        keys: &[&StateKey],
+        topoheight: TopoHeight,
+        out: &mut Vec<Option<StateValue>>,
+    ) -> Result<(), StorageError> {
+        for key in keys {
+            out.push(self.get(key, topoheight)?);
+        }
+        Ok(())
+    }
+
+    /// Nonce of `account` at `topoheight`; `None` if never written.
     fn get_nonce(
         &self,
         account: &PublicKey,
         topoheight: TopoHeight,
-    ) -> Result<Option<u64>, StorageError>;
+    ) -> Result<Option<u64>, StorageError> {
+        counter(self.get(&StateKey::Nonce(*account), topoheight)?, "nonce")
+    }
 
-    /// Balance of (`account`, `asset`) at the latest version `<= topoheight`; `None` if never written.
+    /// Balance of (`account`, `asset`) at `topoheight`; `None` if never written.
     fn get_balance(
         &self,
         account: &PublicKey,
         asset: &Asset,
         topoheight: TopoHeight,
-    ) -> Result<Option<u64>, StorageError>;
+    ) -> Result<Option<u64>, StorageError> {
+        counter(
+            self.get(&StateKey::Balance(*account, *asset), topoheight)?,
+            "balance",
+        )
+    }
 
-    /// Multisig config of `account` at the latest version `<= topoheight`
-    /// (`None` if never set or deleted at that version).
+    /// Multisig config of `account` at `topoheight` (`None` if never set or
+    /// deleted at that version).
     fn get_multisig(
         &self,
         account: &PublicKey,
         topoheight: TopoHeight,
-    ) -> Result<Option<MultisigConfig>, StorageError>;
+    ) -> Result<Option<MultisigConfig>, StorageError> {
+        match self.get(&StateKey::Multisig(*account), topoheight)? {
+            None | Some(StateValue::Multisig(None)) => Ok(None),
+            Some(StateValue::Multisig(Some(c))) => Ok(Some(Arc::unwrap_or_clone(c))),
+            Some(other) => Err(wrong_kind("multisig", &other)),
+        }
+    }
 
-    /// Energy state of `account` at the latest version `<= topoheight`; `None` if never written.
+    /// Energy state of `account` at `topoheight`; `None` if never written.
     fn get_energy(
         &self,
         account: &PublicKey,
         topoheight: TopoHeight,
-    ) -> Result<Option<EnergyState>, StorageError>;
+    ) -> Result<Option<EnergyState>, StorageError> {
+        match self.get(&StateKey::Energy(*account), topoheight)? {
+            None => Ok(None),
+            Some(StateValue::Energy(e)) => Ok(Some(Arc::unwrap_or_clone(e))),
+            Some(other) => Err(wrong_kind("energy", &other)),
+        }
+    }
+}
 
-    /// Writes `changes` and `meta` at `changes.topoheight` in one atomic step.
-    ///
-    /// `changes.topoheight` must be `top + 1` (or 0 on an empty store, together
-    /// with `params`, which is required exactly then). Either everything is
-    /// written or nothing is.
-    fn commit(
+fn counter(value: Option<StateValue>, column: &'static str) -> Result<Option<u64>, StorageError> {
+    match value {
+        None => Ok(None),
+        Some(StateValue::Counter(n)) => Ok(Some(n)),
+        Some(other) => Err(wrong_kind(column, &other)),
+    }
+}
+
+fn wrong_kind(column: &'static str, value: &StateValue) -> StorageError {
+    StorageError::Corrupt {
+        column,
+        reason: format!("holds {value:?}"),
+    }
+}
+
+/// Writes of a versioned store: genesis, blocks, rewinds. Each is one
+/// atomic step: either everything is written or nothing is.
+///
+/// Writes take `&mut self`, so a node that keeps its storage in a
+/// `RwLock<S>` writes under the write lock. Clones share the data: a write
+/// through one clone is seen by all of them.
+pub trait StateWrite {
+    /// Writes the genesis state at topoheight 0 of an empty store, with its
+    /// metadata and the chain parameters.
+    fn init(
         &mut self,
-        changes: &ChangeSet,
+        genesis: &ChangeSet,
         meta: &BlockMeta,
-        params: Option<&ChainParams>,
+        params: &ChainParams,
     ) -> Result<(), StorageError>;
 
-    /// Deletes every version above `topoheight` (which must be `<= top`) in one
-    /// atomic step, so that the store is exactly as it was after `topoheight`.
+    /// Writes `changes` and `meta` at `changes.topoheight`, which must be
+    /// `top + 1`.
+    fn commit(&mut self, changes: &ChangeSet, meta: &BlockMeta) -> Result<(), StorageError>;
+
+    /// Deletes every version above `topoheight` (which must be `<= top`), so
+    /// that the store is exactly as it was after `topoheight`.
     fn rewind_to(&mut self, topoheight: TopoHeight) -> Result<(), StorageError>;
+}
 
-    /// Whether reads cost enough (disk, decoding, seeks) that an executor should
-    /// load every key a block touches in parallel before executing it. `true`
-    /// by default; an in-memory store answers `false` (its reads cost less than
-    /// the prefetch's own bookkeeping).
-    fn prefetch_pays(&self) -> bool {
-        true
-    }
-
-    /// Many reads at once, answering exactly what the single reads answer:
-    /// the nonce and multisig config of each of `accounts`, and each of
-    /// `balances`, all at `topoheight`. Executors use it to prefetch a
-    /// block's keys. The default reads them one by one; `RocksStorage`
-    /// sweeps one iterator per column family over the batch.
-    fn get_batch(
-        &self,
-        accounts: &[PublicKey],
-        balances: &[(PublicKey, Asset)],
-        topoheight: TopoHeight,
-    ) -> Result<BatchRead, StorageError> {
-        Ok(BatchRead {
-            nonces: accounts
-                .iter()
-                .map(|a| self.get_nonce(a, topoheight))
-                .collect::<Result<_, _>>()?,
-            multisigs: accounts
-                .iter()
-                .map(|a| self.get_multisig(a, topoheight))
-                .collect::<Result<_, _>>()?,
-            balances: balances
-                .iter()
-                .map(|(a, asset)| self.get_balance(a, asset, topoheight))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-
-    /// The full state at `topoheight` (a scan; for dumps and tests, not for execution).
+/// Whole-state reads (a scan: for dumps and tests, not for execution).
+pub trait StateScan {
+    /// The full state at `topoheight`.
     fn snapshot(&self, topoheight: TopoHeight) -> Result<StateSnapshot, StorageError>;
 }
+
+/// A store a node owns: reads, writes, scans, and a cheap `Clone` that
+/// shares the data (the executor works on a clone).
+pub trait Storage: StateRead + StateWrite + StateScan + Clone + 'static {}
+
+impl<S: StateRead + StateWrite + StateScan + Clone + 'static> Storage for S {}

@@ -1,19 +1,26 @@
-//! [`MemoryStorage`]: the [`Storage`] semantics on ordered in-memory maps.
+//! [`MemoryStorage`]: the storage semantics on in-memory hash maps.
 //!
-//! Every versioned map is keyed by `(key..., topoheight)`, so the versions of
-//! one key are contiguous and ordered, and "latest version <= T" is a range
-//! query bounded above by `(key, T)` read from the back.
+//! Each key maps to its versions, oldest first; "latest version <= T" scans
+//! them from the newest (usually the first look). A per-topoheight log of
+//! the keys written lets a rewind drop exactly the versions above its
+//! target. One `RwLock` guards the whole store: reads share it, a batch
+//! takes it once, commit and rewind take it exclusively.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+// ahash: keyed (resistant to chosen-key collisions: keys hold arbitrary
+// account bytes) and much faster than SipHash on 32-64 byte keys.
+use ahash::AHashMap as HashMap;
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 
-use crate::check::{check_commit, check_rewind};
+use crate::check::{check_commit, check_init, check_rewind};
+use crate::types::apply_to_snapshot;
 use crate::{
-    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState,
-    MultisigConfig, PublicKey, StateSnapshot, Storage, StorageError, TopoHeight,
+    AccountSnapshot, BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateScan,
+    StateSnapshot, StateValue, StateWrite, StorageError, TopoHeight,
 };
 
 /// In-memory versioned storage, for tests and benchmarks.
@@ -22,9 +29,12 @@ use crate::{
 /// clone can ever see a stale value).
 #[derive(Clone, Default)]
 pub struct MemoryStorage {
-    /// The whole store; readers take the read lock, commit and rewind the write lock.
+    /// The whole store; readers take the read lock, writers the write lock.
     inner: Arc<RwLock<Inner>>,
 }
+
+/// The versions of one key, oldest first (at most one per topoheight).
+type Versions = SmallVec<[(TopoHeight, StateValue); 2]>;
 
 /// The maps behind a [`MemoryStorage`].
 #[derive(Default)]
@@ -35,14 +45,35 @@ struct Inner {
     params: Option<ChainParams>,
     /// Block metadata per topoheight, for every topoheight `<= top`.
     meta: BTreeMap<TopoHeight, BlockMeta>,
-    /// Nonce versions.
-    nonces: BTreeMap<(PublicKey, TopoHeight), u64>,
-    /// Balance versions per (account, asset).
-    balances: BTreeMap<(PublicKey, Asset, TopoHeight), u64>,
-    /// Multisig versions; `None` is a deletion tombstone.
-    multisigs: BTreeMap<(PublicKey, TopoHeight), Option<MultisigConfig>>,
-    /// Energy versions.
-    energies: BTreeMap<(PublicKey, TopoHeight), EnergyState>,
+    /// Every key's versions.
+    values: HashMap<StateKey, Versions>,
+    /// The keys written at each topoheight (what a rewind removes).
+    log: BTreeMap<TopoHeight, Vec<StateKey>>,
+}
+
+impl Inner {
+    fn get(&self, key: &StateKey, at: TopoHeight) -> Option<StateValue> {
+        let versions = self.values.get(key)?;
+        versions
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn write(&mut self, changes: &ChangeSet) {
+        let t = changes.topoheight;
+        let mut written = Vec::with_capacity(changes.len());
+        for (key, value) in changes.iter() {
+            self.values
+                .entry(*key)
+                .or_default()
+                .push((t, value.clone()));
+            written.push(*key);
+        }
+        self.log.insert(t, written);
+        self.top = Some(t);
+    }
 }
 
 impl MemoryStorage {
@@ -61,46 +92,7 @@ impl fmt::Debug for MemoryStorage {
     }
 }
 
-/// Latest value of `account` at or below `at` in a map keyed by `(account, topoheight)`.
-fn latest<'a, V>(
-    map: &'a BTreeMap<(PublicKey, TopoHeight), V>,
-    account: &PublicKey,
-    at: TopoHeight,
-) -> Option<&'a V> {
-    map.range((*account, 0)..=(*account, at))
-        .next_back()
-        .map(|(_, v)| v)
-}
-
-/// For each key of a map keyed by `(key, topoheight)`, calls `f(key, value)`
-/// with its latest value at or below `at` (keys with no such version are skipped).
-fn each_latest<K: Copy + PartialEq, V>(
-    versions: impl Iterator<Item = (K, TopoHeight, V)>,
-    at: TopoHeight,
-    mut f: impl FnMut(K, V),
-) {
-    let mut current: Option<(K, V)> = None;
-    for (key, topo, value) in versions {
-        if let Some((k, _)) = &current {
-            if *k != key {
-                let (k, v) = current.take().expect("checked above");
-                f(k, v);
-            }
-        }
-        if topo <= at {
-            current = Some((key, value));
-        }
-    }
-    if let Some((k, v)) = current {
-        f(k, v);
-    }
-}
-
-impl Storage for MemoryStorage {
-    fn prefetch_pays(&self) -> bool {
-        false
-    }
-
+impl StateRead for MemoryStorage {
     fn top_topoheight(&self) -> Result<Option<TopoHeight>, StorageError> {
         Ok(self.inner.read().top)
     }
@@ -113,121 +105,73 @@ impl Storage for MemoryStorage {
         Ok(self.inner.read().meta.get(&topoheight).copied())
     }
 
-    fn get_nonce(
+    fn get(
         &self,
-        account: &PublicKey,
+        key: &StateKey,
         topoheight: TopoHeight,
-    ) -> Result<Option<u64>, StorageError> {
-        Ok(latest(&self.inner.read().nonces, account, topoheight).copied())
-    }
-
-    fn get_balance(
-        &self,
-        account: &PublicKey,
-        asset: &Asset,
-        topoheight: TopoHeight,
-    ) -> Result<Option<u64>, StorageError> {
-        let inner = self.inner.read();
-        let value = inner
-            .balances
-            .range((*account, *asset, 0)..=(*account, *asset, topoheight))
-            .next_back()
-            .map(|(_, v)| *v);
-        Ok(value)
-    }
-
-    fn get_multisig(
-        &self,
-        account: &PublicKey,
-        topoheight: TopoHeight,
-    ) -> Result<Option<MultisigConfig>, StorageError> {
-        Ok(latest(&self.inner.read().multisigs, account, topoheight)
-            .cloned()
-            .flatten())
-    }
-
-    fn get_energy(
-        &self,
-        account: &PublicKey,
-        topoheight: TopoHeight,
-    ) -> Result<Option<EnergyState>, StorageError> {
-        Ok(latest(&self.inner.read().energies, account, topoheight).cloned())
+    ) -> Result<Option<StateValue>, StorageError> {
+        Ok(self.inner.read().get(key, topoheight))
     }
 
     /// One read lock for the whole batch (the single reads take one each,
     /// which concurrent readers keep bouncing between cores).
     fn get_batch(
         &self,
-        accounts: &[PublicKey],
-        balances: &[(PublicKey, Asset)],
+        keys: &[&StateKey],
         topoheight: TopoHeight,
-    ) -> Result<BatchRead, StorageError> {
+        out: &mut Vec<Option<StateValue>>,
+    ) -> Result<(), StorageError> {
         let inner = self.inner.read();
-        Ok(BatchRead {
-            nonces: accounts
-                .iter()
-                .map(|a| latest(&inner.nonces, a, topoheight).copied())
-                .collect(),
-            multisigs: accounts
-                .iter()
-                .map(|a| latest(&inner.multisigs, a, topoheight).cloned().flatten())
-                .collect(),
-            balances: balances
-                .iter()
-                .map(|(a, asset)| {
-                    inner
-                        .balances
-                        .range((*a, *asset, 0)..=(*a, *asset, topoheight))
-                        .next_back()
-                        .map(|(_, v)| *v)
-                })
-                .collect(),
-        })
+        out.extend(keys.iter().map(|k| inner.get(k, topoheight)));
+        Ok(())
     }
+}
 
-    fn commit(
+impl StateWrite for MemoryStorage {
+    fn init(
         &mut self,
-        changes: &ChangeSet,
+        genesis: &ChangeSet,
         meta: &BlockMeta,
-        params: Option<&ChainParams>,
+        params: &ChainParams,
     ) -> Result<(), StorageError> {
         let mut inner = self.inner.write();
+        check_init(inner.top, genesis)?;
+        inner.write(genesis);
+        inner.meta.insert(0, *meta);
+        inner.params = Some(*params);
+        Ok(())
+    }
+
+    fn commit(&mut self, changes: &ChangeSet, meta: &BlockMeta) -> Result<(), StorageError> {
+        let mut inner = self.inner.write();
         // Everything that can fail is checked before the first mutation.
-        check_commit(inner.top, changes, params)?;
-        let t = changes.topoheight;
-        for (account, nonce) in &changes.nonces {
-            inner.nonces.insert((*account, t), *nonce);
-        }
-        for ((account, asset), balance) in &changes.balances {
-            inner.balances.insert((*account, *asset, t), *balance);
-        }
-        for (account, config) in &changes.multisigs {
-            inner.multisigs.insert((*account, t), config.clone());
-        }
-        for (account, energy) in &changes.energies {
-            inner.energies.insert((*account, t), energy.clone());
-        }
-        inner.meta.insert(t, *meta);
-        if let Some(params) = params {
-            inner.params = Some(*params);
-        }
-        inner.top = Some(t);
+        check_commit(inner.top, changes)?;
+        inner.write(changes);
+        inner.meta.insert(changes.topoheight, *meta);
         Ok(())
     }
 
     fn rewind_to(&mut self, topoheight: TopoHeight) -> Result<(), StorageError> {
         let mut inner = self.inner.write();
         check_rewind(inner.top, topoheight)?;
-        let keep = |t: TopoHeight| t <= topoheight;
-        inner.nonces.retain(|(_, t), _| keep(*t));
-        inner.balances.retain(|(_, _, t), _| keep(*t));
-        inner.multisigs.retain(|(_, t), _| keep(*t));
-        inner.energies.retain(|(_, t), _| keep(*t));
-        inner.meta.retain(|t, _| keep(*t));
+        let undone = inner.log.split_off(&(topoheight + 1));
+        for (t, keys) in undone {
+            for key in keys {
+                if let Some(versions) = inner.values.get_mut(&key) {
+                    versions.retain(|(v, _)| *v != t);
+                    if versions.is_empty() {
+                        inner.values.remove(&key);
+                    }
+                }
+            }
+            inner.meta.remove(&t);
+        }
         inner.top = Some(topoheight);
         Ok(())
     }
+}
 
+impl StateScan for MemoryStorage {
     fn snapshot(&self, topoheight: TopoHeight) -> Result<StateSnapshot, StorageError> {
         let inner = self.inner.read();
         let meta = match (inner.top, inner.meta.get(&topoheight)) {
@@ -240,32 +184,12 @@ impl Storage for MemoryStorage {
             }
             (top, _) => return Err(StorageError::MissingTopoheight { topoheight, top }),
         };
-        let mut accounts: BTreeMap<PublicKey, AccountSnapshot> = BTreeMap::new();
-        each_latest(
-            inner.nonces.iter().map(|((a, t), v)| (*a, *t, *v)),
-            topoheight,
-            |a, v| accounts.entry(a).or_default().nonce = v,
-        );
-        each_latest(
-            inner
-                .balances
-                .iter()
-                .map(|((a, s, t), v)| ((*a, *s), *t, *v)),
-            topoheight,
-            |(a, s), v| {
-                accounts.entry(a).or_default().balances.insert(s, v);
-            },
-        );
-        each_latest(
-            inner.multisigs.iter().map(|((a, t), v)| (*a, *t, v)),
-            topoheight,
-            |a, v| accounts.entry(a).or_default().multisig = v.clone(),
-        );
-        each_latest(
-            inner.energies.iter().map(|((a, t), v)| (*a, *t, v)),
-            topoheight,
-            |a, v| accounts.entry(a).or_default().energy = v.clone(),
-        );
+        let mut accounts: BTreeMap<_, AccountSnapshot> = BTreeMap::new();
+        for key in inner.values.keys() {
+            if let Some(value) = inner.get(key, topoheight) {
+                apply_to_snapshot(&mut accounts, key, value)?;
+            }
+        }
         Ok(StateSnapshot {
             topoheight,
             meta,

@@ -1,10 +1,12 @@
 //! Plain chain-state types shared by every storage and by the executors.
 //!
-//! These live in the storage crate because the [`crate::Storage`] trait speaks
-//! in them; `tos_parallel` re-exports them.
+//! These live in the storage crate because its traits speak in them;
+//! `tos_parallel` re-exports them, and its SPEC chain executes on
+//! [`StateKey`]s and [`StateValue`]s directly.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Topoheight: the height of a state. Genesis is 0; a block executed on the
 /// state at `T` produces `T + 1`.
@@ -113,24 +115,152 @@ pub struct ChainParams {
     pub genesis_hash: Hash,
 }
 
-/// Everything one block (or genesis) writes, applied atomically at `topoheight`.
-///
-/// Maps are ordered so that two change sets built by different executors
-/// compare (and diff) deterministically. Each entry is the final value of a key
-/// the block wrote; a key absent from the set keeps its previous version.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// A unit of chain state (the SPEC chain's schema): what a block reads and
+/// writes, one versioned entry per key.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum StateKey {
+    /// An account's nonce (a counter; absent reads 0).
+    Nonce(PublicKey),
+    /// One (account, asset) balance (a counter; absent reads 0).
+    Balance(PublicKey, Asset),
+    /// An account's multisig config (absent or deleted: no config).
+    Multisig(PublicKey),
+    /// An account's energy state (absent: never froze).
+    Energy(PublicKey),
+}
+
+impl StateKey {
+    /// The account the key belongs to.
+    pub fn account(&self) -> &PublicKey {
+        match self {
+            StateKey::Nonce(a)
+            | StateKey::Balance(a, _)
+            | StateKey::Multisig(a)
+            | StateKey::Energy(a) => a,
+        }
+    }
+}
+
+impl fmt::Display for StateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateKey::Nonce(a) => write!(f, "nonce({a})"),
+            StateKey::Balance(a, asset) => write!(f, "balance({a}, {asset})"),
+            StateKey::Multisig(a) => write!(f, "multisig({a})"),
+            StateKey::Energy(a) => write!(f, "energy({a})"),
+        }
+    }
+}
+
+/// The value of a [`StateKey`].
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum StateValue {
+    /// A nonce or a balance.
+    Counter(u64),
+    /// A multisig config; `None` deletes it (a tombstone version).
+    Multisig(Option<Arc<MultisigConfig>>),
+    /// An energy state.
+    Energy(Arc<EnergyState>),
+}
+
+/// Everything one block (or genesis) writes, applied atomically at
+/// `topoheight`: the final value of every key the block wrote, each key at
+/// most once, in no particular order (executors build it in parts, one per
+/// worker, and nothing needs it sorted; [`ChangeSet::sorted`] sorts a copy,
+/// and equality ignores the order). A key absent from the set keeps its
+/// previous version.
+#[derive(Clone, Debug, Default)]
 pub struct ChangeSet {
     /// Topoheight the change set is written at (`parent + 1`, or 0 for genesis).
     pub topoheight: TopoHeight,
-    /// New nonces.
-    pub nonces: BTreeMap<PublicKey, u64>,
-    /// New balances per (account, asset).
-    pub balances: BTreeMap<(PublicKey, Asset), u64>,
-    /// New multisig configs; `None` deletes the config.
-    pub multisigs: BTreeMap<PublicKey, Option<MultisigConfig>>,
-    /// New energy states.
-    pub energies: BTreeMap<PublicKey, EnergyState>,
+    /// The writes, in parts (each part a plain list).
+    parts: Vec<Vec<(StateKey, StateValue)>>,
 }
+
+impl ChangeSet {
+    /// An empty change set at `topoheight`.
+    pub fn new(topoheight: TopoHeight) -> Self {
+        ChangeSet {
+            topoheight,
+            parts: Vec::new(),
+        }
+    }
+
+    /// A change set made of `parts` (no key in two places).
+    pub fn from_parts(topoheight: TopoHeight, parts: Vec<Vec<(StateKey, StateValue)>>) -> Self {
+        ChangeSet { topoheight, parts }
+    }
+
+    /// Records the final value of `key` (a key must be recorded once).
+    pub fn push(&mut self, key: StateKey, value: StateValue) {
+        match self.parts.last_mut() {
+            Some(part) => part.push((key, value)),
+            None => self.parts.push(vec![(key, value)]),
+        }
+    }
+
+    /// Sets `account`'s nonce.
+    pub fn set_nonce(&mut self, account: PublicKey, nonce: u64) {
+        self.push(StateKey::Nonce(account), StateValue::Counter(nonce));
+    }
+
+    /// Sets the (`account`, `asset`) balance.
+    pub fn set_balance(&mut self, account: PublicKey, asset: Asset, balance: u64) {
+        self.push(
+            StateKey::Balance(account, asset),
+            StateValue::Counter(balance),
+        );
+    }
+
+    /// Sets (`Some`) or deletes (`None`) `account`'s multisig config.
+    pub fn set_multisig(&mut self, account: PublicKey, config: Option<MultisigConfig>) {
+        self.push(
+            StateKey::Multisig(account),
+            StateValue::Multisig(config.map(Arc::new)),
+        );
+    }
+
+    /// Sets `account`'s energy state.
+    pub fn set_energy(&mut self, account: PublicKey, energy: EnergyState) {
+        self.push(
+            StateKey::Energy(account),
+            StateValue::Energy(Arc::new(energy)),
+        );
+    }
+
+    /// Every write, part after part.
+    pub fn iter(&self) -> impl Iterator<Item = &(StateKey, StateValue)> {
+        self.parts.iter().flatten()
+    }
+
+    /// Number of writes.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    /// True when the block writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The writes sorted by key (a copy: for comparisons and diffs).
+    pub fn sorted(&self) -> Vec<(StateKey, StateValue)> {
+        let mut all: Vec<(StateKey, StateValue)> = self.iter().cloned().collect();
+        all.sort_unstable_by_key(|(k, _)| *k);
+        all
+    }
+}
+
+/// Same topoheight and same writes, in any order.
+impl PartialEq for ChangeSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.topoheight == other.topoheight
+            && self.len() == other.len()
+            && self.sorted() == other.sorted()
+    }
+}
+
+impl Eq for ChangeSet {}
 
 /// One account as a state dump shows it (SPEC §7).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -156,13 +286,31 @@ pub struct StateSnapshot {
     pub accounts: BTreeMap<PublicKey, AccountSnapshot>,
 }
 
-/// What [`crate::Storage::get_batch`] answers, in the order of its request.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BatchRead {
-    /// `nonces[i]`: as `get_nonce(accounts[i], at)`.
-    pub nonces: Vec<Option<u64>>,
-    /// `multisigs[i]`: as `get_multisig(accounts[i], at)`.
-    pub multisigs: Vec<Option<MultisigConfig>>,
-    /// `balances[j]`: as `get_balance(balances[j].0, balances[j].1, at)`.
-    pub balances: Vec<Option<u64>>,
+/// Puts the latest version of `key` into the snapshot's accounts (every
+/// store builds its snapshot through this one function).
+pub(crate) fn apply_to_snapshot(
+    accounts: &mut BTreeMap<PublicKey, AccountSnapshot>,
+    key: &StateKey,
+    value: StateValue,
+) -> Result<(), crate::StorageError> {
+    let account = accounts.entry(*key.account()).or_default();
+    match (key, value) {
+        (StateKey::Nonce(_), StateValue::Counter(n)) => account.nonce = n,
+        (StateKey::Balance(_, asset), StateValue::Counter(n)) => {
+            account.balances.insert(*asset, n);
+        }
+        (StateKey::Multisig(_), StateValue::Multisig(c)) => {
+            account.multisig = c.map(Arc::unwrap_or_clone)
+        }
+        (StateKey::Energy(_), StateValue::Energy(e)) => {
+            account.energy = Arc::unwrap_or_clone(e);
+        }
+        (key, value) => {
+            return Err(crate::StorageError::Corrupt {
+                column: "state",
+                reason: format!("{key} holds {value:?}"),
+            })
+        }
+    }
+    Ok(())
 }

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use tos_storage::{
-    AccountSnapshot, Asset, BatchRead, BlockMeta, ChainParams, ChangeSet, EnergyState,
-    FreezeRecord, Hash, MemoryStorage, MultisigConfig, PublicKey, RocksConfig, RocksStorage,
-    StateSnapshot, Storage, StorageError, TopoHeight, NATIVE_ASSET,
+    AccountSnapshot, Asset, BlockMeta, ChainParams, ChangeSet, EnergyState, FreezeRecord, Hash,
+    MemoryStorage, MultisigConfig, PublicKey, RocksConfig, RocksStorage, StateKey, StateRead,
+    StateScan, StateSnapshot, StateValue, StateWrite, Storage, StorageError, TopoHeight,
+    NATIVE_ASSET,
 };
 
 // ---------------------------------------------------------------------------
@@ -40,10 +41,7 @@ fn params() -> ChainParams {
 }
 
 fn cs(t: TopoHeight) -> ChangeSet {
-    ChangeSet {
-        topoheight: t,
-        ..ChangeSet::default()
-    }
+    ChangeSet::new(t)
 }
 
 fn multisig(threshold: u8, n: u8) -> MultisigConfig {
@@ -65,12 +63,13 @@ fn energy(available: u64) -> EnergyState {
     }
 }
 
-/// Commits `changes` with the standard meta (and params at genesis).
+/// Commits `changes` with the standard meta (genesis: `init` with the params).
 fn commit<S: Storage>(s: &mut S, changes: ChangeSet) {
-    let p = params();
-    let params = (changes.topoheight == 0).then_some(&p);
-    s.commit(&changes, &meta(changes.topoheight), params)
-        .unwrap();
+    if changes.topoheight == 0 {
+        s.init(&changes, &meta(0), &params()).unwrap();
+    } else {
+        s.commit(&changes, &meta(changes.topoheight)).unwrap();
+    }
 }
 
 /// Commits empty blocks until the top is `t`.
@@ -119,17 +118,17 @@ fn check_versioned_reads<S: Storage>(mut s: S) {
     assert_eq!(s.get_nonce(&a, 0).unwrap(), None);
 
     let mut c = cs(0);
-    c.nonces.insert(a, 10);
-    c.balances.insert((a, NATIVE_ASSET), 100);
+    c.set_nonce(a, 10);
+    c.set_balance(a, NATIVE_ASSET, 100);
     commit(&mut s, c);
     let mut c = cs(1);
-    c.nonces.insert(a, 11);
-    c.nonces.insert(b, 1);
-    c.balances.insert((a, NATIVE_ASSET), 90);
+    c.set_nonce(a, 11);
+    c.set_nonce(b, 1);
+    c.set_balance(a, NATIVE_ASSET, 90);
     commit(&mut s, c);
     commit(&mut s, cs(2));
     let mut c = cs(3);
-    c.nonces.insert(a, 13);
+    c.set_nonce(a, 13);
     commit(&mut s, c);
 
     assert_eq!(s.top_topoheight().unwrap(), Some(3));
@@ -167,16 +166,16 @@ fn check_balances_per_asset<S: Storage>(mut s: S) {
     let a = key(1);
     let b = key(2);
     let mut c = cs(0);
-    c.balances.insert((a, NATIVE_ASSET), 5);
-    c.balances.insert((a, asset(7)), 70);
-    c.balances.insert((b, asset(7)), 700);
+    c.set_balance(a, NATIVE_ASSET, 5);
+    c.set_balance(a, asset(7), 70);
+    c.set_balance(b, asset(7), 700);
     commit(&mut s, c);
     let mut c = cs(1);
-    c.balances.insert((a, asset(7)), 71);
+    c.set_balance(a, asset(7), 71);
     commit(&mut s, c);
     let mut c = cs(2);
-    c.balances.insert((a, NATIVE_ASSET), 0);
-    c.balances.insert((a, asset(8)), 80);
+    c.set_balance(a, NATIVE_ASSET, 0);
+    c.set_balance(a, asset(8), 80);
     commit(&mut s, c);
 
     let bal = |acct, asset: Asset, t| s.get_balance(&acct, &asset, t).unwrap();
@@ -200,18 +199,18 @@ fn balances_per_asset_are_independent() {
 fn check_multisig_and_energy<S: Storage>(mut s: S) {
     let a = key(1);
     let mut c = cs(0);
-    c.multisigs.insert(a, Some(multisig(1, 2)));
-    c.energies.insert(a, energy(5));
+    c.set_multisig(a, Some(multisig(1, 2)));
+    c.set_energy(a, energy(5));
     commit(&mut s, c);
     let mut c = cs(1);
-    c.multisigs.insert(a, None);
+    c.set_multisig(a, None);
     commit(&mut s, c);
     let mut c = cs(2);
-    c.multisigs.insert(a, Some(multisig(3, 255)));
-    c.energies.insert(a, EnergyState::default());
+    c.set_multisig(a, Some(multisig(3, 255)));
+    c.set_energy(a, EnergyState::default());
     commit(&mut s, c);
     let mut c = cs(3);
-    c.energies.insert(a, energy(9));
+    c.set_energy(a, energy(9));
     commit(&mut s, c);
 
     assert_eq!(s.get_multisig(&a, 0).unwrap(), Some(multisig(1, 2)));
@@ -246,17 +245,17 @@ fn multisig_tombstones_and_energy() {
 fn check_commit_validation<S: Storage>(mut s: S) {
     let a = key(1);
     let mut c = cs(0);
-    c.nonces.insert(a, 1);
-    // Genesis without params.
+    c.set_nonce(a, 1);
+    // A block commit before genesis.
     assert!(matches!(
-        s.commit(&c, &meta(0), None),
-        Err(StorageError::GenesisParams)
+        s.commit(&c, &meta(0)),
+        Err(StorageError::Genesis(_))
     ));
-    // Not genesis on an empty store.
+    // A genesis not at topoheight 0.
     let mut c1 = cs(1);
-    c1.nonces.insert(a, 2);
+    c1.set_nonce(a, 2);
     assert!(matches!(
-        s.commit(&c1, &meta(1), Some(&params())),
+        s.init(&c1, &meta(1), &params()),
         Err(StorageError::NotNextTopoheight {
             expected: None,
             got: 1
@@ -267,27 +266,27 @@ fn check_commit_validation<S: Storage>(mut s: S) {
     assert_eq!(s.get_nonce(&a, 5).unwrap(), None);
     assert_eq!(s.block_meta(0).unwrap(), None);
 
-    commit(&mut s, c);
+    commit(&mut s, c.clone());
     let before = s.snapshot(0).unwrap();
 
-    // Params again after genesis.
+    // A second genesis.
     assert!(matches!(
-        s.commit(&c1, &meta(1), Some(&params())),
-        Err(StorageError::GenesisParams)
+        s.init(&c, &meta(0), &params()),
+        Err(StorageError::Genesis(_))
     ));
     // Wrong topoheights.
     for t in [0, 2, 5] {
         let mut c = c1.clone();
         c.topoheight = t;
         assert!(matches!(
-            s.commit(&c, &meta(t), None),
+            s.commit(&c, &meta(t)),
             Err(StorageError::NotNextTopoheight { expected: Some(1), got }) if got == t
         ));
     }
     // Too many multisig participants: rejected as a whole.
     let mut bad = c1.clone();
-    bad.balances.insert((a, NATIVE_ASSET), 9);
-    bad.multisigs.insert(
+    bad.set_balance(a, NATIVE_ASSET, 9);
+    bad.set_multisig(
         key(2),
         Some(MultisigConfig {
             threshold: 1,
@@ -295,7 +294,7 @@ fn check_commit_validation<S: Storage>(mut s: S) {
         }),
     );
     assert!(matches!(
-        s.commit(&bad, &meta(1), None),
+        s.commit(&bad, &meta(1)),
         Err(StorageError::InvalidValue { .. })
     ));
 
@@ -313,7 +312,7 @@ fn check_commit_validation<S: Storage>(mut s: S) {
         })
     ));
 
-    s.commit(&c1, &meta(1), None).unwrap();
+    s.commit(&c1, &meta(1)).unwrap();
     assert_eq!(s.get_nonce(&a, 1).unwrap(), Some(2));
 }
 
@@ -338,15 +337,15 @@ fn check_rewind<S: Storage>(mut s: S) {
     ));
     for t in 0..=5u64 {
         let mut c = cs(t);
-        c.nonces.insert(a, t * 10);
-        c.balances.insert((a, asset(1)), t);
+        c.set_nonce(a, t * 10);
+        c.set_balance(a, asset(1), t);
         if t >= 3 {
-            c.nonces.insert(b, t);
-            c.multisigs.insert(b, Some(multisig(1, t as u8)));
-            c.energies.insert(b, energy(t));
+            c.set_nonce(b, t);
+            c.set_multisig(b, Some(multisig(1, t as u8)));
+            c.set_energy(b, energy(t));
         }
         if t == 4 {
-            c.multisigs.insert(a, Some(multisig(1, 1)));
+            c.set_multisig(a, Some(multisig(1, 1)));
         }
         commit(&mut s, c);
     }
@@ -396,14 +395,14 @@ fn check_rewind<S: Storage>(mut s: S) {
 
     // Commit again after the rewind.
     assert!(matches!(
-        s.commit(&cs(5), &meta(5), None),
+        s.commit(&cs(5), &meta(5)),
         Err(StorageError::NotNextTopoheight {
             expected: Some(3),
             got: 5
         })
     ));
     let mut c = cs(3);
-    c.nonces.insert(a, 333);
+    c.set_nonce(a, 333);
     commit(&mut s, c);
     assert_eq!(s.get_nonce(&a, 3).unwrap(), Some(333));
     assert_eq!(s.get_nonce(&a, 2).unwrap(), Some(20));
@@ -430,17 +429,17 @@ fn check_snapshots<S: Storage>(mut s: S) {
     let b = key(2);
     let c_ = key(3);
     let mut c = cs(0);
-    c.balances.insert((a, NATIVE_ASSET), 100);
+    c.set_balance(a, NATIVE_ASSET, 100);
     commit(&mut s, c);
     let mut c = cs(1);
-    c.nonces.insert(a, 1);
-    c.balances.insert((a, NATIVE_ASSET), 0);
-    c.balances.insert((b, NATIVE_ASSET), 100);
+    c.set_nonce(a, 1);
+    c.set_balance(a, NATIVE_ASSET, 0);
+    c.set_balance(b, NATIVE_ASSET, 100);
     commit(&mut s, c);
     let mut c = cs(2);
-    c.multisigs.insert(c_, None);
-    c.energies.insert(b, energy(3));
-    c.balances.insert((b, asset(5)), 0);
+    c.set_multisig(c_, None);
+    c.set_energy(b, energy(3));
+    c.set_balance(b, asset(5), 0);
     commit(&mut s, c);
 
     let s0 = s.snapshot(0).unwrap();
@@ -528,10 +527,10 @@ fn check_clones<S: Storage + Clone>(mut a_store: S) {
     let mut b_store = a_store.clone();
 
     let mut c = cs(0);
-    c.nonces.insert(a, 1);
-    c.balances.insert((a, x), 10);
-    c.multisigs.insert(a, Some(multisig(1, 1)));
-    c.energies.insert(a, energy(1));
+    c.set_nonce(a, 1);
+    c.set_balance(a, x, 10);
+    c.set_multisig(a, Some(multisig(1, 1)));
+    c.set_energy(a, energy(1));
     commit(&mut a_store, c);
 
     // B sees A's genesis, and fills its caches.
@@ -547,11 +546,11 @@ fn check_clones<S: Storage + Clone>(mut a_store: S) {
 
     // Commit via A; B reads the new values at the new top.
     let mut c = cs(1);
-    c.nonces.insert(a, 2);
-    c.nonces.insert(key(2), 7);
-    c.balances.insert((a, x), 20);
-    c.multisigs.insert(a, None);
-    c.energies.insert(a, energy(2));
+    c.set_nonce(a, 2);
+    c.set_nonce(key(2), 7);
+    c.set_balance(a, x, 20);
+    c.set_multisig(a, None);
+    c.set_energy(a, energy(2));
     commit(&mut a_store, c);
     for st in [&a_store, &b_store] {
         assert_eq!(st.top_topoheight().unwrap(), Some(1));
@@ -567,21 +566,21 @@ fn check_clones<S: Storage + Clone>(mut a_store: S) {
 
     // Commit via B (vice versa); A's write-through caches must not hide it.
     let mut c = cs(2);
-    c.nonces.insert(a, 3);
+    c.set_nonce(a, 3);
     commit(&mut b_store, c);
     assert_eq!(a_store.get_nonce(&a, 2).unwrap(), Some(3));
     assert_eq!(a_store.get_balance(&a, &x, 2).unwrap(), Some(20));
 
     // A commits on top of B's commit, then reads (write-through path).
     let mut c = cs(3);
-    c.nonces.insert(a, 4);
-    c.balances.insert((a, x), 40);
+    c.set_nonce(a, 4);
+    c.set_balance(a, x, 40);
     commit(&mut a_store, c);
     assert_eq!(a_store.get_nonce(&a, 3).unwrap(), Some(4));
     assert_eq!(a_store.get_nonce(&a, 2).unwrap(), Some(3));
     assert_eq!(b_store.get_nonce(&a, 3).unwrap(), Some(4));
     let mut c = cs(4);
-    c.nonces.insert(a, 5);
+    c.set_nonce(a, 5);
     commit(&mut a_store, c);
     assert_eq!(a_store.get_nonce(&a, 4).unwrap(), Some(5));
     assert_eq!(a_store.get_nonce(&a, 3).unwrap(), Some(4));
@@ -600,7 +599,7 @@ fn check_clones<S: Storage + Clone>(mut a_store: S) {
     assert_eq!(a_store.get_nonce(&key(2), 5).unwrap(), None);
     assert_eq!(a_store.get_multisig(&a, 5).unwrap(), Some(multisig(1, 1)));
     let mut c = cs(1);
-    c.nonces.insert(a, 100);
+    c.set_nonce(a, 100);
     commit(&mut a_store, c);
     for st in [&a_store, &b_store] {
         assert_eq!(st.get_nonce(&a, 1).unwrap(), Some(100));
@@ -627,7 +626,7 @@ fn check_concurrent_readers<S: Storage + Clone + 'static>(mut writer: S) {
     let a = key(1);
     commit(&mut writer, {
         let mut c = cs(0);
-        c.nonces.insert(a, 0);
+        c.set_nonce(a, 0);
         c
     });
     let blocks = 200u64;
@@ -647,7 +646,7 @@ fn check_concurrent_readers<S: Storage + Clone + 'static>(mut writer: S) {
         }
         for t in 1..=blocks {
             let mut c = cs(t);
-            c.nonces.insert(a, t);
+            c.set_nonce(a, t);
             commit(&mut writer, c);
             // Let the readers fill their caches between commits.
             std::thread::sleep(std::time::Duration::from_micros(100));
@@ -669,11 +668,10 @@ fn concurrent_readers_never_see_stale_values() {
 fn populate<S: Storage>(s: &mut S) {
     for t in 0..=4u64 {
         let mut c = cs(t);
-        c.nonces.insert(key(1), t);
-        c.balances.insert((key(1), asset(t as u8 % 2)), t * 3);
-        c.multisigs
-            .insert(key(2), (t % 2 == 0).then(|| multisig(1, t as u8 + 1)));
-        c.energies.insert(key(3), energy(t));
+        c.set_nonce(key(1), t);
+        c.set_balance(key(1), asset(t as u8 % 2), t * 3);
+        c.set_multisig(key(2), (t % 2 == 0).then(|| multisig(1, t as u8 + 1)));
+        c.set_energy(key(3), energy(t));
         commit(s, c);
     }
 }
@@ -874,12 +872,21 @@ fn arb_changes() -> impl Strategy<Value = ChangeSet> {
         ),
         prop::collection::btree_map(acct, (0u64..3).prop_map(energy), 0..2),
     )
-        .prop_map(|(nonces, balances, multisigs, energies)| ChangeSet {
-            topoheight: 0,
-            nonces,
-            balances,
-            multisigs,
-            energies,
+        .prop_map(|(nonces, balances, multisigs, energies)| {
+            let mut c = ChangeSet::new(0);
+            for (k, v) in nonces {
+                c.set_nonce(k, v);
+            }
+            for ((k, a), v) in balances {
+                c.set_balance(k, a, v);
+            }
+            for (k, v) in multisigs {
+                c.set_multisig(k, v);
+            }
+            for (k, v) in energies {
+                c.set_energy(k, v);
+            }
+            c
         })
 }
 
@@ -912,32 +919,36 @@ fn assert_same(
     // on a fresh one (cold caches), at every probed topoheight.
     let ts: BTreeSet<TopoHeight> = probes.iter().map(|p| p.2).collect();
     for t in ts {
-        let accounts: Vec<PublicKey> = probes.iter().map(|p| key(p.0)).collect();
-        let balances: Vec<(PublicKey, Asset)> =
-            probes.iter().map(|p| (key(p.0), asset(p.1))).collect();
-        let want = BatchRead {
-            nonces: accounts
-                .iter()
-                .map(|k| mem.get_nonce(k, t).unwrap())
-                .collect(),
-            multisigs: accounts
-                .iter()
-                .map(|k| mem.get_multisig(k, t).unwrap())
-                .collect(),
-            balances: balances
-                .iter()
-                .map(|(k, a)| mem.get_balance(k, a, t).unwrap())
-                .collect(),
+        let keys: Vec<StateKey> = probes
+            .iter()
+            .flat_map(|p| {
+                [
+                    StateKey::Nonce(key(p.0)),
+                    StateKey::Multisig(key(p.0)),
+                    StateKey::Energy(key(p.0)),
+                    StateKey::Balance(key(p.0), asset(p.1)),
+                ]
+            })
+            .collect();
+        let refs: Vec<&StateKey> = keys.iter().collect();
+        let want: Vec<Option<StateValue>> = keys.iter().map(|k| mem.get(k, t).unwrap()).collect();
+        let batch = |s: &dyn Fn(&mut Vec<Option<StateValue>>)| {
+            let mut out = Vec::new();
+            s(&mut out);
+            out
         };
         prop_assert_eq!(
-            mem.get_batch(&accounts, &balances, t).unwrap(),
+            batch(&|out| mem.get_batch(&refs, t, out).unwrap()),
             want.clone()
         );
         for r in rocks {
-            prop_assert_eq!(r.get_batch(&accounts, &balances, t).unwrap(), want.clone());
+            prop_assert_eq!(
+                batch(&|out| r.get_batch(&refs, t, out).unwrap()),
+                want.clone()
+            );
             let fresh = (*r).clone();
             prop_assert_eq!(
-                fresh.get_batch(&accounts, &balances, t).unwrap(),
+                batch(&|out| fresh.get_batch(&refs, t, out).unwrap()),
                 want.clone()
             );
         }
@@ -982,11 +993,8 @@ proptest! {
             match op {
                 Op::Commit(mut changes) => {
                     changes.topoheight = mem.top_topoheight().unwrap().map_or(0, |t| t + 1);
-                    let t = changes.topoheight;
-                    let p = params();
-                    let params = (t == 0).then_some(&p);
-                    mem.commit(&changes, &meta(t), params).unwrap();
-                    rocks.commit(&changes, &meta(t), params).unwrap();
+                    commit(&mut mem, changes.clone());
+                    commit(&mut rocks, changes);
                 }
                 Op::Rewind(t) => {
                     let m = mem.rewind_to(t);

@@ -7,14 +7,15 @@
 #![allow(dead_code)]
 
 use ed25519_dalek::SigningKey;
-use tos_parallel::genesis::GenesisAccount;
-use tos_parallel::transaction::{
+use tos_parallel::chain::genesis::GenesisAccount;
+use tos_parallel::chain::transaction::{
     EnergyPayload, FeeType, Payload, Transaction, TransferOutput, UnsignedTransaction,
 };
-use tos_parallel::validation::{check_stateless, VerifiedTx};
+use tos_parallel::chain::validation::{check_stateless, VerifiedTx};
 use tos_parallel::{
     init_genesis, Asset, Block, BlockError, BlockOutcome, Blockchain, EnergyState, ExecutionConfig,
-    Genesis, Hash, MemoryStorage, PublicKey, StateSnapshot, StatelessError, Storage, NATIVE_ASSET,
+    Genesis, Hash, MemoryStorage, PublicKey, StateRead, StateSnapshot, StatelessError,
+    NATIVE_ASSET,
 };
 
 /// SPEC §1 `COIN`, restated so the tests do not depend on the library's constants.
@@ -189,7 +190,7 @@ pub fn stateless(tx: &Transaction, parent: u64) -> Result<VerifiedTx, StatelessE
 /// `check_stateless` on raw bytes.
 pub fn stateless_bytes(bytes: &[u8], parent: u64) -> Result<VerifiedTx, StatelessError> {
     let hash = Hash(*blake3::hash(bytes).as_bytes());
-    check_stateless(bytes.to_vec().into(), hash, parent)
+    check_stateless(bytes, hash, parent)
 }
 
 /// "ok" or the SPEC §5 code.
@@ -248,6 +249,7 @@ impl Chain {
                     min_txs_for_parallel: 0,
                     threads,
                     guards: false,
+                    costly_reads: false,
                     ..ExecutionConfig::default()
                 };
                 Blockchain::new(storage(), config).expect("blockchain")
@@ -279,8 +281,8 @@ impl Chain {
                 (s, p) => panic!("{threads} threads: sequential {s:?}, parallel {p:?}"),
             }
             assert_eq!(
-                tos_parallel::dump::state_json_string(&self.chain.snapshot(None).unwrap()),
-                tos_parallel::dump::state_json_string(&par.snapshot(None).unwrap()),
+                tos_parallel::chain::dump::state_json_string(&self.chain.snapshot(None).unwrap()),
+                tos_parallel::chain::dump::state_json_string(&par.snapshot(None).unwrap()),
                 "{threads} threads: states differ"
             );
         }

@@ -10,19 +10,20 @@ use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use tos_parallel::constants::COIN;
-use tos_parallel::executor::{locate_block, ExecutedBlock};
-use tos_parallel::generator::account_key;
-use tos_parallel::sequential::execute_sequential;
-use tos_parallel::shadow::compare;
-use tos_parallel::transaction::{
+use tos_parallel::chain::constants::COIN;
+use tos_parallel::chain::transaction::{
     config_signers, public_key_of, EnergyPayload, FeeType, Payload, TransferOutput,
     UnsignedTransaction,
 };
-use tos_parallel::{
-    init_genesis, Block, Genesis, Hash, MemoryStorage, ParallelExecutor, PublicKey, Scheduler,
-    Storage, NATIVE_ASSET,
+use tos_parallel::engine::EngineConfig;
+use tos_parallel::pipeline::{
+    differences, execute_block, locate_block, ExecutedBlock, Run, SpecExecutor,
 };
+use tos_parallel::{
+    init_genesis, Block, Genesis, Hash, MemoryStorage, PublicKey, Scheduler, StateRead,
+    NATIVE_ASSET,
+};
+use tos_parallel_tools::generator::account_key;
 
 /// A second asset.
 pub const ASSET_B: Hash = Hash([9u8; 32]);
@@ -50,7 +51,7 @@ impl World {
                 .pubs
                 .iter()
                 .enumerate()
-                .map(|(i, k)| tos_parallel::genesis::GenesisAccount {
+                .map(|(i, k)| tos_parallel::chain::genesis::GenesisAccount {
                     key: *k,
                     balances: [(NATIVE_ASSET, 50 * COIN)]
                         .into_iter()
@@ -82,7 +83,7 @@ pub enum Contention {
 /// correct and wrong nonces, multisig proofs right and wrong, energy fees,
 /// amounts over the balance. Nonces are tracked optimistically within the
 /// block, so failures cascade as they would in a real mempool.
-pub fn chaos_block<S: Storage>(
+pub fn chaos_block<S: StateRead>(
     world: &World,
     storage: &S,
     rng: &mut ChaCha8Rng,
@@ -217,7 +218,7 @@ pub fn chaos_block<S: Storage>(
 /// A transaction from account `from`, signed, with the minimum native fee.
 /// A native transfer of `amount` to account `to`.
 pub fn pay(world: &World, to: usize, amount: u64) -> Payload {
-    Payload::Transfers(vec![tos_parallel::transaction::TransferOutput {
+    Payload::Transfers(vec![tos_parallel::chain::transaction::TransferOutput {
         asset: tos_parallel::NATIVE_ASSET,
         destination: world.pubs[to],
         amount,
@@ -238,29 +239,49 @@ pub fn signed_tx(world: &World, from: usize, nonce: u64, payload: Payload) -> Ve
     .encode()
 }
 
-/// Executes `block` on `storage` sequentially and in parallel with each of
-/// `threads`; panics with the first difference. Returns the sequential result.
-pub fn assert_equivalent<S: Storage + Clone>(
+/// The sequential reference engine (on the calling thread).
+pub fn sequential() -> SpecExecutor {
+    SpecExecutor::on_current_pool(EngineConfig {
+        costly_reads: false,
+        ..EngineConfig::default()
+    })
+}
+
+/// Executes `block` on `storage` with the sequential engine (the reference).
+pub fn run_sequential<S: StateRead + Clone>(storage: &S, block: &Block) -> ExecutedBlock {
+    let pre = locate_block(storage, block).expect("locate");
+    execute_block(&sequential(), storage, block, &pre, None, Run::Sequential).expect("sequential")
+}
+
+/// Executes `block` on `storage` with `ex` (its guards as configured).
+pub fn run_parallel<S: StateRead + Clone>(
+    ex: &SpecExecutor,
     storage: &S,
     block: &Block,
-    executors: &[ParallelExecutor],
 ) -> ExecutedBlock {
     let pre = locate_block(storage, block).expect("locate");
-    let seq = execute_sequential(
-        storage,
-        block,
-        &pre,
-        tos_parallel::PathReason::SequentialMode,
-    )
-    .expect("sequential");
+    execute_block(ex, storage, block, &pre, None, Run::Parallel).expect("parallel")
+}
+
+/// Executes `block` on `storage` sequentially and in parallel with each of
+/// `executors`; panics with the first difference, or if an executor whose
+/// guards are off did not run the block on the parallel engine. Returns
+/// the sequential result.
+pub fn assert_equivalent<S: StateRead + Clone>(
+    storage: &S,
+    block: &Block,
+    executors: &[SpecExecutor],
+) -> ExecutedBlock {
+    let pre = locate_block(storage, block).expect("locate");
+    let seq = run_sequential(storage, block);
     for ex in executors {
-        let par = ex.execute(storage.clone(), block, &pre).expect("parallel");
-        let diffs = compare(block, &pre, &seq, &par);
+        let par = execute_block(ex, storage, block, &pre, None, Run::Parallel).expect("parallel");
+        let diffs = differences(&seq, &par);
         assert!(
             diffs.is_empty(),
             "{} threads ({:?}), block {}: {} difference(s), first: {}",
             ex.threads(),
-            ex.scheduler(),
+            ex.config().scheduler,
             pre.topoheight(),
             diffs.len(),
             diffs[0]
@@ -268,6 +289,15 @@ pub fn assert_equivalent<S: Storage + Clone>(
         assert!(seq.outcome.same_result(&par.outcome));
         assert_eq!(seq.changes, par.changes);
         assert_eq!(seq.meta, par.meta);
+        if !ex.config().guards {
+            assert!(
+                par.outcome.stats.parallel_engine,
+                "{} threads ({:?}): the parallel engine did not run: {:?}",
+                ex.threads(),
+                ex.config().scheduler,
+                par.outcome.stats
+            );
+        }
     }
     seq
 }
@@ -277,11 +307,18 @@ pub fn assert_equivalent<S: Storage + Clone>(
 /// guards on), and the graph and batch schedulers with the guards off, so
 /// that blocks the guards would run in order (one thread, two accounts, a
 /// chain) still exercise the parallel machinery.
-pub fn executors(threads: &[usize]) -> Vec<ParallelExecutor> {
+pub fn executors(threads: &[usize]) -> Vec<SpecExecutor> {
     threads
         .iter()
         .flat_map(|&t| {
-            let pool = |s| ParallelExecutor::with_scheduler(t, s).expect("pool");
+            let pool = |scheduler| {
+                let config = EngineConfig {
+                    scheduler,
+                    costly_reads: false,
+                    ..EngineConfig::default()
+                };
+                SpecExecutor::new(t, config).expect("pool")
+            };
             [
                 pool(Scheduler::Graph),
                 pool(Scheduler::Graph).always_parallel(),

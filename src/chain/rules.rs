@@ -1,0 +1,295 @@
+//! The stateful rules (SPEC §6) and the block hooks (SPEC §4.2, §4.4): the
+//! one rule engine every executor runs, on the engine's [`View`].
+//!
+//! [`execute`] reads what it needs, runs the checks in the written order,
+//! and only when all pass performs the writes ([`apply_effects`]), as the
+//! deltas SPEC §6 states (`nonce += 1`, `balance -= spending`), so that
+//! writes which commute can run in any order. A failing transaction
+//! therefore writes nothing. A covered transaction (`covered.rs` proved its
+//! checks pass) skips the checks and performs the same writes.
+
+use std::sync::Arc;
+
+use super::constants::*;
+use super::error::TxFailure;
+use super::transaction::{EnergyPayload, FeeType, Payload};
+use super::validation::{verify_strict, VerifiedTx};
+use crate::engine::{StateError, StateResult, View};
+use crate::{
+    EnergyState, FreezeRecord, MultisigConfig, PublicKey, StateKey, StateValue, TopoHeight,
+    NATIVE_ASSET,
+};
+
+/// Block sum of the native fees of the successful transactions.
+pub const SUM_FEES: usize = 0;
+/// Block sum of the native amount burned.
+pub const SUM_BURNED: usize = 1;
+
+/// What the rules need to know about the block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockContext {
+    /// Topoheight of the state the block executes on (T).
+    pub parent_topoheight: TopoHeight,
+    /// Chain parameter from genesis.
+    pub blocks_per_day: u64,
+    /// The miner (credited the reward and the fees).
+    pub miner: PublicKey,
+    /// The block reward (SPEC §4.2, from the parent's emitted supply).
+    pub reward: u64,
+}
+
+impl BlockContext {
+    /// The topoheight the block produces (T + 1).
+    pub fn topoheight(&self) -> TopoHeight {
+        self.parent_topoheight + 1
+    }
+}
+
+/// SPEC §4.2: the reward goes to the miner before any transaction.
+pub(crate) fn begin_block<V: View<StateKey, StateValue>>(
+    block: &BlockContext,
+    view: &mut V,
+) -> StateResult<(), V::ReadError> {
+    view.add(&StateKey::Balance(block.miner, NATIVE_ASSET), block.reward)
+}
+
+/// SPEC §4.4: the fees go to the miner after every transaction.
+pub(crate) fn end_block<V: View<StateKey, StateValue>>(
+    block: &BlockContext,
+    sums: &[u64],
+    view: &mut V,
+) -> StateResult<(), V::ReadError> {
+    let fees = sums
+        .get(SUM_FEES)
+        .copied()
+        .ok_or(StateError::Invariant("no fee sum"))?;
+    view.add(&StateKey::Balance(block.miner, NATIVE_ASSET), fees)
+}
+
+/// The multisig config a value holds.
+fn multisig_of<E>(value: Option<StateValue>) -> StateResult<Option<Arc<MultisigConfig>>, E> {
+    match value {
+        None | Some(StateValue::Multisig(None)) => Ok(None),
+        Some(StateValue::Multisig(Some(c))) => Ok(Some(c)),
+        Some(_) => Err(StateError::Invariant("multisig key holds another value")),
+    }
+}
+
+/// The energy state a value holds.
+fn energy_of<E>(value: Option<StateValue>) -> StateResult<EnergyState, E> {
+    match value {
+        None => Ok(EnergyState::default()),
+        Some(StateValue::Energy(e)) => Ok(Arc::unwrap_or_clone(e)),
+        Some(_) => Err(StateError::Invariant("energy key holds another value")),
+    }
+}
+
+/// Executes one stateless-valid transaction (SPEC §6): `Ok(Ok(()))`
+/// applied, `Ok(Err(failure))` orphaned (nothing written), `Err(_)` the
+/// block is abandoned. `covered`: its sender chain was proven to succeed
+/// (`covered.rs`), so the checks are skipped.
+pub(crate) fn execute<V: View<StateKey, StateValue>>(
+    vtx: &VerifiedTx,
+    ctx: &BlockContext,
+    covered: bool,
+    view: &mut V,
+) -> StateResult<Result<(), TxFailure>, V::ReadError> {
+    #[cfg(feature = "fault-injection")]
+    crate::fault::panic_if_marked(&vtx.hash);
+    if covered {
+        apply_effects(vtx, ctx, view, None)?;
+        return Ok(Ok(()));
+    }
+    let tx = &vtx.tx;
+    let src = tx.source;
+
+    // nonce_mismatch
+    let nonce = view.counter(&StateKey::Nonce(src))?;
+    if tx.nonce != nonce {
+        return Ok(Err(TxFailure::NonceMismatch {
+            expected: nonce,
+            got: tx.nonce,
+        }));
+    }
+
+    // multisig_invalid
+    let config = multisig_of(view.get(&StateKey::Multisig(src))?)?;
+    if let Err(f) = check_multisig(vtx, config.as_deref()) {
+        return Ok(Err(f));
+    }
+
+    // multisig_not_configured
+    if let Payload::MultiSig { threshold: 0, .. } = tx.payload {
+        if config.is_none() {
+            return Ok(Err(TxFailure::MultisigNotConfigured));
+        }
+    }
+
+    // insufficient_unlocked_frozen / insufficient_energy: read energy only when needed.
+    let needs_energy = matches!(tx.payload, Payload::Energy(_)) || tx.fee_type == FeeType::Energy;
+    let energy = if needs_energy {
+        Some(energy_of(view.get(&StateKey::Energy(src))?)?)
+    } else {
+        None
+    };
+    if let (Payload::Energy(EnergyPayload::UnfreezeTos { amount }), Some(e)) =
+        (&tx.payload, &energy)
+    {
+        let unlocked = e
+            .records
+            .iter()
+            .filter(|r| r.unlock_topoheight <= ctx.topoheight())
+            .fold(0u64, |acc, r| acc.saturating_add(r.amount));
+        if *amount > unlocked {
+            return Ok(Err(TxFailure::InsufficientUnlockedFrozen {
+                unlocked,
+                requested: *amount,
+            }));
+        }
+    }
+    if tx.fee_type == FeeType::Energy {
+        let required = tx.outputs() * ENERGY_PER_TRANSFER;
+        let available = energy.as_ref().map_or(0, |e| e.available);
+        if available < required {
+            return Ok(Err(TxFailure::InsufficientEnergy {
+                available,
+                required,
+            }));
+        }
+    }
+
+    // insufficient_funds
+    for (asset, spend) in &vtx.spending {
+        let balance = view.counter(&StateKey::Balance(src, *asset))?;
+        if balance < *spend {
+            return Ok(Err(TxFailure::InsufficientFunds {
+                asset: *asset,
+                balance,
+                required: *spend,
+            }));
+        }
+    }
+
+    apply_effects(vtx, ctx, view, energy)?;
+    Ok(Ok(()))
+}
+
+/// Every write of a successful transaction (SPEC §6 "on success, all at
+/// once"), as deltas. `energy` is the source's energy state when the
+/// transaction needs it (read by the checks).
+fn apply_effects<V: View<StateKey, StateValue>>(
+    vtx: &VerifiedTx,
+    ctx: &BlockContext,
+    view: &mut V,
+    mut energy: Option<EnergyState>,
+) -> StateResult<(), V::ReadError> {
+    let tx = &vtx.tx;
+    let src = tx.source;
+    view.add(&StateKey::Nonce(src), 1)?;
+    for (asset, spend) in &vtx.spending {
+        view.sub(&StateKey::Balance(src, *asset), *spend)?;
+    }
+    if let Payload::Energy(EnergyPayload::UnfreezeTos { amount }) = tx.payload {
+        view.add(&StateKey::Balance(src, NATIVE_ASSET), amount)?;
+    }
+
+    match &tx.payload {
+        Payload::Transfers(outs) => {
+            for o in outs {
+                view.add(&StateKey::Balance(o.destination, o.asset), o.amount)?;
+            }
+        }
+        Payload::Burn { asset, amount } => {
+            if *asset == NATIVE_ASSET {
+                view.sum(SUM_BURNED, *amount)?;
+            }
+        }
+        Payload::MultiSig {
+            threshold,
+            participants,
+        } => {
+            let new = (*threshold != 0).then(|| {
+                Arc::new(MultisigConfig {
+                    threshold: *threshold,
+                    participants: participants.clone(),
+                })
+            });
+            view.set(&StateKey::Multisig(src), StateValue::Multisig(new))?;
+        }
+        Payload::Energy(EnergyPayload::FreezeTos { amount, days }) => {
+            let e = energy.get_or_insert_with(EnergyState::default);
+            let record_energy = (amount / COIN)
+                .saturating_mul(ENERGY_PER_COIN_DAY)
+                .saturating_mul(*days as u64);
+            e.records.push(FreezeRecord {
+                amount: *amount,
+                energy: record_energy,
+                unlock_topoheight: ctx
+                    .topoheight()
+                    .saturating_add((*days as u64).saturating_mul(ctx.blocks_per_day)),
+            });
+            e.available = e.available.saturating_add(record_energy);
+            e.frozen = e.frozen.saturating_add(*amount);
+        }
+        Payload::Energy(EnergyPayload::UnfreezeTos { amount }) => {
+            let e = energy.get_or_insert_with(EnergyState::default);
+            let mut remaining = *amount;
+            let mut removed_energy = 0u64;
+            for r in e.records.iter_mut() {
+                if remaining == 0 {
+                    break;
+                }
+                if r.unlock_topoheight > ctx.topoheight() || r.amount == 0 {
+                    continue;
+                }
+                let take = remaining.min(r.amount);
+                let lost = ((r.energy as u128 * take as u128) / r.amount as u128) as u64;
+                r.energy -= lost;
+                r.amount -= take;
+                removed_energy = removed_energy.saturating_add(lost);
+                remaining -= take;
+            }
+            e.records.retain(|r| r.amount != 0);
+            e.available = e.available.saturating_sub(removed_energy);
+            e.frozen = e.frozen.saturating_sub(*amount);
+        }
+    }
+
+    if tx.fee_type == FeeType::Energy {
+        let e = energy.get_or_insert_with(EnergyState::default);
+        e.available = e
+            .available
+            .checked_sub(tx.outputs() * ENERGY_PER_TRANSFER)
+            .ok_or(StateError::Invariant("energy below zero"))?;
+    } else {
+        view.sum(SUM_FEES, tx.fee)?;
+    }
+    if let Some(e) = energy {
+        view.set(&StateKey::Energy(src), StateValue::Energy(Arc::new(e)))?;
+    }
+    Ok(())
+}
+
+fn check_multisig(vtx: &VerifiedTx, config: Option<&MultisigConfig>) -> Result<(), TxFailure> {
+    use TxFailure::MultisigInvalid as Bad;
+    match (config, &vtx.tx.multisig, &vtx.multisig_digest) {
+        (None, None, _) => Ok(()),
+        (None, Some(_), _) => Err(Bad("proof present but no multisig config")),
+        (Some(_), None, _) => Err(Bad("multisig config requires a proof")),
+        (Some(_), Some(_), None) => Err(Bad("missing signing digest")),
+        (Some(cfg), Some(proof), Some(digest)) => {
+            if proof.signatures.len() != cfg.threshold as usize {
+                return Err(Bad("signature count differs from threshold"));
+            }
+            for s in &proof.signatures {
+                let Some(key) = cfg.participants.get(s.id as usize) else {
+                    return Err(Bad("participant id out of range"));
+                };
+                if !verify_strict(&key.0, digest, &s.signature) {
+                    return Err(Bad("participant signature does not verify"));
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The path policy: the one place that decides how a block runs.
+//!
+//! Every block is executed by one of two engines: the sequential reference
+//! engine (`sequential.rs`) or the parallel engine (plan, dependency graph
+//! and scheduler: `plan.rs`, `run.rs`), which may also run a block in
+//! order on its plan. Choosing either for a block is only ever a speed
+//! decision: every path gives the same result. [`decide`] is called up to three times per block, each time with
+//! more facts ([`Facts`]), and answers either "stop here, in order, for this
+//! reason" or "go on". The guards, in the order they are consulted:
+//!
+//! | stage | guard | reason | why (measured, benches/README.md) |
+//! |---|---|---|---|
+//! | block | mode `sequential` | [`PathReason::SequentialMode`] | the node asked for it |
+//! | block | fewer than `min_txs_for_parallel` transactions | [`PathReason::SmallBlock`] | a pool hand-off costs more than a small block's execution (default 20) |
+//! | block | one worker thread | [`PathReason::OneThread`] | nothing can overlap; the calling thread verifies and runs the sequential engine (a one-thread pool measured 4-12% slower) |
+//! | sample (first 64 txs) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | concurrent transactions would contend on the same few cells (`uniform` over 2 accounts: 0.54x) |
+//! | sample | critical path over 90% of the sample, where reads are cheap | [`PathReason::SerialGraph`] | a serial block gains nothing from a plan; on RocksDB the batched prefetch still pays (`chain`: 1.76x execute phase), so there it goes on |
+//! | graph (whole block) | critical path over 90% of the block | [`PathReason::SerialGraph`] | as above, after the plan (the prefetch already ran) |
+//! | graph | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above |
+//! | - | none fired | [`PathReason::Parallel`] | the parallel engine runs the block |
+//!
+//! With the guards off ([`Policy::guards`] false: verify mode's parallel
+//! side, `ParallelExecutor::always_parallel`, the tests and the fuzz
+//! targets) only the mode and `min_txs_for_parallel` are consulted, so the
+//! parallel engine runs every block at or above `min_txs_for_parallel`,
+//! even on one thread.
+
+/// Why a block took the path it took (reported in `BlockStats::reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum PathReason {
+    /// The execution mode is `sequential`.
+    #[default]
+    SequentialMode,
+    /// The block has fewer transactions than `min_txs_for_parallel`.
+    SmallBlock,
+    /// The parallel executor has a single worker thread.
+    OneThread,
+    /// The block (or its first transactions) names too few distinct keys
+    /// per worker thread.
+    FewKeys,
+    /// The dependency graph of the block (or of its first transactions) is
+    /// nearly serial: its critical path is over 90% of its transactions.
+    SerialGraph,
+    /// No guard fired: the parallel engine ran the block.
+    Parallel,
+}
+
+impl PathReason {
+    /// The name `replay --stats` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathReason::SequentialMode => "sequential-mode",
+            PathReason::SmallBlock => "small-block",
+            PathReason::OneThread => "one-thread",
+            PathReason::FewKeys => "few-keys",
+            PathReason::SerialGraph => "serial-graph",
+            PathReason::Parallel => "parallel",
+        }
+    }
+}
+
+/// Sample size of the pre-plan guard: the block's first transactions.
+pub const GUARD_SAMPLE: usize = 64;
+
+/// Below this many distinct keys per worker thread, a block runs in order.
+pub const MIN_KEYS_PER_THREAD: usize = 8;
+
+/// What the policy is configured with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The node asked for sequential execution only.
+    pub sequential_mode: bool,
+    /// Blocks with fewer transactions run sequentially.
+    pub min_txs_for_parallel: usize,
+    /// Worker threads of the parallel executor.
+    pub threads: usize,
+    /// Whether the speed guards (one thread, few keys, serial graph) apply.
+    pub guards: bool,
+    /// Whether storage reads are costly enough that planning pays even for
+    /// a serial block (the batched prefetch).
+    pub reads_costly: bool,
+}
+
+/// The shape of a dependency graph: of the sample, or of the whole block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Transactions.
+    pub txs: usize,
+    /// Longest dependency chain, in transactions.
+    pub critical_path: usize,
+    /// Distinct keys touched.
+    pub distinct_keys: usize,
+}
+
+/// What is known about a block when [`decide`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Facts {
+    /// Before anything ran: the number of transactions.
+    Block {
+        /// Transactions in the block.
+        txs: usize,
+    },
+    /// Before planning: the graph of the block's first [`GUARD_SAMPLE`]
+    /// transactions (coverage assumed for every repeated sender).
+    Sample(Shape),
+    /// After planning: the whole block's graph.
+    Graph(Shape),
+}
+
+/// Decides whether the block stops here and runs in order (`Some(reason)`)
+/// or goes on towards the parallel engine (`None`). See the module docs
+/// for the table of guards.
+pub fn decide(policy: &Policy, facts: Facts) -> Option<PathReason> {
+    let serial = |s: &Shape| s.critical_path * 10 > s.txs * 9;
+    let few_keys = |s: &Shape| s.distinct_keys < MIN_KEYS_PER_THREAD * policy.threads;
+    match facts {
+        Facts::Block { txs } => {
+            if policy.sequential_mode {
+                Some(PathReason::SequentialMode)
+            } else if txs < policy.min_txs_for_parallel {
+                Some(PathReason::SmallBlock)
+            } else if policy.guards && policy.threads <= 1 {
+                Some(PathReason::OneThread)
+            } else {
+                None
+            }
+        }
+        _ if !policy.guards => None,
+        Facts::Sample(s) if s.txs == 0 => None,
+        Facts::Sample(s) if few_keys(&s) => Some(PathReason::FewKeys),
+        Facts::Sample(s) if serial(&s) && !policy.reads_costly => Some(PathReason::SerialGraph),
+        Facts::Sample(_) => None,
+        Facts::Graph(s) if serial(&s) => Some(PathReason::SerialGraph),
+        Facts::Graph(s) if few_keys(&s) => Some(PathReason::FewKeys),
+        Facts::Graph(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(guards: bool) -> Policy {
+        Policy {
+            sequential_mode: false,
+            min_txs_for_parallel: 20,
+            threads: 2,
+            guards,
+            reads_costly: false,
+        }
+    }
+
+    #[test]
+    fn every_guard_and_its_reason() {
+        let p = policy(true);
+        let seq = Policy {
+            sequential_mode: true,
+            ..p
+        };
+        assert_eq!(
+            decide(&seq, Facts::Block { txs: 100 }),
+            Some(PathReason::SequentialMode)
+        );
+        assert_eq!(
+            decide(&p, Facts::Block { txs: 19 }),
+            Some(PathReason::SmallBlock)
+        );
+        assert_eq!(decide(&p, Facts::Block { txs: 20 }), None);
+        let one = Policy { threads: 1, ..p };
+        assert_eq!(
+            decide(&one, Facts::Block { txs: 20 }),
+            Some(PathReason::OneThread)
+        );
+        let shape = |txs, critical_path, distinct_keys| Shape {
+            txs,
+            critical_path,
+            distinct_keys,
+        };
+        assert_eq!(
+            decide(&p, Facts::Sample(shape(64, 2, 15))),
+            Some(PathReason::FewKeys)
+        );
+        assert_eq!(
+            decide(&p, Facts::Sample(shape(64, 60, 100))),
+            Some(PathReason::SerialGraph)
+        );
+        let costly = Policy {
+            reads_costly: true,
+            ..p
+        };
+        assert_eq!(decide(&costly, Facts::Sample(shape(64, 60, 100))), None);
+        assert_eq!(
+            decide(&costly, Facts::Graph(shape(100, 91, 300))),
+            Some(PathReason::SerialGraph)
+        );
+        assert_eq!(decide(&p, Facts::Graph(shape(100, 90, 300))), None);
+        assert_eq!(
+            decide(&p, Facts::Graph(shape(100, 3, 15))),
+            Some(PathReason::FewKeys)
+        );
+    }
+
+    #[test]
+    fn guards_off_only_mode_and_size_count() {
+        let p = Policy {
+            threads: 1,
+            ..policy(false)
+        };
+        assert_eq!(
+            decide(&p, Facts::Block { txs: 1 }),
+            Some(PathReason::SmallBlock)
+        );
+        assert_eq!(decide(&p, Facts::Block { txs: 20 }), None);
+        let tiny = Shape {
+            txs: 64,
+            critical_path: 64,
+            distinct_keys: 1,
+        };
+        assert_eq!(decide(&p, Facts::Sample(tiny)), None);
+        assert_eq!(decide(&p, Facts::Graph(tiny)), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! The sequential engine: the reference every other path must equal.
+//!
+//! An overlay on the reader (the role `ApplicableChainState` plays in a
+//! node): one hash table keyed by the declared accesses' precomputed hashes
+//! (no hashing here), reads go to the overlay first, then to the reader;
+//! writes go to the overlay and are marked dirty; the dirty entries become
+//! the block's writes. The block hooks and every transaction run in block
+//! order on the calling thread. The table's allocation is kept across
+//! blocks ([`SeqScratch`]).
+
+use hashbrown::HashTable;
+
+use super::contract::{
+    Access, Accesses, Chain, Key, Mode, Reader, StateError, StateResult, Value, View, MAX_SUMS,
+};
+use super::outcome::{EngineStats, Executed, Writes};
+
+/// One key of the overlay.
+struct Entry<K, V> {
+    key: K,
+    hash: u64,
+    /// The current value (`None`: absent).
+    value: Option<V>,
+    /// Invariant: set (never cleared) once the block wrote the key.
+    dirty: bool,
+}
+
+/// The overlay's table, kept across blocks.
+pub(crate) struct SeqScratch<K, V> {
+    table: HashTable<Entry<K, V>>,
+}
+
+impl<K, V> Default for SeqScratch<K, V> {
+    fn default() -> Self {
+        SeqScratch {
+            table: HashTable::new(),
+        }
+    }
+}
+
+/// What an operation needs of the declared mode.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Need {
+    /// `get`, `counter`: `Read` or `Write`.
+    Read,
+    /// `set`: `Write`.
+    Write,
+    /// `add`, `sub`: `Add` or `Write`.
+    Add,
+}
+
+impl Need {
+    /// Whether an access declared in `mode` allows this operation.
+    pub(crate) fn allowed_by(self, mode: Mode) -> bool {
+        matches!(
+            (self, mode),
+            (_, Mode::Write) | (Need::Read, Mode::Read) | (Need::Add, Mode::Add)
+        )
+    }
+}
+
+/// Finds `key` among `accesses` and checks its effective mode allows `need`.
+pub(crate) fn declared<'a, K: super::Key, E>(
+    accesses: &'a Accesses<K>,
+    proven: bool,
+    key: &K,
+    need: Need,
+) -> StateResult<(usize, &'a Access<K>), E> {
+    let i = accesses
+        .find(key)
+        .ok_or_else(|| StateError::Undeclared(format!("{key:?} is not declared")))?;
+    let a = &accesses.list()[i];
+    let mode = if proven { a.proven } else { a.mode };
+    if !need.allowed_by(mode) {
+        return Err(StateError::Undeclared(format!(
+            "{need:?} of {key:?}, declared {mode:?}"
+        )));
+    }
+    Ok((i, a))
+}
+
+/// The counter a value holds (absent: 0).
+pub(crate) fn counter_of<K: std::fmt::Debug, V: Value, E>(
+    key: &K,
+    value: Option<&V>,
+) -> StateResult<u64, E> {
+    match value {
+        None => Ok(0),
+        Some(v) => v
+            .as_counter()
+            .ok_or_else(|| StateError::NotCounter(format!("{key:?} holds {v:?}"))),
+    }
+}
+
+/// Adds `amount` to block sum `slot`.
+pub(crate) fn add_sum<E>(
+    sums: &mut [u64; MAX_SUMS],
+    slot: usize,
+    amount: u64,
+) -> StateResult<(), E> {
+    let s = sums
+        .get_mut(slot)
+        .ok_or(StateError::Invariant("block sum slot out of range"))?;
+    *s = s
+        .checked_add(amount)
+        .ok_or(StateError::Overflow("block sum"))?;
+    Ok(())
+}
+
+/// The view of one transaction (or block hook) on the overlay.
+struct SeqView<'a, C: Chain, R> {
+    table: &'a mut HashTable<Entry<C::Key, C::Value>>,
+    reader: &'a R,
+    accesses: &'a Accesses<C::Key>,
+    proven: bool,
+    sums: &'a mut [u64; MAX_SUMS],
+}
+
+impl<C: Chain, R: Reader<C::Key, C::Value>> SeqView<'_, C, R> {
+    /// The overlay entry of declared `key` (loaded from the reader on first use).
+    fn entry(
+        &mut self,
+        key: &C::Key,
+        need: Need,
+    ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
+        let (_, a) = declared(self.accesses, self.proven, key, need)?;
+        let hash = a.hash;
+        let entry = match self.table.entry(hash, |e| e.key == *key, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let value = self.reader.read(key).map_err(StateError::Read)?;
+                v.insert(Entry {
+                    key: key.clone(),
+                    hash,
+                    value,
+                    dirty: false,
+                })
+                .into_mut()
+            }
+        };
+        Ok(entry)
+    }
+
+    fn update(
+        &mut self,
+        key: &C::Key,
+        f: impl FnOnce(u64) -> StateResult<u64, R::Error>,
+    ) -> StateResult<(), R::Error> {
+        let e = self.entry(key, Need::Add)?;
+        let n = f(counter_of(&e.key, e.value.as_ref())?)?;
+        e.value = Some(C::Value::from_counter(n));
+        e.dirty = true;
+        Ok(())
+    }
+}
+
+impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'_, C, R> {
+    type ReadError = R::Error;
+
+    fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, R::Error> {
+        let e = self.entry(key, Need::Read)?;
+        if e.key.is_counter() {
+            let n = counter_of(&e.key, e.value.as_ref())?;
+            return Ok(Some(C::Value::from_counter(n)));
+        }
+        Ok(e.value.clone())
+    }
+
+    fn counter(&mut self, key: &C::Key) -> StateResult<u64, R::Error> {
+        let e = self.entry(key, Need::Read)?;
+        counter_of(&e.key, e.value.as_ref())
+    }
+
+    fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), R::Error> {
+        let e = self.entry(key, Need::Write)?;
+        if e.key.is_counter() && value.as_counter().is_none() {
+            return Err(StateError::NotCounter(format!("{key:?} set to {value:?}")));
+        }
+        e.value = Some(value);
+        e.dirty = true;
+        Ok(())
+    }
+
+    fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
+        if !key.is_counter() {
+            return Err(StateError::NotCounter(format!("add to {key:?}")));
+        }
+        self.update(key, |n| {
+            n.checked_add(amount)
+                .ok_or(StateError::Overflow("counter add"))
+        })
+    }
+
+    fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
+        if !key.is_counter() {
+            return Err(StateError::NotCounter(format!("sub from {key:?}")));
+        }
+        self.update(key, |n| {
+            n.checked_sub(amount)
+                .ok_or(StateError::Underflow("counter sub"))
+        })
+    }
+
+    fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), R::Error> {
+        add_sum(self.sums, slot, amount)
+    }
+}
+
+/// Runs the block hooks and every transaction of `txs` in block order on
+/// `reader`, through `scratch`'s table. Nothing is written anywhere. With
+/// `costs`, also records each transaction's execution time (for a
+/// benchmark's ideal bound).
+pub(crate) fn run<C, R, T>(
+    chain: &C,
+    block: &C::Block,
+    txs: &[T],
+    reader: &R,
+    scratch: &mut SeqScratch<C::Key, C::Value>,
+    mut costs: Option<&mut Vec<std::time::Duration>>,
+) -> StateResult<Executed<C>, R::Error>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx>,
+{
+    let table = &mut scratch.table;
+    table.clear();
+    let mut sums = [0u64; MAX_SUMS];
+    let block_accesses = chain.block_accesses(block);
+    {
+        let mut view = SeqView::<C, R> {
+            table: &mut *table,
+            reader,
+            accesses: &block_accesses,
+            proven: false,
+            sums: &mut sums,
+        };
+        chain.begin_block(block, &mut view)?;
+    }
+    let mut statuses = Vec::with_capacity(txs.len());
+    for tx in txs {
+        let tx = tx.borrow();
+        let start = costs.is_some().then(std::time::Instant::now);
+        let mut view = SeqView::<C, R> {
+            table: &mut *table,
+            reader,
+            accesses: chain.accesses(tx),
+            proven: false,
+            sums: &mut sums,
+        };
+        statuses.push(chain.execute(block, tx, false, &mut view)?);
+        if let (Some(costs), Some(start)) = (costs.as_deref_mut(), start) {
+            costs.push(start.elapsed());
+        }
+    }
+    {
+        let done = sums;
+        let mut view = SeqView::<C, R> {
+            table: &mut *table,
+            reader,
+            accesses: &block_accesses,
+            proven: false,
+            sums: &mut sums,
+        };
+        chain.end_block(block, &done[..C::SUMS], &mut view)?;
+    }
+    let mut writes = Vec::with_capacity(table.len());
+    for e in table.drain() {
+        if let (true, Some(v)) = (e.dirty, e.value) {
+            writes.push((e.key, v));
+        }
+    }
+    Ok(Executed {
+        statuses,
+        sums: sums[..C::SUMS].to_vec(),
+        writes: Writes {
+            parts: vec![writes],
+        },
+        stats: EngineStats::default(),
+    })
+}

@@ -1,0 +1,81 @@
+//! Execution configuration: which path runs a block.
+
+use crate::engine::Scheduler;
+
+/// How blocks are executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExecutionMode {
+    /// The sequential reference executor only.
+    #[default]
+    Sequential,
+    /// The parallel executor (blocks below `min_txs_for_parallel` run sequentially).
+    Parallel,
+    /// Shadow mode: run both on the same pre-state, commit the sequential
+    /// result, log and count every difference.
+    Verify,
+}
+
+impl std::str::FromStr for ExecutionMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sequential" => Ok(ExecutionMode::Sequential),
+            "parallel" => Ok(ExecutionMode::Parallel),
+            "verify" => Ok(ExecutionMode::Verify),
+            other => Err(format!(
+                "unknown mode `{other}` (expected sequential, parallel or verify)"
+            )),
+        }
+    }
+}
+
+/// Configuration of a [`crate::Blockchain`]'s executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// Which path runs blocks.
+    pub mode: ExecutionMode,
+    /// Blocks with fewer transactions run sequentially even in parallel mode.
+    pub min_txs_for_parallel: usize,
+    /// Worker threads of the parallel executor (0: the machine's parallelism).
+    pub threads: usize,
+    /// How the parallel executor orders transactions.
+    pub scheduler: Scheduler,
+    /// Whether the parallel executor may run a block without useful
+    /// parallelism in order (the speed guards of `policy.rs`; default on).
+    /// Off, every block at or above `min_txs_for_parallel` runs on the
+    /// parallel engine: for tests. Verify mode always runs its parallel
+    /// side with the guards off.
+    pub guards: bool,
+    /// Whether the storage's reads are costly (a database on disk: then even
+    /// a block whose first transactions are serial is planned, for the
+    /// parallel prefetch); default on, off for in-memory stores.
+    pub costly_reads: bool,
+    /// Entries of the verification cache (`Blockchain::admit`); 0 keeps none.
+    pub cache_capacity: usize,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            mode: ExecutionMode::Sequential,
+            min_txs_for_parallel: 20,
+            threads: 0,
+            scheduler: Scheduler::Graph,
+            guards: true,
+            costly_reads: true,
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+impl ExecutionConfig {
+    /// The thread count actually used (resolves 0 to the machine's parallelism).
+    pub fn effective_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! What executing a block returns: per-transaction statuses, totals and stats.
+
+use std::time::Duration;
+
+use crate::chain::error::TxFailure;
+use crate::engine::{EngineStats, ExecutionPath, PathReason};
+use crate::{Hash, TopoHeight};
+
+/// Status of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Applied.
+    Ok,
+    /// Orphaned: it failed a stateful rule and changed nothing.
+    Orphaned(TxFailure),
+}
+
+impl TxStatus {
+    /// `"ok"` or the SPEC §6 code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxStatus::Ok => "ok",
+            TxStatus::Orphaned(f) => f.code(),
+        }
+    }
+}
+
+/// One transaction's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxResult {
+    /// Transaction hash.
+    pub hash: Hash,
+    /// Its status.
+    pub status: TxStatus,
+}
+
+/// Measurements of one block's execution (not part of the result's identity).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    /// Engine whose result was kept.
+    pub path: ExecutionPath,
+    /// Why (the guard that fired, or [`PathReason::Parallel`]); in verify
+    /// mode, the path the parallel side took.
+    pub reason: PathReason,
+    /// True iff the parallel engine (dependency-graph or batch scheduler)
+    /// executed the block in this run; in verify mode, on the parallel side.
+    pub parallel_engine: bool,
+    /// Distinct keys of the plan (0 when no plan was built).
+    pub keys: usize,
+    /// Dependency edges of the plan.
+    pub edges: usize,
+    /// Barrier-separated batches actually run (batch scheduler only).
+    pub batches: usize,
+    /// Transactions in the largest level of the dependency graph.
+    pub largest_batch: usize,
+    /// Longest chain of dependent transactions (0 when no plan was built).
+    pub critical_path: usize,
+    /// Transactions of covered sender chains (0 when no plan was built).
+    pub covered: usize,
+    /// Transactions found checked in the verification cache.
+    pub cache_hits: usize,
+    /// Transactions checked at block time (not in the cache).
+    pub cache_misses: usize,
+    /// Stateless verification (cache lookups and fresh checks).
+    pub verify: Duration,
+    /// The plan's key table and the loading of every key (the prefetch).
+    pub prefetch: Duration,
+    /// Proofs (coverage) and the dependency graph.
+    pub schedule: Duration,
+    /// Execution: the reward, every transaction, the fees, the change set.
+    pub execute: Duration,
+    /// Commit.
+    pub commit: Duration,
+    /// Differences found in verify mode (0 otherwise).
+    pub mismatches: usize,
+}
+
+impl BlockStats {
+    /// The node's stats of a block the engine ran as `engine` says.
+    pub fn from_engine(engine: &EngineStats) -> Self {
+        BlockStats {
+            path: engine.path,
+            reason: engine.reason,
+            parallel_engine: engine.parallel_engine,
+            keys: engine.keys,
+            edges: engine.edges,
+            batches: engine.batches,
+            largest_batch: engine.largest_batch,
+            critical_path: engine.critical_path,
+            covered: engine.proven,
+            prefetch: engine.prefetch,
+            schedule: engine.schedule,
+            execute: engine.execute,
+            ..BlockStats::default()
+        }
+    }
+}
+
+/// The result of applying a block.
+#[derive(Clone, Debug)]
+pub struct BlockOutcome {
+    /// Topoheight the block produced.
+    pub topoheight: TopoHeight,
+    /// Block hash.
+    pub hash: Hash,
+    /// Reward credited to the miner.
+    pub reward: u64,
+    /// Native fees credited to the miner.
+    pub fees: u64,
+    /// Native amount burned by the block.
+    pub burned: u64,
+    /// One result per transaction, in block order.
+    pub results: Vec<TxResult>,
+    /// Measurements.
+    pub stats: BlockStats,
+}
+
+impl BlockOutcome {
+    /// The orphaned transactions: (index, hash, failure).
+    pub fn orphaned(&self) -> impl Iterator<Item = (usize, &Hash, &TxFailure)> {
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.status {
+                TxStatus::Orphaned(f) => Some((i, &r.hash, f)),
+                TxStatus::Ok => None,
+            })
+    }
+
+    /// Number of applied transactions.
+    pub fn ok_count(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.status == TxStatus::Ok)
+            .count()
+    }
+
+    /// True when both outcomes are the same result (stats excluded).
+    pub fn same_result(&self, other: &BlockOutcome) -> bool {
+        self.topoheight == other.topoheight
+            && self.hash == other.hash
+            && self.reward == other.reward
+            && self.fees == other.fees
+            && self.burned == other.burned
+            && self.results == other.results
+    }
+}

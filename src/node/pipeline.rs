@@ -1,0 +1,410 @@
+//! The SPEC block pipeline every execution mode shares (SPEC §3 and §4):
+//! locate the block on the stored state ([`locate_block`]), check its
+//! transactions, from the verification cache or afresh
+//! ([`check_block`]), run it on an engine path ([`run_block`]), and turn
+//! the engine's result into what is committed ([`ExecutedBlock`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::chain::block::Block;
+use crate::chain::constants::MAXIMUM_SUPPLY;
+use crate::chain::error::StatelessError;
+use crate::chain::validation::{check_reference, check_stateless};
+use crate::chain::{BlockContext, SpecChain, StoreReader, VerifiedTx, SUM_BURNED, SUM_FEES};
+use crate::engine::{compare, Executed, ExecutionPath, Executor, MismatchOf, VerificationCache};
+use crate::node::error::{contain, BlockError};
+use crate::node::outcome::{BlockOutcome, BlockStats, TxResult, TxStatus};
+use crate::{BlockMeta, ChangeSet, Hash, StateRead, TopoHeight};
+
+/// The engine on the SPEC chain.
+pub type SpecExecutor = Executor<SpecChain>;
+
+/// The SPEC chain's verification cache (admitted transactions).
+pub type TxCache = VerificationCache<VerifiedTx>;
+
+/// Where a block goes: the state it executes on.
+#[derive(Clone, Copy, Debug)]
+pub struct PreState {
+    /// Rule context (parent topoheight, blocks per day, miner, reward).
+    pub ctx: BlockContext,
+    /// Metadata of the parent state.
+    pub parent: BlockMeta,
+    /// Hash of the block at the topoheight it produces.
+    pub hash: Hash,
+}
+
+impl PreState {
+    /// Topoheight the block produces.
+    pub fn topoheight(&self) -> TopoHeight {
+        self.ctx.topoheight()
+    }
+}
+
+/// A block executed but not yet committed.
+#[derive(Clone, Debug)]
+pub struct ExecutedBlock {
+    /// Statuses, totals, stats.
+    pub outcome: BlockOutcome,
+    /// Every write, to commit atomically.
+    pub changes: ChangeSet,
+    /// Metadata of the produced topoheight.
+    pub meta: BlockMeta,
+}
+
+/// The block reward on a chain that emitted `emitted_supply` (SPEC §4.2).
+pub fn block_reward(emitted_supply: u64) -> u64 {
+    MAXIMUM_SUPPLY.saturating_sub(emitted_supply) >> 20
+}
+
+/// Finds where `block` goes on `storage` (SPEC §3): on top, or already
+/// applied (same hash: [`BlockError::AlreadyApplied`]), or an error.
+pub fn locate_block<S: StateRead>(storage: &S, block: &Block) -> Result<PreState, BlockError> {
+    let top = storage
+        .top_topoheight()?
+        .ok_or(BlockError::NotInitialized)?;
+    let params = storage.chain_params()?.ok_or(BlockError::NotInitialized)?;
+    let next = top + 1;
+    if let Some(t) = block.topoheight() {
+        if t > next {
+            return Err(BlockError::TopoheightGap { next, got: t });
+        }
+        if t < next {
+            let stored = storage
+                .block_meta(t)?
+                .ok_or_else(|| BlockError::Invariant(format!("no metadata at topoheight {t}")))?;
+            return if t > 0 && stored.hash == block.hash_at(t) {
+                Err(BlockError::AlreadyApplied { topoheight: t })
+            } else {
+                Err(BlockError::ConflictingBlock {
+                    topoheight: t,
+                    stored: stored.hash,
+                })
+            };
+        }
+    }
+    let parent = storage
+        .block_meta(top)?
+        .ok_or_else(|| BlockError::Invariant(format!("no metadata at top {top}")))?;
+    Ok(PreState {
+        ctx: BlockContext {
+            parent_topoheight: top,
+            blocks_per_day: params.blocks_per_day,
+            miner: *block.miner(),
+            reward: block_reward(parent.emitted_supply),
+        },
+        parent,
+        hash: block.hash_at(next),
+    })
+}
+
+/// A block's transactions, checked (SPEC §5).
+#[derive(Clone, Debug)]
+pub struct CheckedBlock {
+    /// Every transaction, in block order.
+    pub txs: Vec<Arc<VerifiedTx>>,
+    /// How many came from the verification cache.
+    pub cache_hits: usize,
+    /// How many were checked afresh.
+    pub cache_misses: usize,
+    /// Time spent.
+    pub verify: Duration,
+}
+
+/// Checks every transaction of `block` (SPEC §5): a transaction found in
+/// `cache` (admitted earlier, so checks 1-6 and 8 passed) gets check 7
+/// (`reference_in_future`) only; any other gets all eight. The first
+/// failing index, in block order, rejects the block with exactly the code a
+/// fresh check gives. On `executor`'s pool when given (in parallel),
+/// else on the calling thread.
+pub fn check_block(
+    block: &Block,
+    pre: &PreState,
+    cache: Option<&TxCache>,
+    executor: Option<&SpecExecutor>,
+) -> Result<CheckedBlock, BlockError> {
+    let start = Instant::now();
+    let parent = pre.ctx.parent_topoheight;
+    let one =
+        |(bytes, hash): (&Arc<[u8]>, &Hash)| -> (Result<Arc<VerifiedTx>, StatelessError>, bool) {
+            match cache.and_then(|c| c.get(&hash.0)) {
+                Some(vtx) => (check_reference(&vtx, parent).map(|()| vtx), true),
+                None => (check_stateless(bytes, *hash, parent).map(Arc::new), false),
+            }
+        };
+    let checked: Vec<(Result<Arc<VerifiedTx>, StatelessError>, bool)> = match executor {
+        Some(ex) => ex.install(|| {
+            block
+                .txs()
+                .par_iter()
+                .zip(block.tx_hashes().par_iter())
+                .with_min_len(32)
+                .map(one)
+                .collect()
+        }),
+        None => block.txs().iter().zip(block.tx_hashes()).map(one).collect(),
+    };
+    let mut txs = Vec::with_capacity(checked.len());
+    let mut hits = 0;
+    for (index, (r, hit)) in checked.into_iter().enumerate() {
+        hits += usize::from(hit);
+        txs.push(r.map_err(|error| BlockError::InvalidTransaction {
+            topoheight: pre.topoheight(),
+            index,
+            error,
+        })?);
+    }
+    Ok(CheckedBlock {
+        cache_misses: txs.len() - hits,
+        cache_hits: hits,
+        txs,
+        verify: start.elapsed(),
+    })
+}
+
+/// Which engine path runs a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Run {
+    /// The sequential reference engine, on the calling thread.
+    Sequential,
+    /// The executor, with its guards as configured.
+    Parallel,
+    /// The parallel engine whatever the guards would choose.
+    Unguarded,
+    /// Both: the sequential result is kept, every difference is logged and
+    /// counted (`BlockStats::mismatches`); the parallel side runs unguarded.
+    Verify,
+}
+
+/// Runs `checked` (the transactions of `block`) on `storage` at `pre`, on
+/// the path `run` says. Nothing is written: commit the returned change set.
+pub fn run_block<S: StateRead + Clone>(
+    executor: &SpecExecutor,
+    storage: &S,
+    block: &Block,
+    pre: &PreState,
+    checked: &CheckedBlock,
+    run: Run,
+) -> Result<ExecutedBlock, BlockError> {
+    let chain = SpecChain;
+    let reader = StoreReader {
+        storage: storage.clone(),
+        at: pre.ctx.parent_topoheight,
+    };
+    let txs = &checked.txs[..];
+    let (executed, mismatches) = match run {
+        Run::Sequential => (
+            executor.execute_sequential(&chain, &pre.ctx, txs, &reader)?,
+            0,
+        ),
+        Run::Parallel => (executor.execute(&chain, &pre.ctx, txs, &reader)?, 0),
+        Run::Unguarded => (
+            executor.execute_with(&chain, &pre.ctx, txs, &reader, false)?,
+            0,
+        ),
+        Run::Verify => verify(executor, &chain, pre, txs, &reader, storage)?,
+    };
+    let mut out = finish(executed, block, pre, checked)?;
+    out.outcome.stats.mismatches = mismatches;
+    Ok(out)
+}
+
+/// [`check_block`] then [`run_block`]: the transactions of `block` checked
+/// (from `cache` where admitted) and run on `storage` at `pre` as `run`
+/// says. The checks run on `executor`'s pool, unless `run` is
+/// [`Run::Sequential`] or the pool has one thread (then everything runs on
+/// the calling thread). Nothing is written.
+pub fn execute_block<S: StateRead + Clone>(
+    executor: &SpecExecutor,
+    storage: &S,
+    block: &Block,
+    pre: &PreState,
+    cache: Option<&TxCache>,
+    run: Run,
+) -> Result<ExecutedBlock, BlockError> {
+    let on_pool = (run != Run::Sequential && executor.threads() > 1).then_some(executor);
+    let checked = contain(|| check_block(block, pre, cache, on_pool))?;
+    run_block(executor, storage, block, pre, &checked, run)
+}
+
+/// Verify mode: both engines on the same pre-state, the sequential result
+/// kept, every difference logged (at `error`) and counted. A failure of
+/// the parallel side alone counts as one mismatch.
+fn verify<S: StateRead + Clone>(
+    executor: &SpecExecutor,
+    chain: &SpecChain,
+    pre: &PreState,
+    txs: &[Arc<VerifiedTx>],
+    reader: &StoreReader<S>,
+    storage: &S,
+) -> Result<(Executed<SpecChain>, usize), BlockError> {
+    let mut seq = executor.execute_sequential(chain, &pre.ctx, txs, reader)?;
+    let parallel_reader = StoreReader {
+        storage: storage.clone(),
+        at: pre.ctx.parent_topoheight,
+    };
+    let par = executor.execute_with(chain, &pre.ctx, txs, &parallel_reader, false);
+    let par = match par {
+        Ok(p) => p,
+        Err(e) => {
+            log::error!(
+                "verify: block {} ({}): the parallel engine failed where the sequential one succeeded: {e}",
+                pre.topoheight(),
+                pre.hash
+            );
+            seq.stats.path = ExecutionPath::Verify;
+            return Ok((seq, 1));
+        }
+    };
+    #[cfg(feature = "fault-injection")]
+    let par = crate::fault::corrupt(par);
+    let mismatches: Vec<MismatchOf<SpecChain>> = compare(chain, txs, &seq, &par);
+    if !mismatches.is_empty() {
+        log::error!(
+            "verify: block {} ({}): {} mismatch(es) between sequential and parallel; first: {}",
+            pre.topoheight(),
+            pre.hash,
+            mismatches.len(),
+            mismatches[0]
+        );
+        for m in &mismatches {
+            log::error!("verify: block {}: {m}", pre.topoheight());
+        }
+    }
+    // The kept result is the sequential one; the stats say how the
+    // parallel side ran.
+    seq.stats = crate::engine::EngineStats {
+        path: ExecutionPath::Verify,
+        execute: seq.stats.execute,
+        ..par.stats
+    };
+    Ok((seq, mismatches.len()))
+}
+
+/// The outcome, change set and metadata of an executed block.
+fn finish(
+    executed: Executed<SpecChain>,
+    block: &Block,
+    pre: &PreState,
+    checked: &CheckedBlock,
+) -> Result<ExecutedBlock, BlockError> {
+    let Executed {
+        statuses,
+        sums,
+        writes,
+        stats,
+    } = executed;
+    let fees = sums[SUM_FEES];
+    let burned = sums[SUM_BURNED];
+    let reward = pre.ctx.reward;
+    let meta = BlockMeta {
+        hash: pre.hash,
+        emitted_supply: pre
+            .parent
+            .emitted_supply
+            .checked_add(reward)
+            .ok_or_else(|| BlockError::Invariant("emitted supply overflow".into()))?,
+        burned_supply: pre
+            .parent
+            .burned_supply
+            .checked_add(burned)
+            .ok_or_else(|| BlockError::Invariant("burned supply overflow".into()))?,
+    };
+    let results = statuses
+        .into_iter()
+        .zip(block.tx_hashes())
+        .map(|(status, hash)| TxResult {
+            hash: *hash,
+            status: match status {
+                Ok(()) => TxStatus::Ok,
+                Err(f) => TxStatus::Orphaned(f),
+            },
+        })
+        .collect();
+    let stats = BlockStats {
+        verify: checked.verify,
+        cache_hits: checked.cache_hits,
+        cache_misses: checked.cache_misses,
+        ..BlockStats::from_engine(&stats)
+    };
+    Ok(ExecutedBlock {
+        outcome: BlockOutcome {
+            topoheight: pre.topoheight(),
+            hash: pre.hash,
+            reward,
+            fees,
+            burned,
+            results,
+            stats,
+        },
+        changes: ChangeSet::from_parts(pre.topoheight(), writes.parts),
+        meta,
+    })
+}
+
+/// Every difference between two executions of one block (`seq` the
+/// reference): statuses, totals, metadata and written keys, as lines.
+pub fn differences(seq: &ExecutedBlock, par: &ExecutedBlock) -> Vec<String> {
+    let mut out = Vec::new();
+    let (s, p) = (&seq.outcome, &par.outcome);
+    for (i, (a, b)) in s.results.iter().zip(&p.results).enumerate() {
+        if a != b {
+            out.push(format!(
+                "tx {i}: status sequential={} parallel={}",
+                a.status.code(),
+                b.status.code()
+            ));
+        }
+    }
+    if s.results.len() != p.results.len() {
+        out.push(format!(
+            "result count: sequential={} parallel={}",
+            s.results.len(),
+            p.results.len()
+        ));
+    }
+    for (what, a, b) in [
+        ("reward", s.reward, p.reward),
+        ("fees", s.fees, p.fees),
+        ("burned", s.burned, p.burned),
+    ] {
+        if a != b {
+            out.push(format!("{what}: sequential={a} parallel={b}"));
+        }
+    }
+    if seq.meta != par.meta {
+        out.push(format!(
+            "meta: sequential={:?} parallel={:?}",
+            seq.meta, par.meta
+        ));
+    }
+    let (a, b) = (seq.changes.sorted(), par.changes.sorted());
+    if a != b {
+        let mut j = 0;
+        for (k, v) in &a {
+            while j < b.len() && b[j].0 < *k {
+                out.push(format!(
+                    "{}: sequential=(not written) parallel={:?}",
+                    b[j].0, b[j].1
+                ));
+                j += 1;
+            }
+            match b.get(j) {
+                Some((bk, bv)) if bk == k => {
+                    if bv != v {
+                        out.push(format!("{k}: sequential={v:?} parallel={bv:?}"));
+                    }
+                    j += 1;
+                }
+                _ => out.push(format!("{k}: sequential={v:?} parallel=(not written)")),
+            }
+        }
+        for (k, v) in &b[j..] {
+            out.push(format!("{k}: sequential=(not written) parallel={v:?}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,204 @@
+//! The database layout: one column family per kind of value.
+//!
+//! | CF         | key                                   | value                                  |
+//! |------------|---------------------------------------|----------------------------------------|
+//! | `nonce`    | account ‖ !topo                       | u64                                    |
+//! | `balance`  | account ‖ asset ‖ !topo               | u64                                    |
+//! | `multisig` | account ‖ !topo                       | 0 (deleted) or 1, threshold, n, keys   |
+//! | `energy`   | account ‖ !topo                       | available, frozen, n: u32, records     |
+//! | `meta`     | topo                                  | hash ‖ emitted ‖ burned                |
+//! | `info`     | `top` / `params`                      | u64 / blocks_per_day ‖ genesis hash    |
+//! | `changes`  | topo                                  | (cf id, key prefix)* written at topo   |
+//!
+//! Integers are big-endian; `!topo` is the bitwise complement of the
+//! topoheight, so the versions of one key sort newest first and "latest
+//! version `<= T`" is a single forward seek to `prefix ‖ !T`. The `changes`
+//! index lets a rewind delete exactly the versions written above its target
+//! without scanning.
+
+use crate::{Hash, PublicKey, StateKey, StorageError, TopoHeight};
+
+/// Key of the top topoheight in the `info` column family.
+pub(super) const INFO_TOP: &[u8] = b"top";
+/// Key of the chain parameters in the `info` column family.
+pub(super) const INFO_PARAMS: &[u8] = b"params";
+
+/// The column families of a tos-parallel database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Cf {
+    Nonce,
+    Balance,
+    Multisig,
+    Energy,
+    Meta,
+    Info,
+    Changes,
+}
+
+impl Cf {
+    pub(super) const ALL: [Cf; 7] = [
+        Cf::Nonce,
+        Cf::Balance,
+        Cf::Multisig,
+        Cf::Energy,
+        Cf::Meta,
+        Cf::Info,
+        Cf::Changes,
+    ];
+
+    /// The versioned column families, one per [`StateKey`] kind, in the
+    /// order of their ids.
+    pub(super) const VERSIONED: [Cf; 4] = [Cf::Nonce, Cf::Balance, Cf::Multisig, Cf::Energy];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Cf::Nonce => "nonce",
+            Cf::Balance => "balance",
+            Cf::Multisig => "multisig",
+            Cf::Energy => "energy",
+            Cf::Meta => "meta",
+            Cf::Info => "info",
+            Cf::Changes => "changes",
+        }
+    }
+
+    /// Id of a versioned column family in the `changes` index (its index
+    /// in [`Cf::VERSIONED`]; the other families never appear there).
+    pub(super) fn id(self) -> u8 {
+        match self {
+            Cf::Nonce => 0,
+            Cf::Balance => 1,
+            Cf::Multisig => 2,
+            Cf::Energy => 3,
+            Cf::Meta | Cf::Info | Cf::Changes => u8::MAX,
+        }
+    }
+
+    pub(super) fn from_id(id: u8) -> Option<Cf> {
+        Cf::VERSIONED.get(id as usize).copied()
+    }
+
+    /// Length of the key prefix (everything but the version) of a versioned column family.
+    pub(super) fn prefix_len(self) -> usize {
+        match self {
+            Cf::Balance => 64,
+            _ => 32,
+        }
+    }
+}
+
+/// The key prefix of a [`StateKey`] in its column family.
+#[derive(Clone, Copy)]
+pub(super) struct Prefix {
+    bytes: [u8; 64],
+    len: u8,
+}
+
+impl Prefix {
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// Where `key` lives: its column family and key prefix.
+pub(super) fn locate(key: &StateKey) -> (Cf, Prefix) {
+    let mut bytes = [0u8; 64];
+    let (cf, len) = match key {
+        StateKey::Nonce(a) | StateKey::Multisig(a) | StateKey::Energy(a) => {
+            bytes[..32].copy_from_slice(&a.0);
+            let cf = match key {
+                StateKey::Nonce(_) => Cf::Nonce,
+                StateKey::Multisig(_) => Cf::Multisig,
+                _ => Cf::Energy,
+            };
+            (cf, 32)
+        }
+        StateKey::Balance(a, asset) => {
+            bytes[..32].copy_from_slice(&a.0);
+            bytes[32..].copy_from_slice(&asset.0);
+            (Cf::Balance, 64)
+        }
+    };
+    (cf, Prefix { bytes, len })
+}
+
+/// The [`StateKey`] of a prefix of versioned column family `cf`.
+pub(super) fn state_key(cf: Cf, prefix: &[u8]) -> Result<StateKey, StorageError> {
+    let corrupt = || StorageError::Corrupt {
+        column: cf.name(),
+        reason: format!("key prefix of {} bytes", prefix.len()),
+    };
+    if prefix.len() != cf.prefix_len() {
+        return Err(corrupt());
+    }
+    let mut account = [0u8; 32];
+    account.copy_from_slice(&prefix[..32]);
+    let account = PublicKey(account);
+    Ok(match cf {
+        Cf::Nonce => StateKey::Nonce(account),
+        Cf::Multisig => StateKey::Multisig(account),
+        Cf::Energy => StateKey::Energy(account),
+        Cf::Balance => {
+            let mut asset = [0u8; 32];
+            asset.copy_from_slice(&prefix[32..]);
+            StateKey::Balance(account, Hash(asset))
+        }
+        Cf::Meta | Cf::Info | Cf::Changes => return Err(corrupt()),
+    })
+}
+
+/// `prefix ‖ !topoheight` (big-endian).
+pub(super) fn versioned_key(prefix: &[u8], topoheight: TopoHeight) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&(!topoheight).to_be_bytes());
+    key
+}
+
+/// Splits a versioned key of `cf` into its prefix and topoheight.
+pub(super) fn split_versioned_key(cf: Cf, key: &[u8]) -> Result<(&[u8], TopoHeight), StorageError> {
+    let n = cf.prefix_len();
+    if key.len() != n + 8 {
+        return Err(StorageError::Corrupt {
+            column: cf.name(),
+            reason: format!("key of {} bytes, expected {}", key.len(), n + 8),
+        });
+    }
+    let (prefix, version) = key.split_at(n);
+    let mut v = [0u8; 8];
+    v.copy_from_slice(version);
+    Ok((prefix, !u64::from_be_bytes(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_keys_sort_newest_first() {
+        let p = [5u8; 32];
+        assert!(versioned_key(&p, 10) < versioned_key(&p, 9));
+        assert!(versioned_key(&p, 0) < versioned_key(&[6u8; 32], TopoHeight::MAX));
+        assert_eq!(
+            split_versioned_key(Cf::Nonce, &versioned_key(&p, 42)).unwrap(),
+            (&p[..], 42)
+        );
+        assert!(split_versioned_key(Cf::Nonce, &[0; 39]).is_err());
+    }
+
+    #[test]
+    fn every_state_key_round_trips_through_its_prefix() {
+        let a = PublicKey([1; 32]);
+        for key in [
+            StateKey::Nonce(a),
+            StateKey::Balance(a, Hash([2; 32])),
+            StateKey::Multisig(a),
+            StateKey::Energy(a),
+        ] {
+            let (cf, prefix) = locate(&key);
+            assert_eq!(prefix.as_bytes().len(), cf.prefix_len());
+            assert_eq!(Cf::from_id(cf.id()), Some(cf));
+            assert_eq!(state_key(cf, prefix.as_bytes()).unwrap(), key);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! Checks the fuzz targets run (`fuzz/`), shared with the regression test
+//! that replays every saved crash input and a seeded smoke run in CI.
+//!
+//! * [`check_decode`]: decoding never panics; whatever decodes re-encodes to
+//!   the same bytes (the format is canonical) and goes through the stateless
+//!   checks without panicking.
+//! * [`check_execution`]: the input drives a small chain (6 accounts, two
+//!   assets, multisig and energy) through up to three blocks of structured
+//!   transactions (every type, any nonce, right or wrong multisig signers,
+//!   raw byte strings); the sequential executor and four parallel ones (2
+//!   and 4 threads, each with the speed guards on and off) must agree on
+//!   every status, total and written key, or reject the block with the same
+//!   index and code. The unguarded executors must have run every accepted
+//!   block on the parallel engine (asserted), so the check never compares
+//!   the sequential engine with itself only; [`ExecutionCheck`] says what
+//!   the parallel engine saw.
+
+use std::sync::OnceLock;
+
+use ed25519_dalek::SigningKey;
+
+use crate::generator::{account_key, GENERATED_ASSET};
+use tos_parallel::chain::constants::COIN;
+use tos_parallel::chain::transaction::{
+    config_signers, public_key_of, EnergyPayload, FeeType, Payload, Transaction, TransferOutput,
+    UnsignedTransaction,
+};
+use tos_parallel::chain::validation::check_stateless;
+use tos_parallel::engine::EngineConfig;
+use tos_parallel::pipeline::{differences, execute_block, locate_block, Run, SpecExecutor};
+use tos_parallel::{
+    init_genesis, Block, BlockError, Genesis, GenesisAccount, Hash, MemoryStorage, PublicKey,
+    StateRead, StateWrite, NATIVE_ASSET,
+};
+
+/// Decoding check (see the module docs). Panics on a violation.
+pub fn check_decode(data: &[u8]) {
+    if let Ok((tx, _)) = Transaction::decode(data) {
+        assert_eq!(
+            tx.encode(),
+            data,
+            "decoded transaction re-encodes differently"
+        );
+    }
+    let hash = Hash(*blake3::hash(data).as_bytes());
+    let _ = check_stateless(data, hash, u64::from(data.first().copied().unwrap_or(0)));
+}
+
+struct Input<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.data.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.data.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+}
+
+const ACCOUNTS: usize = 6;
+
+/// What one [`check_execution`] input drove through the parallel engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecutionCheck {
+    /// Blocks built from the input (accepted or rejected).
+    pub blocks: usize,
+    /// Accepted blocks, each run by the unguarded executors on the parallel
+    /// engine (asserted).
+    pub parallel_blocks: usize,
+    /// Accepted blocks with at least two transactions in flight: two or
+    /// more transactions of one level of the dependency graph (no
+    /// dependency between them, so the scheduler may run them at once);
+    /// at least two transactions, so nothing trivially serial.
+    pub concurrent_blocks: usize,
+}
+
+/// Execution check (see the module docs). Panics on a disagreement, or if
+/// an unguarded executor did not run an accepted block on the parallel engine.
+pub fn check_execution(data: &[u8]) -> ExecutionCheck {
+    // Built once per process: thread pools and keys cost far more than a run.
+    // Guarded (the node's default) and unguarded (`always_parallel`), at 2 and 4 threads.
+    type World = (
+        Vec<SigningKey>,
+        Vec<PublicKey>,
+        SpecExecutor,
+        Vec<SpecExecutor>,
+    );
+    static WORLD: OnceLock<World> = OnceLock::new();
+    let (keys, pubs, sequential, executors) = WORLD.get_or_init(|| {
+        let keys: Vec<SigningKey> = (0..ACCOUNTS).map(|i| account_key(0xF022, i)).collect();
+        let pubs = keys.iter().map(public_key_of).collect();
+        let config = EngineConfig {
+            costly_reads: false,
+            ..EngineConfig::default()
+        };
+        let pool = |t| SpecExecutor::new(t, config).expect("pool");
+        let executors = vec![
+            pool(2),
+            pool(4),
+            pool(2).always_parallel(),
+            pool(4).always_parallel(),
+        ];
+        (keys, pubs, SpecExecutor::on_current_pool(config), executors)
+    });
+    let mut seen = ExecutionCheck::default();
+    let genesis = Genesis {
+        blocks_per_day: 1,
+        accounts: pubs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisAccount {
+                key: *k,
+                balances: [(NATIVE_ASSET, 20 * COIN), (GENERATED_ASSET, 1_000)]
+                    .into_iter()
+                    .take(if i % 2 == 0 { 2 } else { 1 })
+                    .collect(),
+                nonce: 0,
+            })
+            .collect(),
+    };
+    let mut storage = MemoryStorage::new();
+    init_genesis(&mut storage, &genesis).expect("fuzz genesis is valid");
+    let mut input = Input { data, pos: 0 };
+    for _ in 0..3 {
+        let Some(block) = build_block(&mut input, &storage, keys, pubs) else {
+            return seen;
+        };
+        seen.blocks += 1;
+        let pre = match locate_block(&storage, &block) {
+            Ok(p) => p,
+            Err(e) => panic!("locate failed: {e}"),
+        };
+        let seq = execute_block(sequential, &storage, &block, &pre, None, Run::Sequential);
+        let mut concurrent = false;
+        for ex in executors.iter() {
+            let par = execute_block(ex, &storage, &block, &pre, None, Run::Parallel);
+            match (&seq, &par) {
+                (Ok(s), Ok(p)) => {
+                    let diffs = differences(s, p);
+                    assert!(diffs.is_empty(), "{} threads: {}", ex.threads(), diffs[0]);
+                    assert_eq!(s.changes, p.changes);
+                    if !ex.config().guards {
+                        let stats = &p.outcome.stats;
+                        assert!(
+                            stats.parallel_engine,
+                            "an unguarded executor ran the block {:?} ({:?})",
+                            stats.path, stats.reason
+                        );
+                        concurrent |= block.txs().len() >= 2 && stats.largest_batch >= 2;
+                    }
+                }
+                (
+                    Err(BlockError::InvalidTransaction {
+                        index: a,
+                        error: e1,
+                        ..
+                    }),
+                    Err(BlockError::InvalidTransaction {
+                        index: b,
+                        error: e2,
+                        ..
+                    }),
+                ) => assert_eq!((a, e1), (b, e2)),
+                (s, p) => panic!(
+                    "sequential {:?} but parallel {:?}",
+                    s.as_ref().err(),
+                    p.as_ref().err()
+                ),
+            }
+        }
+        match seq {
+            Ok(s) => {
+                seen.parallel_blocks += 1;
+                seen.concurrent_blocks += usize::from(concurrent);
+                storage.commit(&s.changes, &s.meta).expect("commit")
+            }
+            Err(_) => return seen,
+        }
+    }
+    seen
+}
+
+fn build_block(
+    input: &mut Input<'_>,
+    storage: &MemoryStorage,
+    keys: &[SigningKey],
+    pubs: &[PublicKey],
+) -> Option<Block> {
+    let top = storage.top_topoheight().ok()??;
+    let count = input.byte()? % 24;
+    let mut txs = Vec::with_capacity(count as usize);
+    let mut nonces = [0u64; ACCOUNTS];
+    for (i, n) in nonces.iter_mut().enumerate() {
+        *n = storage.get_nonce(&pubs[i], top).ok()?.unwrap_or(0);
+    }
+    for _ in 0..count {
+        let op = input.byte()?;
+        let from = (input.byte()? as usize) % ACCOUNTS;
+        let arg = input.byte()?;
+        let to = (from + 1 + (arg as usize) % (ACCOUNTS - 1)) % ACCOUNTS;
+        let asset = if arg & 0x80 != 0 {
+            GENERATED_ASSET
+        } else {
+            NATIVE_ASSET
+        };
+        let amount = match arg & 0x60 {
+            0x00 => u64::from(arg & 0x1F),
+            0x20 => u64::from(arg & 0x1F) * 1_000,
+            0x40 => u64::from(arg & 0x1F) * COIN,
+            _ => u64::MAX - u64::from(arg & 0x1F),
+        };
+        let mut fee_type = FeeType::Native;
+        let payload = match op % 8 {
+            0 | 1 => {
+                let outs = 1 + (op >> 3) as usize % 3;
+                Payload::Transfers(
+                    (0..outs)
+                        .map(|k| TransferOutput {
+                            asset,
+                            destination: pubs[(to + k * 2) % ACCOUNTS],
+                            amount,
+                            extra_data: None,
+                        })
+                        .filter(|o| o.destination != pubs[from])
+                        .chain(std::iter::once(TransferOutput {
+                            asset: NATIVE_ASSET,
+                            destination: pubs[to],
+                            amount: 1,
+                            extra_data: None,
+                        }))
+                        .collect(),
+                )
+            }
+            2 => {
+                fee_type = FeeType::Energy;
+                Payload::Transfers(vec![TransferOutput {
+                    asset,
+                    destination: pubs[to],
+                    amount,
+                    extra_data: None,
+                }])
+            }
+            3 => Payload::Burn {
+                asset,
+                amount: amount.max(1),
+            },
+            4 => Payload::Energy(EnergyPayload::FreezeTos {
+                amount: COIN * (1 + u64::from(arg % 4)),
+                days: 3 + u32::from(op >> 3) % 4,
+            }),
+            5 => Payload::Energy(EnergyPayload::UnfreezeTos {
+                amount: COIN * (1 + u64::from(arg % 4)),
+            }),
+            6 => {
+                let threshold = (op >> 3) % 3;
+                let participants = if threshold == 0 {
+                    Vec::new()
+                } else {
+                    (1..=2).map(|k| pubs[(from + k) % ACCOUNTS]).collect()
+                };
+                Payload::MultiSig {
+                    threshold,
+                    participants,
+                }
+            }
+            _ => {
+                // Raw bytes: anything, mostly malformed.
+                let len = input.byte()? as usize;
+                txs.push(input.take(len)?.to_vec());
+                continue;
+            }
+        };
+        let nonce_mode = input.byte()?;
+        let nonce = match nonce_mode % 8 {
+            0 => nonces[from] + 1,
+            1 => nonces[from].saturating_sub(1),
+            _ => nonces[from],
+        };
+        if nonce == nonces[from] {
+            nonces[from] += 1;
+        }
+        // Multisig signers: the source's own config (if any), or a wrong one.
+        let config = storage.get_multisig(&pubs[from], top).ok()?;
+        let signers: Vec<(u8, &SigningKey)> = match (&config, nonce_mode & 0x10) {
+            (Some(c), 0) => {
+                config_signers(c, |p| pubs.iter().position(|q| q == p).map(|k| &keys[k]))
+            }
+            (_, 0) => Vec::new(),
+            _ => vec![(nonce_mode >> 5, &keys[to])],
+        };
+        let tx = UnsignedTransaction {
+            payload,
+            fee: 0,
+            fee_type,
+            nonce,
+            reference_hash: Hash::default(),
+            reference_topoheight: top,
+        }
+        .sign_with_minimum_fee(&keys[from], &signers, u64::from(nonce_mode >> 6));
+        txs.push(tx.encode());
+    }
+    let miner = pubs[(input.byte().unwrap_or(0) as usize) % ACCOUNTS];
+    Some(Block::new(Some(top + 1), miner, txs))
+}

@@ -1,0 +1,533 @@
+//! Drives the `tos-parallel` binary: generate, init, replay (every mode),
+//! dump, and its handling of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tos-parallel"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run tos-parallel")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn generate(
+    dir: &Path,
+    workload: &str,
+    accounts: &str,
+    txs: &str,
+    blocks: &str,
+    seed: &str,
+) -> PathBuf {
+    let out = dir.join(format!("{workload}-{seed}"));
+    ok(&[
+        "generate",
+        "--workload",
+        workload,
+        "--accounts",
+        accounts,
+        "--txs-per-block",
+        txs,
+        "--blocks",
+        blocks,
+        "--seed",
+        seed,
+        "--out",
+        s(&out),
+    ]);
+    out
+}
+
+fn init(data: &Path, chain: &Path) {
+    ok(&[
+        "init",
+        "--data-dir",
+        s(data),
+        "--genesis",
+        s(&chain.join("genesis.json")),
+    ]);
+}
+
+fn dump(data: &Path, at: Option<u64>) -> String {
+    let mut args = vec!["dump", "--data-dir", s(data)];
+    let at_s;
+    if let Some(t) = at {
+        at_s = t.to_string();
+        args.extend(["--at", &at_s]);
+    }
+    String::from_utf8(ok(&args).stdout).unwrap()
+}
+
+#[test]
+fn generate_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = generate(dir.path(), "mixed", "30", "40", "3", "5");
+    let b_dir = dir.path().join("again");
+    let b = generate(&b_dir, "mixed", "30", "40", "3", "5");
+    for f in ["genesis.json", "blocks.jsonl"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap()
+        );
+    }
+    let c = generate(dir.path(), "mixed", "30", "40", "3", "6");
+    assert_ne!(
+        std::fs::read(a.join("blocks.jsonl")).unwrap(),
+        std::fs::read(c.join("blocks.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn every_mode_gives_byte_identical_dumps_and_results() {
+    let dir = tempfile::tempdir().unwrap();
+    for (workload, accounts) in [("uniform", "50"), ("mixed", "60")] {
+        let chain = generate(dir.path(), workload, accounts, "60", "8", "9");
+        let mut dumps = Vec::new();
+        let mut results = Vec::new();
+        for (mode, threads) in [
+            ("sequential", "1"),
+            ("parallel", "1"),
+            ("parallel", "2"),
+            ("parallel", "8"),
+            ("verify", "3"),
+        ] {
+            let data = dir.path().join(format!("{workload}-{mode}-{threads}"));
+            let res = dir
+                .path()
+                .join(format!("{workload}-{mode}-{threads}.jsonl"));
+            init(&data, &chain);
+            let out = ok(&[
+                "replay",
+                "--data-dir",
+                s(&data),
+                "--blocks",
+                s(&chain.join("blocks.jsonl")),
+                "--mode",
+                mode,
+                "--threads",
+                threads,
+                "--results",
+                s(&res),
+            ]);
+            if mode == "verify" {
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains(", 0 mismatch(es)"), "{err}");
+            }
+            dumps.push(dump(&data, None));
+            results.push(std::fs::read(&res).unwrap());
+        }
+        assert!(
+            dumps.windows(2).all(|w| w[0] == w[1]),
+            "{workload}: dumps differ"
+        );
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "{workload}: results differ"
+        );
+        let lines = String::from_utf8(results[0].clone()).unwrap();
+        assert_eq!(lines.lines().count(), 8);
+        if workload == "mixed" {
+            assert!(lines.contains("\"status\":\"nonce_mismatch\""));
+            assert!(lines.contains("\"status\":\"insufficient_funds\""));
+        }
+    }
+}
+
+#[test]
+fn dump_at_earlier_topoheights_and_resume_skips_applied_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "mixed", "20", "30", "4", "3");
+    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
+    let lines: Vec<&str> = blocks.lines().collect();
+    // Replay the first two blocks only, then everything: the first two are skipped.
+    let part = dir.path().join("part.jsonl");
+    std::fs::write(&part, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let data = dir.path().join("data");
+    init(&data, &chain);
+    ok(&["replay", "--data-dir", s(&data), "--blocks", s(&part)]);
+    let after2 = dump(&data, None);
+    let out = ok(&[
+        "replay",
+        "--data-dir",
+        s(&data),
+        "--blocks",
+        s(&chain.join("blocks.jsonl")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("skipped 2 block(s) already applied"), "{err}");
+    assert_eq!(dump(&data, Some(2)), after2);
+    assert!(dump(&data, Some(0)).contains("\"topoheight\": 0"));
+    assert!(dump(&data, None).contains("\"topoheight\": 4"));
+    // Above the top is an error.
+    let out = run(&["dump", "--data-dir", s(&data), "--at", "5"]);
+    assert!(!out.status.success());
+    // Rewind to 2 gives the state after block 2; replaying again ends where it did.
+    let full = dump(&data, None);
+    ok(&["rewind", "--data-dir", s(&data), "--to", "2"]);
+    assert_eq!(dump(&data, None), after2);
+    let out = run(&["rewind", "--data-dir", s(&data), "--to", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    ok(&[
+        "replay",
+        "--data-dir",
+        s(&data),
+        "--blocks",
+        s(&chain.join("blocks.jsonl")),
+    ]);
+    assert_eq!(dump(&data, None), full);
+}
+
+#[test]
+fn bad_json_at_line_k_names_the_line_and_keeps_earlier_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "uniform", "20", "10", "4", "4");
+    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
+    let mut lines: Vec<String> = blocks.lines().map(String::from).collect();
+    lines[2] = "{\"miner\": \"zz\", ".into();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let data = dir.path().join("data");
+    init(&data, &chain);
+    let out = run(&["replay", "--data-dir", s(&data), "--blocks", s(&bad)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+    assert!(dump(&data, None).contains("\"topoheight\": 2"));
+}
+
+#[test]
+fn rejected_block_names_topoheight_index_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "uniform", "20", "10", "3", "8");
+    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
+    let mut lines: Vec<serde_json::Value> = blocks
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Flip a signature bit of transaction 4 of block 2.
+    let tx = lines[1]["txs"][4].as_str().unwrap().to_string();
+    let mut bytes = hex::decode(&tx).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    lines[1]["txs"][4] = hex::encode(bytes).into();
+    let bad = dir.path().join("bad.jsonl");
+    let text: Vec<String> = lines.iter().map(|v| v.to_string()).collect();
+    std::fs::write(&bad, text.join("\n")).unwrap();
+    let data = dir.path().join("data");
+    init(&data, &chain);
+    let out = run(&[
+        "replay",
+        "--data-dir",
+        s(&data),
+        "--blocks",
+        s(&bad),
+        "--mode",
+        "parallel",
+        "--min-txs-for-parallel",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("topoheight 2")
+            && err.contains("transaction 4")
+            && err.contains("invalid_signature"),
+        "{err}"
+    );
+    assert!(dump(&data, None).contains("\"topoheight\": 1"));
+}
+
+#[test]
+fn bad_data_dirs_and_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "uniform", "10", "5", "1", "2");
+    let missing = dir.path().join("missing");
+    for args in [
+        vec!["dump", "--data-dir", s(&missing)],
+        vec![
+            "replay",
+            "--data-dir",
+            s(&missing),
+            "--blocks",
+            s(&chain.join("blocks.jsonl")),
+        ],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+        assert!(!missing.exists(), "a missing data dir must not be created");
+    }
+    // A directory that is not a database is left untouched.
+    let junk = dir.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    std::fs::write(junk.join("notes.txt"), "hello").unwrap();
+    let out = run(&["dump", "--data-dir", s(&junk)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_dir(&junk).unwrap().count(), 1);
+    // init refuses a data dir holding another chain, accepts the same one again.
+    let data = dir.path().join("data");
+    init(&data, &chain);
+    init(&data, &chain);
+    let other = generate(dir.path(), "uniform", "11", "5", "1", "3");
+    let out = run(&[
+        "init",
+        "--data-dir",
+        s(&data),
+        "--genesis",
+        s(&other.join("genesis.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another chain"));
+    // Bad genesis JSON, bad hex, missing files.
+    let g = dir.path().join("g.json");
+    std::fs::write(&g, "{\"accounts\": [{\"key\": \"xyz\"}]}").unwrap();
+    let out = run(&[
+        "init",
+        "--data-dir",
+        s(&dir.path().join("d2")),
+        "--genesis",
+        s(&g),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad hex"));
+    let out = run(&[
+        "init",
+        "--data-dir",
+        s(&dir.path().join("d3")),
+        "--genesis",
+        s(&dir.path().join("nope.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&[
+        "replay",
+        "--data-dir",
+        s(&data),
+        "--blocks",
+        s(&dir.path().join("nope.jsonl")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `bench` runs every storage regime, compares every parallel result with the
+/// sequential one (a mismatch fails the command) and prints one JSON object per
+/// row with every phase. A functional check only: no timing is asserted.
+#[test]
+fn bench_json_rows_cover_every_storage_regime() {
+    let out = ok(&[
+        "bench",
+        "--workload",
+        "uniform,chain",
+        "--accounts",
+        "60",
+        "--txs-per-block",
+        "40",
+        "--blocks",
+        "2",
+        "--threads",
+        "1,2",
+        "--storage",
+        "memory,rocks,rocks-cold",
+        "--json",
+    ]);
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 6);
+    let storages: Vec<&str> = rows
+        .iter()
+        .map(|r| r["storage"].as_str().expect("storage"))
+        .collect();
+    assert_eq!(
+        storages,
+        [
+            "memory",
+            "rocks",
+            "rocks-cold",
+            "memory",
+            "rocks",
+            "rocks-cold"
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r["blocks"], 2);
+        assert!(r["commit_ms"].as_f64().expect("commit") > 0.0);
+        let par = r["parallel"].as_array().expect("parallel");
+        assert_eq!(par.len(), 2);
+        for p in par {
+            for field in [
+                "median_ms",
+                "verify_ms",
+                "execute_ms",
+                "speedup",
+                "block_speedup",
+                "ideal",
+            ] {
+                assert!(p[field].as_f64().is_some(), "{field} missing in {p}");
+            }
+            let ideal = p["ideal"].as_f64().unwrap();
+            assert!(ideal >= 1.0 && ideal <= p["threads"].as_f64().unwrap());
+        }
+    }
+}
+
+/// `replay --stats` writes one JSON line per applied block saying which
+/// path ran it and why. Verify mode runs the parallel engine on every block
+/// at or above `--min-txs-for-parallel` (mismatch count 0), whatever the
+/// guards would choose; parallel mode on the same tiny-world chain reports
+/// the guard that fired. `generate` reports the block sizes it really wrote.
+#[test]
+fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("mixed6");
+    let out = ok(&[
+        "generate",
+        "--workload",
+        "mixed",
+        "--accounts",
+        "6",
+        "--txs-per-block",
+        "60",
+        "--blocks",
+        "12",
+        "--seed",
+        "4",
+        "--out",
+        s(&chain),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
+    let sizes: Vec<usize> = blocks
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["txs"].as_array().unwrap().len()
+        })
+        .collect();
+    let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(
+        said.contains(&format!("12 blocks of {min} to {max} transactions")),
+        "{said}"
+    );
+    assert!(*min >= 2, "{sizes:?}");
+
+    let replay = |mode: &str, name: &str, chain: &Path| -> Vec<serde_json::Value> {
+        let data = dir.path().join(name);
+        let stats = dir.path().join(format!("{name}.stats.jsonl"));
+        init(&data, chain);
+        ok(&[
+            "replay",
+            "--data-dir",
+            s(&data),
+            "--blocks",
+            s(&chain.join("blocks.jsonl")),
+            "--mode",
+            mode,
+            "--threads",
+            "2",
+            "--min-txs-for-parallel",
+            "2",
+            "--stats",
+            s(&stats),
+        ]);
+        std::fs::read_to_string(&stats)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    };
+    let verify = replay("verify", "verify", &chain);
+    assert_eq!(verify.len(), 12);
+    for (i, line) in verify.iter().enumerate() {
+        assert_eq!(line["topoheight"], i as u64 + 1);
+        assert_eq!(line["path"], "verify", "{line}");
+        assert_eq!(line["parallel_engine"], true, "{line}");
+        assert_eq!(line["reason"], "parallel", "{line}");
+        assert_eq!(line["mismatches"], 0, "{line}");
+        assert_eq!(line["txs"], sizes[i] as u64, "{line}");
+        for field in [
+            "critical_path",
+            "covered",
+            "verify_ms",
+            "plan_ms",
+            "execute_ms",
+            "commit_ms",
+        ] {
+            assert!(line[field].is_number(), "{field} missing in {line}");
+        }
+    }
+    // Parallel mode on the same chain: each block says which path it took
+    // and why, consistently.
+    let parallel = replay("parallel", "parallel", &chain);
+    assert_eq!(parallel.len(), 12);
+    for line in &parallel {
+        match line["path"].as_str().unwrap() {
+            "in-order" => {
+                assert_eq!(line["parallel_engine"], false, "{line}");
+                assert!(
+                    ["few-keys", "serial-graph"].contains(&line["reason"].as_str().unwrap()),
+                    "{line}"
+                );
+            }
+            "parallel" => {
+                assert_eq!(line["parallel_engine"], true, "{line}");
+                assert_eq!(line["reason"], "parallel", "{line}");
+            }
+            other => panic!("path {other} in parallel mode: {line}"),
+        }
+    }
+    // Two accounts are too few keys for two threads: the guard runs every
+    // block in order and says so.
+    let two = generate(dir.path(), "uniform", "2", "40", "3", "8");
+    for line in replay("parallel", "two", &two) {
+        assert_eq!(line["path"], "in-order", "{line}");
+        assert_eq!(line["reason"], "few-keys", "{line}");
+        assert_eq!(line["parallel_engine"], false, "{line}");
+    }
+}
+
+/// A data dir whose `CURRENT` names a manifest that does not exist: `dump`
+/// fails with one `error:` line and exit status 1, and touches no file.
+#[test]
+fn corrupt_data_dir_gives_an_error_and_stays_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "uniform", "4", "2", "1", "5");
+    let data = dir.path().join("data");
+    init(&data, &chain);
+    std::fs::write(data.join("CURRENT"), "MANIFEST-999999\n").unwrap();
+    let digest = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = digest(&data);
+    let out = run(&["dump", "--data-dir", s(&data)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    assert_eq!(digest(&data), before, "a failed open modified the data dir");
+}
