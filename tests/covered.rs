@@ -63,35 +63,39 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
             amount: 5,
         },
     ));
-    // 1: a nonce gap (0, 1, 3): not covered; the last fails.
-    for n in [0, 1, 3] {
+    // (Every chain below has at least four transactions: the engine does
+    // not try to prove smaller groups, `plan::MIN_PROOF_GROUP`.)
+    // 1: a nonce gap (0, 1, 2, 4): not covered; the last fails.
+    for n in [0, 1, 2, 4] {
         txs.push(tx(&world, 1, n, pay(&world, 20, 1)));
     }
     // 2: spends more than its balance in total: not covered; later ones fail.
-    // (30, 10, 10 coins of 50: in block order the third fails; in another
+    // (30, 10, 10, 1 coins of 50: in block order the third fails; in another
     // order another one would.)
-    for (n, coins) in [(0, 30), (1, 10), (2, 10)] {
+    for (n, coins) in [(0, 30), (1, 10), (2, 10), (3, 1)] {
         txs.push(tx(&world, 2, n, pay(&world, 21, coins * COIN)));
     }
     // 3: multisig config (no proof given): not covered; all fail.
-    for n in 1..3 {
+    for n in 1..5 {
         txs.push(tx(&world, 3, n, pay(&world, 22, 1)));
     }
     // 5: a freeze in the chain: not covered.
     txs.push(tx(&world, 5, 0, pay(&world, 23, 1)));
+    txs.push(tx(&world, 5, 1, pay(&world, 23, 1)));
     txs.push(tx(
         &world,
         5,
-        1,
+        2,
         Payload::Energy(EnergyPayload::FreezeTos {
             amount: COIN,
             days: 3,
         }),
     ));
-    txs.push(tx(&world, 5, 2, pay(&world, 23, 1)));
-    // 6: a covered two-transaction chain spending all but the fees' margin.
-    txs.push(tx(&world, 6, 0, pay(&world, 24, 10 * COIN)));
-    txs.push(tx(&world, 6, 1, pay(&world, 24, 10 * COIN)));
+    txs.push(tx(&world, 5, 3, pay(&world, 23, 1)));
+    // 6: a covered four-transaction chain spending all but the fees' margin.
+    for n in 0..4 {
+        txs.push(tx(&world, 6, n, pay(&world, 24, 12 * COIN)));
+    }
 
     let block = Block::new(Some(2), PublicKey([2; 32]), txs);
     let seq = assert_equivalent(&storage, &block, &executors(&[1, 2, 3, 4, 8]));
@@ -108,8 +112,8 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
     // The parallel engine with its guards off (the plan always runs).
     let par = run_parallel(&executors(&[2])[1], &storage, &block);
     assert!(par.outcome.stats.parallel_engine);
-    // Exactly the chains of accounts 0 (121 txs) and 6 (2 txs) are covered.
-    assert_eq!(par.outcome.stats.covered, 123);
+    // Exactly the chains of accounts 0 (121 txs) and 6 (4 txs) are covered.
+    assert_eq!(par.outcome.stats.covered, 125);
     // The payout chain no longer forms a dependency chain.
     assert!(
         par.outcome.stats.critical_path < 20,

@@ -13,6 +13,12 @@ impl Key for StateKey {
     fn is_counter(&self) -> bool {
         matches!(self, StateKey::Nonce(_) | StateKey::Balance(..))
     }
+
+    /// Every key of one account shares a partition: a transaction's own
+    /// nonce, multisig config and balances live with one worker.
+    fn affinity(&self) -> u64 {
+        crate::engine::key_hash(self.account())
+    }
 }
 
 impl Value for StateValue {

@@ -42,7 +42,7 @@ use parking_lot::Mutex;
 use super::contract::{
     Accesses, Chain, Key, ProofView, StateError, StateResult, Value, View, MAX_SUMS,
 };
-use super::plan::Plan;
+use super::plan::PlanView;
 use super::sequential::{counter_of, declared, Need};
 
 /// The value of one key during a block.
@@ -242,52 +242,45 @@ impl Sums {
     }
 }
 
-/// How many resolved cells a view remembers (a transaction's first
-/// accesses; further ones are found again on each use).
-const REMEMBERED: usize = 4;
-
 /// The view of one transaction (or block hook) on the plan's cells.
 pub(crate) struct TxView<'a, C: Chain, E> {
-    plan: &'a Plan<C::Key, C::Value>,
+    plan: &'a PlanView<'a, C::Key, C::Value>,
     accesses: &'a Accesses<C::Key>,
+    /// The transaction's index in the block (`None` for a block hook,
+    /// whose cells are found by probing).
+    tx: Option<usize>,
     proven: bool,
     sums: &'a Sums,
-    /// Cells of the first accesses, once found.
-    found: [Option<&'a Cell<C::Key, C::Value>>; REMEMBERED],
     _error: std::marker::PhantomData<fn() -> E>,
 }
 
 impl<'a, C: Chain, E> TxView<'a, C, E> {
     pub(crate) fn new(
-        plan: &'a Plan<C::Key, C::Value>,
+        plan: &'a PlanView<'a, C::Key, C::Value>,
         accesses: &'a Accesses<C::Key>,
+        tx: Option<usize>,
         proven: bool,
         sums: &'a Sums,
     ) -> Self {
         TxView {
             plan,
             accesses,
+            tx,
             proven,
             sums,
-            found: [None; REMEMBERED],
             _error: std::marker::PhantomData,
         }
     }
 
-    /// The cell of declared `key`, if the declared mode allows `need`.
-    fn cell(&mut self, key: &C::Key, need: Need) -> StateResult<&'a Cell<C::Key, C::Value>, E> {
-        let (i, a) = declared(self.accesses, self.proven, key, need)?;
-        if let Some(Some(c)) = self.found.get(i) {
-            return Ok(c);
-        }
-        let c = self
-            .plan
-            .cell(a.hash, key)
-            .ok_or(StateError::Invariant("a declared key has no cell"))?;
-        if let Some(slot) = self.found.get_mut(i) {
-            *slot = Some(c);
-        }
-        Ok(c)
+    /// The cell of declared `key`, if the declared mode allows `need`: the
+    /// one the plan resolved for this access (no probing).
+    fn cell(&self, key: &C::Key, need: Need) -> StateResult<&'a Cell<C::Key, C::Value>, E> {
+        let (j, a) = declared(self.accesses, self.proven, key, need)?;
+        let found = match self.tx {
+            Some(t) => self.plan.resolved(t, j, a.affinity),
+            None => self.plan.cell(a.hash, a.affinity, key),
+        };
+        found.ok_or(StateError::Invariant("a declared key has no cell"))
     }
 }
 
@@ -327,30 +320,51 @@ impl<C: Chain, E: std::error::Error + Send + Sync + 'static> View<C::Key, C::Val
     }
 }
 
-/// Block-start reads for a proof, of any key of the plan (before anything ran).
-pub(crate) struct StartView<'a, K, V, E> {
-    pub(crate) plan: &'a Plan<K, V>,
-    pub(crate) _error: std::marker::PhantomData<fn() -> E>,
+/// Block-start reads for a proof (before anything ran), of any key the
+/// group's transactions declared: found through their declarations (with
+/// the hashes computed at admission), so a proof hashes nothing.
+pub(crate) struct StartView<'a, 'p, C: Chain, E> {
+    plan: &'a PlanView<'p, C::Key, C::Value>,
+    chain: &'a C,
+    group: &'a [&'a C::Tx],
+    _error: std::marker::PhantomData<fn() -> E>,
 }
 
-impl<K: Key, V: Value, E> StartView<'_, K, V, E> {
-    fn cell(&self, key: &K) -> StateResult<&Cell<K, V>, E> {
-        self.plan
-            .cell(super::contract::key_hash(key), key)
-            .ok_or_else(|| StateError::Undeclared(format!("{key:?} is not in the block")))
+impl<'a, 'p, C: Chain, E> StartView<'a, 'p, C, E> {
+    pub(crate) fn new(
+        plan: &'a PlanView<'p, C::Key, C::Value>,
+        chain: &'a C,
+        group: &'a [&'a C::Tx],
+    ) -> Self {
+        StartView {
+            plan,
+            chain,
+            group,
+            _error: std::marker::PhantomData,
+        }
+    }
+
+    fn cell(&self, key: &C::Key) -> StateResult<&Cell<C::Key, C::Value>, E> {
+        let access = self.group.iter().find_map(|tx| {
+            let accesses = self.chain.accesses(tx);
+            accesses.find(key).map(|j| &accesses.list()[j])
+        });
+        access
+            .and_then(|a| self.plan.cell(a.hash, a.affinity, key))
+            .ok_or_else(|| StateError::Undeclared(format!("{key:?} is not declared by the group")))
     }
 }
 
-impl<K: Key, V: Value, E: std::error::Error + Send + Sync + 'static> ProofView<K, V>
-    for StartView<'_, K, V, E>
+impl<C: Chain, E: std::error::Error + Send + Sync + 'static> ProofView<C::Key, C::Value>
+    for StartView<'_, '_, C, E>
 {
     type ReadError = E;
 
-    fn get(&mut self, key: &K) -> StateResult<Option<V>, E> {
+    fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, E> {
         self.cell(key)?.current()
     }
 
-    fn counter(&mut self, key: &K) -> StateResult<u64, E> {
+    fn counter(&mut self, key: &C::Key) -> StateResult<u64, E> {
         self.cell(key)?.counter()
     }
 }

@@ -35,6 +35,14 @@ pub trait Key: Clone + Eq + Ord + Hash + Send + Sync + Debug + 'static {
     /// keeps it in an atomic, and [`Mode::Add`] accesses add to it and
     /// subtract from it in any order) rather than a record.
     fn is_counter(&self) -> bool;
+
+    /// The hash that places this key in a worker's partition of the plan
+    /// (`plan.rs`): keys a transaction usually touches together should
+    /// share it (the SPEC chain: every key of one account), so that their
+    /// cells live with one worker. The default is the key's own hash.
+    fn affinity(&self) -> u64 {
+        key_hash(self)
+    }
 }
 
 /// A state value of a chain.
@@ -83,6 +91,8 @@ pub struct Access<K> {
     pub key: K,
     /// `key_hash(&key)`.
     pub hash: u64,
+    /// `key.affinity()`.
+    pub affinity: u64,
     /// The mode.
     pub mode: Mode,
     /// The mode when the transaction's proof group is proven to commute
@@ -97,6 +107,10 @@ pub struct Access<K> {
 pub struct Accesses<K> {
     /// The accesses, each key once.
     list: SmallVec<[Access<K>; 4]>,
+    /// The low 32 bits of each access's affinity, in `list`'s order: what
+    /// the plan scans to find a partition's accesses (a few bytes per
+    /// transaction instead of whole accesses).
+    affinities: SmallVec<[u32; 4]>,
     /// Index in `list` of the proof group's key.
     group: Option<u16>,
 }
@@ -105,6 +119,7 @@ impl<K> Default for Accesses<K> {
     fn default() -> Self {
         Accesses {
             list: SmallVec::new(),
+            affinities: SmallVec::new(),
             group: None,
         }
     }
@@ -131,9 +146,12 @@ impl<K: Key> Accesses<K> {
             return;
         }
         let hash = key_hash(&key);
+        let affinity = key.affinity();
+        self.affinities.push(affinity as u32);
         self.list.push(Access {
             key,
             hash,
+            affinity,
             mode,
             proven,
         });
@@ -153,6 +171,11 @@ impl<K: Key> Accesses<K> {
     /// The accesses.
     pub fn list(&self) -> &[Access<K>] {
         &self.list
+    }
+
+    /// The low 32 bits of each access's affinity, in [`Self::list`]'s order.
+    pub fn affinities(&self) -> &[u32] {
+        &self.affinities
     }
 
     /// The proof group's access, if any.
@@ -291,7 +314,8 @@ pub trait Chain: Sync {
     ) -> StateResult<(), V::ReadError>;
 
     /// Whether the transactions of one proof group (every transaction of
-    /// the block whose group key is this one, block order, at least two)
+    /// the block whose group key is this one, block order, at least four:
+    /// smaller groups are left to chain through their key)
     /// provably commute on the block-start state: then their accesses take
     /// their `proven` modes and they run with `proven` true, in any order
     /// among themselves. The proof must hold whatever the block's other

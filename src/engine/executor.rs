@@ -20,14 +20,16 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use rayon::prelude::*;
 
 use super::cells::{Sums, TxView};
 use super::contract::{Chain, Reader, StateError, MAX_SUMS};
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
-use super::plan::{sample_shape, Graph, Plan};
-use super::policy::{decide, Facts, PathReason, Policy, Shape, GUARD_SAMPLE};
-use super::run::{take_statuses, Run};
+use super::plan::{
+    has_groups, index_partition, link_partition, prove_partition, sample_shape, Graph, Plan,
+    MAX_PARTS,
+};
+use super::policy::{decide, Facts, PathReason, Policy, GUARD_SAMPLE};
+use super::run::{Outcomes, Run};
 use super::sequential::{self, SeqScratch};
 
 /// How the parallel engine orders a block's transactions.
@@ -136,7 +138,7 @@ struct Scratch<C: Chain> {
     seq: SeqScratch<C::Key, C::Value>,
     plan: Plan<C::Key, C::Value>,
     graph: Graph,
-    statuses: Vec<OnceLock<Result<(), C::Failure>>>,
+    outcomes: Outcomes<C::Failure>,
 }
 
 impl<C: Chain> Default for Scratch<C> {
@@ -145,7 +147,7 @@ impl<C: Chain> Default for Scratch<C> {
             seq: SeqScratch::<C::Key, C::Value>::default(),
             plan: Plan::default(),
             graph: Graph::default(),
-            statuses: Vec::new(),
+            outcomes: Outcomes::default(),
         }
     }
 }
@@ -373,23 +375,14 @@ impl<C: Chain> Executor<C> {
                 &mut scratch.seq,
                 Some(&mut costs),
             )?;
-            let threads = self.threads();
-            let block_accesses = chain.block_accesses(block);
-            self.pool.install(|| -> Result<(), EngineError<R::Error>> {
-                scratch
-                    .plan
-                    .index(chain, &block_accesses, txs, reader, threads)?;
-                scratch.graph.reset(txs.len());
-                scratch
-                    .graph
-                    .prove::<C, R, T>(chain, block, &scratch.plan, txs)?;
-                scratch.graph.link(chain, &mut scratch.plan, txs);
-                Ok(())
-            })?;
+            self.pool
+                .install(|| plan_block(chain, block, txs, reader, scratch))?;
             let seconds: Vec<f64> = costs.iter().map(|d| d.as_secs_f64()).collect();
-            let weighted = scratch
-                .graph
-                .weighted_critical_path(&scratch.plan, &seconds);
+            let view = scratch.plan.view();
+            let weighted = scratch.graph.weighted_critical_path(&view, &seconds);
+            drop(view);
+            scratch.graph.levels_in_block_order(&scratch.plan);
+            scratch.graph.measure();
             Ok(Profile {
                 work: costs.iter().sum(),
                 critical_path: scratch.graph.critical_path,
@@ -412,6 +405,9 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
+        // Wake every worker now: the plan's first phase needs them all, and
+        // a sleeping one takes tens of microseconds to start.
+        rayon::spawn_broadcast(|_| {});
         // A sample that already shows no useful parallelism: in order,
         // without paying for a plan.
         if policy.guards {
@@ -421,51 +417,38 @@ impl<C: Chain> Executor<C> {
             }
         }
         let n = txs.len();
-        let threads = policy.threads;
         let mut guard = self.scratch();
+        let scratch = &mut **guard;
+        let (prefetch, schedule) = plan_block(chain, block, txs, reader, scratch)?;
         let Scratch {
             plan,
             graph,
-            statuses,
+            outcomes,
             ..
-        } = &mut **guard;
+        } = scratch;
 
+        if self.config.scheduler == Scheduler::Batches {
+            graph.levels_in_block_order(plan);
+        }
+        let view = plan.view();
+        let keys = view.keys();
+        let decided = decide(policy, Facts::Plan { keys });
         let start = Instant::now();
+        outcomes.reset(rayon::current_num_threads());
+        let sums = Sums::new(rayon::current_num_threads());
         let block_accesses = chain.block_accesses(block);
-        plan.index(chain, &block_accesses, txs, reader, threads)?;
-        let prefetch = start.elapsed();
-
-        let start = Instant::now();
-        graph.reset(n);
-        graph.prove::<C, R, T>(chain, block, plan, txs)?;
-        graph.link(chain, plan, txs);
-        let schedule = start.elapsed();
-
-        let shape = Shape {
-            txs: n,
-            critical_path: graph.critical_path,
-            distinct_keys: plan.keys(),
-        };
-        let decided = decide(policy, Facts::Graph(shape));
-        let start = Instant::now();
-        statuses.truncate(n);
-        statuses.iter_mut().for_each(|s| {
-            s.take();
-        });
-        statuses.resize_with(n, OnceLock::new);
-        let sums = Sums::new(threads);
         {
-            let mut view = TxView::<C, R::Error>::new(plan, &block_accesses, false, &sums);
-            chain.begin_block(block, &mut view)?;
+            let mut hook = TxView::<C, R::Error>::new(&view, &block_accesses, None, false, &sums);
+            chain.begin_block(block, &mut hook)?;
         }
         let run = Run {
             chain,
             block,
             txs,
-            plan,
+            plan: &view,
             graph,
             sums: &sums,
-            statuses,
+            outcomes,
             error: OnceLock::new(),
             failed: AtomicBool::new(false),
         };
@@ -478,23 +461,26 @@ impl<C: Chain> Executor<C> {
         if let Some(e) = run.into_error() {
             return Err(e.into());
         }
-        let statuses = take_statuses(statuses)?;
-        let totals = sums.totals::<R::Error>(C::SUMS)?;
-        {
-            let mut view = TxView::<C, R::Error>::new(plan, &block_accesses, false, &sums);
-            chain.end_block(block, &totals[..C::SUMS], &mut view)?;
+        let statuses = outcomes.statuses(n)?;
+        // In order on the plan, nothing raised the levels: they stay 0.
+        if decided.is_none() {
+            graph.measure();
         }
         let totals = sums.totals::<R::Error>(C::SUMS)?;
-        let parts = plan
-            .parts
-            .par_iter_mut()
-            .map(|part| {
-                part.cells
-                    .iter_mut()
-                    .filter_map(|c| c.take_written().map(|v| (c.key.clone(), v)))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        {
+            let mut hook = TxView::<C, R::Error>::new(&view, &block_accesses, None, false, &sums);
+            chain.end_block(block, &totals[..C::SUMS], &mut hook)?;
+        }
+        let totals = sums.totals::<R::Error>(C::SUMS)?;
+        drop(view);
+        // Each worker collects its own partition's writes.
+        let parts = each_partition(plan.len(), |p| {
+            let mut part = plan.part(p);
+            part.cells
+                .iter_mut()
+                .filter_map(|c| c.take_written().map(|v| (c.key.clone(), v)))
+                .collect::<Vec<_>>()
+        });
         let execute = start.elapsed();
         let (path, reason, parallel_engine) = match decided {
             Some(reason) => (ExecutionPath::InOrder, reason, false),
@@ -508,7 +494,7 @@ impl<C: Chain> Executor<C> {
                 path,
                 reason,
                 parallel_engine,
-                keys: shape.distinct_keys,
+                keys,
                 edges: graph.edges,
                 critical_path: graph.critical_path,
                 largest_batch: graph.largest_level,
@@ -522,6 +508,63 @@ impl<C: Chain> Executor<C> {
     }
 }
 
+/// The plan of a block (on the current pool: one broadcast per phase, worker
+/// `i` on partition `i`): index and prefetch, proofs, links, sweep. Returns
+/// the time of the index and prefetch, and of the rest.
+fn plan_block<C, R, T>(
+    chain: &C,
+    block: &C::Block,
+    txs: &[T],
+    reader: &R,
+    scratch: &mut Scratch<C>,
+) -> Result<(std::time::Duration, std::time::Duration), EngineError<R::Error>>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: Borrow<C::Tx> + Sync,
+{
+    let Scratch { plan, graph, .. } = scratch;
+    let parts = rayon::current_num_threads().min(MAX_PARTS);
+    let start = Instant::now();
+    plan.reset(parts);
+    let block_accesses = chain.block_accesses(block);
+    let plan = &*plan;
+    each_partition(parts, |p| {
+        index_partition(
+            &mut plan.part(p),
+            p,
+            parts,
+            chain,
+            &block_accesses,
+            txs,
+            reader,
+        )
+    })
+    .into_iter()
+    .collect::<Result<(), _>>()?;
+    let prefetch = start.elapsed();
+
+    let start = Instant::now();
+    graph.reset(txs.len(), parts);
+    {
+        let view = plan.view();
+        if has_groups(&view) {
+            let shared = &*graph;
+            each_partition(parts, |p| {
+                prove_partition::<C, R, T>(shared, &view, p, chain, block, txs)
+            })
+            .into_iter()
+            .collect::<Result<(), _>>()?;
+            graph.count_proven();
+        }
+    }
+    {
+        let shared = &*graph;
+        let edges = each_partition(parts, |p| link_partition(&mut plan.part(p), p, shared));
+        graph.edges = edges.into_iter().sum();
+    }
+    Ok((prefetch, start.elapsed()))
+}
 /// What a block offers the parallel engine ([`Executor::profile`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -544,6 +587,34 @@ impl Profile {
         }
         (threads as f64).min(self.work.as_secs_f64() / c)
     }
+}
+
+/// Runs `f(p)` for every partition `p` of `parts` on the current pool and
+/// returns the results in partition order: one job per partition, each
+/// claiming the partition of the worker it runs on if still free (worker
+/// `i` builds, links and collects partition `i`, whose cells stay in its
+/// cache), else the next free one, so a worker still waking up delays
+/// nothing: whoever is running takes its share. No job waits for another.
+pub(crate) fn each_partition<R: Send>(parts: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let claimed: Vec<AtomicBool> = (0..parts).map(|_| AtomicBool::new(false)).collect();
+    let results: Vec<Mutex<Option<R>>> = (0..parts).map(|_| Mutex::new(None)).collect();
+    let job = || {
+        let me = rayon::current_thread_index().unwrap_or(0);
+        let first = (0..parts)
+            .map(|k| (me + k) % parts)
+            .find(|&p| !claimed[p].swap(true, std::sync::atomic::Ordering::Relaxed));
+        if let Some(p) = first {
+            *results[p].lock() = Some(f(p));
+        }
+    };
+    rayon::scope(|s| {
+        for _ in 1..parts {
+            s.spawn(|_| job());
+        }
+        job();
+    });
+    // Every job claimed a distinct partition: there are as many as partitions.
+    results.into_iter().filter_map(Mutex::into_inner).collect()
 }
 
 /// Runs `f`, turning a panic (on this thread or in any pool job it waits

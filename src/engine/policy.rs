@@ -15,8 +15,12 @@
 //! | block | one worker thread | [`PathReason::OneThread`] | nothing can overlap; the calling thread verifies and runs the sequential engine (a one-thread pool measured 4-12% slower) |
 //! | sample (first 64 txs) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | concurrent transactions would contend on the same few cells (`uniform` over 2 accounts: 0.54x) |
 //! | sample | critical path over 90% of the sample, where reads are cheap | [`PathReason::SerialGraph`] | a serial block gains nothing from a plan; on RocksDB the batched prefetch still pays (`chain`: 1.76x execute phase), so there it goes on |
-//! | graph (whole block) | critical path over 90% of the block | [`PathReason::SerialGraph`] | as above, after the plan (the prefetch already ran) |
-//! | graph | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above |
+//! | plan (whole block) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above; the block then runs in order on the plan's cells (already loaded) |
+//!
+//! After the plan, the graph's critical path is not known yet: the engine
+//! finds the levels while the transactions run (`run.rs`), and a serial
+//! graph costs the graph scheduler little (each transaction releases the
+//! next inline, on one worker).
 //! | - | none fired | [`PathReason::Parallel`] | the parallel engine runs the block |
 //!
 //! With the guards off ([`Policy::guards`] false: verify mode's parallel
@@ -104,8 +108,11 @@ pub enum Facts {
     /// Before planning: the graph of the block's first [`GUARD_SAMPLE`]
     /// transactions (coverage assumed for every repeated sender).
     Sample(Shape),
-    /// After planning: the whole block's graph.
-    Graph(Shape),
+    /// After planning: the block's distinct keys.
+    Plan {
+        /// Distinct keys of the plan.
+        keys: usize,
+    },
 }
 
 /// Decides whether the block stops here and runs in order (`Some(reason)`)
@@ -131,9 +138,10 @@ pub fn decide(policy: &Policy, facts: Facts) -> Option<PathReason> {
         Facts::Sample(s) if few_keys(&s) => Some(PathReason::FewKeys),
         Facts::Sample(s) if serial(&s) && !policy.reads_costly => Some(PathReason::SerialGraph),
         Facts::Sample(_) => None,
-        Facts::Graph(s) if serial(&s) => Some(PathReason::SerialGraph),
-        Facts::Graph(s) if few_keys(&s) => Some(PathReason::FewKeys),
-        Facts::Graph(_) => None,
+        Facts::Plan { keys } if keys < MIN_KEYS_PER_THREAD * policy.threads => {
+            Some(PathReason::FewKeys)
+        }
+        Facts::Plan { .. } => None,
     }
 }
 
@@ -190,13 +198,9 @@ mod tests {
             ..p
         };
         assert_eq!(decide(&costly, Facts::Sample(shape(64, 60, 100))), None);
+        assert_eq!(decide(&p, Facts::Plan { keys: 16 }), None);
         assert_eq!(
-            decide(&costly, Facts::Graph(shape(100, 91, 300))),
-            Some(PathReason::SerialGraph)
-        );
-        assert_eq!(decide(&p, Facts::Graph(shape(100, 90, 300))), None);
-        assert_eq!(
-            decide(&p, Facts::Graph(shape(100, 3, 15))),
+            decide(&p, Facts::Plan { keys: 15 }),
             Some(PathReason::FewKeys)
         );
     }
@@ -218,6 +222,6 @@ mod tests {
             distinct_keys: 1,
         };
         assert_eq!(decide(&p, Facts::Sample(tiny)), None);
-        assert_eq!(decide(&p, Facts::Graph(tiny)), None);
+        assert_eq!(decide(&p, Facts::Plan { keys: 1 }), None);
     }
 }

@@ -69,11 +69,6 @@ impl PendingCounts<AtomicU32> {
     pub(crate) fn add(&self, d: u32) {
         self.pending[d as usize].fetch_add(1, Ordering::Relaxed);
     }
-
-    /// The current count of `d` (plan time).
-    pub(crate) fn get(&self, d: u32) -> u32 {
-        self.pending[d as usize].load(Ordering::Relaxed)
-    }
 }
 
 impl<C: Counter> Default for PendingCounts<C> {
