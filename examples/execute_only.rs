@@ -6,7 +6,9 @@
 //! e.g. `perf record -g target/release/examples/execute_only uniform 10000 1000 2000 2`.
 //! Prints the median time per block of sequential and of parallel execution
 //! without signature verification (for parallel: plan, execute, change set),
-//! and the parallel phases.
+//! and the parallel phases. `PAR_EXTRA=k` runs the parallel path k more
+//! times before each measured run (its workers then start warm, as in a
+//! stream of blocks); `UNGUARDED=1` turns the executor's guards off.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         costly_reads: false,
         ..EngineConfig::default()
     };
-    let ex = SpecExecutor::new(threads, config)?;
+    let mut ex = SpecExecutor::new(threads, config)?;
+    if std::env::var("UNGUARDED").is_ok() {
+        ex = ex.always_parallel();
+    }
     let sequential = SpecExecutor::on_current_pool(config);
 
     // Sequential and parallel alternate on the same pre-verified
@@ -49,6 +54,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut par = Vec::with_capacity(reps);
     let mut phases = Vec::with_capacity(reps);
     let mut last_path = String::new();
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if !only.is_empty() {
+        // Profiling aid: one path only, `reps` times (for instruction counts).
+        for _ in 0..reps {
+            let run = if only == "seq" {
+                Run::Sequential
+            } else {
+                Run::Parallel
+            };
+            let e = if only == "seq" { &sequential } else { &ex };
+            run_block(e, &storage, block, &pre, &checked, run)?;
+        }
+        return Ok(());
+    }
     for _ in 0..reps {
         let start = Instant::now();
         let s = run_block(
@@ -60,6 +79,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Run::Sequential,
         )?;
         seq.push(start.elapsed());
+        let extra: usize = std::env::var("PAR_EXTRA")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        for _ in 0..extra {
+            run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
+        }
         let start = Instant::now();
         let p = run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         par.push(start.elapsed());

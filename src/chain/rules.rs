@@ -62,7 +62,7 @@ pub(crate) fn end_block<V: View<StateKey, StateValue>>(
     let fees = sums
         .get(SUM_FEES)
         .copied()
-        .ok_or(StateError::Invariant("no fee sum"))?;
+        .ok_or_else(|| StateError::Invariant("no fee sum"))?;
     view.add(&StateKey::Balance(block.miner, NATIVE_ASSET), fees)
 }
 
@@ -260,7 +260,7 @@ fn apply_effects<V: View<StateKey, StateValue>>(
         e.available = e
             .available
             .checked_sub(tx.outputs() * ENERGY_PER_TRANSFER)
-            .ok_or(StateError::Invariant("energy below zero"))?;
+            .ok_or_else(|| StateError::Invariant("energy below zero"))?;
     } else {
         view.sum(SUM_FEES, tx.fee)?;
     }

@@ -155,12 +155,16 @@ impl<K: Key, V: Value> Cell<K, V> {
         Ok(())
     }
 
-    fn update<E>(&self, f: impl Fn(u64) -> Option<u64>, err: StateError<E>) -> StateResult<(), E> {
+    fn update<E>(
+        &self,
+        f: impl Fn(u64) -> Option<u64>,
+        err: impl FnOnce() -> StateError<E>,
+    ) -> StateResult<(), E> {
         match &self.value {
             CellValue::Counter { value, dirty } => {
                 value
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, f)
-                    .map_err(|_| err)?;
+                    .map_err(|_| err())?;
                 mark(dirty);
                 Ok(())
             }
@@ -219,7 +223,7 @@ impl Sums {
         let row = rayon::current_thread_index().map_or(last, |i| i.min(last));
         self.rows[row]
             .get(slot)
-            .ok_or(StateError::Invariant("block sum slot out of range"))?
+            .ok_or_else(|| StateError::Invariant("block sum slot out of range"))?
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                 v.checked_add(amount)
             })
@@ -235,7 +239,7 @@ impl Sums {
             for row in self.rows.iter() {
                 *total = total
                     .checked_add(row[slot].load(Ordering::Relaxed))
-                    .ok_or(StateError::Overflow("block sum"))?;
+                    .ok_or_else(|| StateError::Overflow("block sum"))?;
             }
         }
         Ok(out)
@@ -280,7 +284,7 @@ impl<'a, C: Chain, E> TxView<'a, C, E> {
             Some(t) => self.plan.resolved(t, j, a.affinity),
             None => self.plan.cell(a.hash, a.affinity, key),
         };
-        found.ok_or(StateError::Invariant("a declared key has no cell"))
+        found.ok_or_else(|| StateError::Invariant("a declared key has no cell"))
     }
 }
 
@@ -304,14 +308,14 @@ impl<C: Chain, E: std::error::Error + Send + Sync + 'static> View<C::Key, C::Val
     fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), E> {
         self.cell(key, Need::Add)?.update(
             |v| v.checked_add(amount),
-            StateError::Overflow("counter add"),
+            || StateError::Overflow("counter add"),
         )
     }
 
     fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), E> {
         self.cell(key, Need::Add)?.update(
             |v| v.checked_sub(amount),
-            StateError::Underflow("counter sub"),
+            || StateError::Underflow("counter sub"),
         )
     }
 

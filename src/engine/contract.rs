@@ -189,6 +189,7 @@ impl<K: Key> Accesses<K> {
     }
 
     /// Index of the access to `key`, if declared (a short linear search).
+    #[inline]
     pub fn find(&self, key: &K) -> Option<usize> {
         self.list.iter().position(|a| a.key == *key)
     }

@@ -60,23 +60,28 @@ impl Need {
 }
 
 /// Finds `key` among `accesses` and checks its effective mode allows `need`.
+#[inline]
 pub(crate) fn declared<'a, K: super::Key, E>(
     accesses: &'a Accesses<K>,
     proven: bool,
     key: &K,
     need: Need,
 ) -> StateResult<(usize, &'a Access<K>), E> {
-    let i = accesses
-        .find(key)
-        .ok_or_else(|| StateError::Undeclared(format!("{key:?} is not declared")))?;
-    let a = &accesses.list()[i];
-    let mode = if proven { a.proven } else { a.mode };
-    if !need.allowed_by(mode) {
-        return Err(StateError::Undeclared(format!(
-            "{need:?} of {key:?}, declared {mode:?}"
-        )));
+    // The hot path returns no error value: building one costs more than the search.
+    let found = accesses.find(key).map(|i| (i, &accesses.list()[i]));
+    match found {
+        Some((i, a)) if need.allowed_by(if proven { a.proven } else { a.mode }) => Ok((i, a)),
+        other => Err(undeclared(key, need, other.map(|(_, a)| a.mode))),
     }
-    Ok((i, a))
+}
+
+/// The error of an access `declared` refused (the cold path).
+#[cold]
+fn undeclared<K: std::fmt::Debug, E>(key: &K, need: Need, declared: Option<Mode>) -> StateError<E> {
+    StateError::Undeclared(match declared {
+        None => format!("{key:?} is not declared"),
+        Some(mode) => format!("{need:?} of {key:?}, declared {mode:?}"),
+    })
 }
 
 /// The counter a value holds (absent: 0).
@@ -100,10 +105,10 @@ pub(crate) fn add_sum<E>(
 ) -> StateResult<(), E> {
     let s = sums
         .get_mut(slot)
-        .ok_or(StateError::Invariant("block sum slot out of range"))?;
+        .ok_or_else(|| StateError::Invariant("block sum slot out of range"))?;
     *s = s
         .checked_add(amount)
-        .ok_or(StateError::Overflow("block sum"))?;
+        .ok_or_else(|| StateError::Overflow("block sum"))?;
     Ok(())
 }
 
@@ -187,7 +192,7 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'
         }
         self.update(key, |n| {
             n.checked_add(amount)
-                .ok_or(StateError::Overflow("counter add"))
+                .ok_or_else(|| StateError::Overflow("counter add"))
         })
     }
 
@@ -197,7 +202,7 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'
         }
         self.update(key, |n| {
             n.checked_sub(amount)
-                .ok_or(StateError::Underflow("counter sub"))
+                .ok_or_else(|| StateError::Underflow("counter sub"))
         })
     }
 

@@ -225,9 +225,19 @@ pub fn execute_block<S: StateRead + Clone>(
     cache: Option<&TxCache>,
     run: Run,
 ) -> Result<ExecutedBlock, BlockError> {
-    let on_pool = (run != Run::Sequential && executor.threads() > 1).then_some(executor);
-    let checked = contain(|| check_block(block, pre, cache, on_pool))?;
-    run_block(executor, storage, block, pre, &checked, run)
+    if run == Run::Sequential || executor.threads() <= 1 {
+        let checked = contain(|| check_block(block, pre, cache, None))?;
+        return run_block(executor, storage, block, pre, &checked, run);
+    }
+    // One hand-off to the pool for the whole block: the checks wake its
+    // workers, and the engine's phases follow while they are still awake
+    // (the engine's own `install` then runs inline).
+    contain(|| {
+        executor.install(|| {
+            let checked = check_block(block, pre, cache, Some(executor))?;
+            run_block(executor, storage, block, pre, &checked, run)
+        })
+    })
 }
 
 /// Verify mode: both engines on the same pre-state, the sequential result
