@@ -90,8 +90,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let p = run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         par.push(start.elapsed());
         let st = &p.outcome.stats;
-        phases.push((st.prefetch, st.schedule, st.execute));
-        last_path = format!("{}/{}", st.path.name(), st.reason.name());
+        phases.push((st.plan, st.prefetch, st.execute));
+        last_path = format!(
+            "{}/{} keys {} edges {} cp {} proven {}",
+            st.path.name(),
+            st.reason.name(),
+            st.keys,
+            st.edges,
+            st.critical_path,
+            st.covered
+        );
         if p.changes != s.changes {
             return Err("parallel change set differs from sequential".into());
         }
@@ -101,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         v[v.len() / 2].as_secs_f64() * 1e3
     };
     println!(
-        "parallel phases (medians, ms): key table/prefetch {:.3}, schedule {:.3}, execute {:.3}; path {}",
+        "parallel phases (medians, ms): plan {:.3} (key table and prefetch, summed over partitions {:.3}), execute {:.3}; path {}",
         med(phases.iter().map(|p| p.0).collect()),
         med(phases.iter().map(|p| p.1).collect()),
         med(phases.iter().map(|p| p.2).collect()),

@@ -2,17 +2,20 @@
 //! plan, and the views transactions reach their cells through.
 //!
 //! # Layout
-//! Every key the block declares gets one [`Cell`] at plan time, in the
-//! table of its partition (`plan.rs`), loaded with its block-start value
-//! before anything runs. A counter key holds an `AtomicU64`; a record key
-//! its stored value, a dirty flag and, once written, the written value
-//! under a mutex. A view finds a cell through the declared access's
-//! precomputed hash (a probe of a read-only table: no hashing, no lock).
+//! Every key the block declares gets one cell at plan time, in its
+//! partition (`plan.rs`), loaded with its block-start value before
+//! anything runs: a counter key a [`CounterCell`] (16 bytes: four share a
+//! cache line), a record key a [`RecordCell`]. A [`CellRef`] names a cell
+//! (partition, kind, index); the plan resolves every declared access of
+//! every transaction to its cell's reference, so a view never probes a
+//! table: it finds the access in the transaction's declaration, then loads
+//! one reference.
 //!
 //! # Locking and memory-ordering argument
-//! * The tables and the block-start values are built before any worker
-//!   runs (the plan's parallel phases end with a join) and only read
-//!   afterwards.
+//! * The cells and the resolved references are written by the plan phase
+//!   (each partition's cells by the one participant that claimed it) and
+//!   only read afterwards; the team's phase barrier (`team.rs`) orders the
+//!   two.
 //! * The scheduler (`run.rs`) never runs two transactions that touch one
 //!   key at the same time unless both accesses are reads, or both are adds
 //!   (`Mode`). Adds are atomic read-modify-writes on a counter, so none is
@@ -20,218 +23,347 @@
 //!   with a write or an add of the same key, so what they read is stable.
 //! * Every other pair of accesses is ordered: a dependency finishes its
 //!   writes, then releases its dependents with an `AcqRel` decrement
-//!   (`release.rs`), or the batch barrier joins. That happens-before edge is
-//!   what makes a later transaction see an earlier one's writes, so the
-//!   values and dirty flags themselves use `Relaxed`.
+//!   (`release.rs`), or the batch scheduler's counter orders the batches.
+//!   That happens-before edge is what makes a later transaction see an
+//!   earlier one's writes, so the values and dirty flags use `Relaxed`.
 //! * A record's written value sits behind a mutex that the argument above
 //!   leaves uncontended (it exists so that no `unsafe` is needed).
-//! * Block sums are one row of atomics per worker thread (each on its own
+//! * Block sums are one row of atomics per participant (each on its own
 //!   cache lines), updated with `Relaxed` checked additions: addition
-//!   commutes, and they are summed after the join. A sum of non-negative
-//!   amounts overflows iff some prefix of it does, so the overflow check on
-//!   the total rejects exactly the blocks the sequential engine rejects.
+//!   commutes, and they are summed after the phase barrier. A sum of
+//!   non-negative amounts overflows iff some prefix of it does, so the
+//!   overflow check on the total rejects exactly the blocks the sequential
+//!   engine rejects.
 //! * Every view checks each operation against the transaction's declared
 //!   accesses first, so a chain's wrong declaration is an error
 //!   ([`StateError::Undeclared`]), never a data race.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
-use super::contract::{
-    Accesses, Chain, Key, ProofView, StateError, StateResult, Value, View, MAX_SUMS,
-};
+use super::contract::{Accesses, Chain, Key, Mode, StateError, StateResult, Value, View, MAX_SUMS};
 use super::plan::PlanView;
 use super::sequential::{counter_of, declared, Need};
 
-/// The value of one key during a block.
+/// A counter key's cell.
 #[derive(Debug)]
-pub(crate) enum CellValue<V> {
-    /// A counter: its current value.
-    Counter {
-        /// Loaded at plan time, then updated atomically.
-        value: AtomicU64,
-        /// Invariant: set (never cleared) once the block wrote the key.
-        dirty: AtomicBool,
-    },
-    /// A record.
-    Record {
-        /// The block-start value, loaded at plan time; never changes after.
-        stored: Option<V>,
-        /// Invariant: `written` holds `Some` exactly when this is set.
-        dirty: AtomicBool,
-        /// The value the block wrote.
-        written: Mutex<Option<V>>,
-    },
+pub(crate) struct CounterCell {
+    /// Loaded at plan time, then updated atomically (for a striped cell:
+    /// the value before its stripes' deltas).
+    value: AtomicU64,
+    /// Invariant: set (never cleared) once the block wrote the key.
+    dirty: AtomicBool,
+    /// First of the cell's stripes in its partition, or `u32::MAX`.
+    pub(crate) stripe: u32,
 }
 
-/// One key of the plan. Aligned so that no two cells share a cache line
-/// (workers touching neighbouring cells do not contend).
-#[derive(Debug)]
-#[repr(align(64))]
-pub(crate) struct Cell<K, V> {
-    /// The key; never changes.
-    pub(crate) key: K,
-    /// `key_hash(&key)`; never changes.
-    pub(crate) hash: u64,
-    /// The value.
-    pub(crate) value: CellValue<V>,
-}
+/// One participant's deltas to a hot counter: what it added, what it
+/// subtracted (written by that participant only while adds run
+/// concurrently; by whoever holds the key exclusively otherwise).
+pub(crate) type Stripe = CachePadded<[AtomicU64; 2]>;
 
-impl<K: Key, V: Value> Cell<K, V> {
-    /// A cell for `key`, not loaded yet (a counter at 0, a record absent).
-    pub(crate) fn new(key: K, hash: u64) -> Self {
-        let value = if key.is_counter() {
-            CellValue::Counter {
-                value: AtomicU64::new(0),
-                dirty: AtomicBool::new(false),
+/// A hot counter's stripes: one per participant.
+///
+/// A counter that many transactions add to (a hot receiver's balance, a
+/// covered hot sender's nonce) would have every core's atomic add fight
+/// for one cache line. Striped, each participant's adds go to its own
+/// stripe (a load and a store: it is the stripe's only writer), and an
+/// access ordered after them (a read, a write) folds the stripes into the
+/// value. Adds commute, so the total does not depend on their order; it is
+/// range-checked when folded (the contract: an `Add` subtraction never
+/// goes below zero in any order).
+#[derive(Clone, Copy)]
+pub(crate) struct Stripes<'a>(pub(crate) &'a [Stripe]);
+
+impl CounterCell {
+    /// A cell holding `n` at the block start.
+    pub(crate) fn new(n: u64) -> Self {
+        CounterCell {
+            value: AtomicU64::new(n),
+            dirty: AtomicBool::new(false),
+            stripe: u32::MAX,
+        }
+    }
+
+    /// The current value: the value plus every stripe's deltas.
+    #[inline]
+    fn total<E>(&self, stripes: Stripes<'_>) -> StateResult<u64, E> {
+        let base = self.value.load(Ordering::Relaxed);
+        if stripes.0.is_empty() {
+            return Ok(base);
+        }
+        let mut total = i128::from(base);
+        for s in stripes.0 {
+            total += i128::from(s[0].load(Ordering::Relaxed));
+            total -= i128::from(s[1].load(Ordering::Relaxed));
+        }
+        if total < 0 {
+            return Err(StateError::Underflow("counter sub"));
+        }
+        u64::try_from(total).map_err(|_| StateError::Overflow("counter add"))
+    }
+
+    /// Folds the stripes into the value (exclusive access only).
+    #[inline]
+    fn fold<E>(&self, stripes: Stripes<'_>) -> StateResult<(), E> {
+        if !stripes.0.is_empty() {
+            let total = self.total(stripes)?;
+            for s in stripes.0 {
+                s[0].store(0, Ordering::Relaxed);
+                s[1].store(0, Ordering::Relaxed);
             }
-        } else {
-            CellValue::Record {
-                stored: None,
-                dirty: AtomicBool::new(false),
-                written: Mutex::new(None),
+            self.value.store(total, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn set<E>(&self, stripes: Stripes<'_>, n: u64) -> StateResult<(), E> {
+        self.fold(stripes)?;
+        self.value.store(n, Ordering::Relaxed);
+        self.mark();
+        Ok(())
+    }
+
+    /// Adds (`sub` false) or subtracts `amount`: on participant `me`'s
+    /// stripe if the cell has stripes and the access is not exclusive,
+    /// else on the value, checked.
+    #[inline]
+    fn apply<E>(
+        &self,
+        stripes: Stripes<'_>,
+        me: usize,
+        exclusive: bool,
+        sub: bool,
+        amount: u64,
+    ) -> StateResult<(), E> {
+        let fail = || {
+            if sub {
+                StateError::Underflow("counter sub")
+            } else {
+                StateError::Overflow("counter add")
             }
         };
-        Cell { key, hash, value }
-    }
-
-    /// Installs the block-start value (plan time, exclusive access).
-    pub(crate) fn load<E>(&mut self, stored: Option<V>) -> StateResult<(), E> {
-        match &mut self.value {
-            CellValue::Counter { value, .. } => {
-                *value.get_mut() = counter_of(&self.key, stored.as_ref())?;
+        if !stripes.0.is_empty() {
+            if !exclusive {
+                let s = &stripes.0[me.min(stripes.0.len() - 1)][usize::from(sub)];
+                let n = s
+                    .load(Ordering::Relaxed)
+                    .checked_add(amount)
+                    .ok_or_else(fail)?;
+                s.store(n, Ordering::Relaxed);
+                self.mark();
+                return Ok(());
             }
-            CellValue::Record { stored: slot, .. } => *slot = stored,
+            self.fold(stripes)?;
         }
-        Ok(())
-    }
-
-    /// The current value (`Read`/`Write` access, or the block start).
-    fn current<E>(&self) -> StateResult<Option<V>, E> {
-        Ok(match &self.value {
-            CellValue::Counter { value, .. } => {
-                Some(V::from_counter(value.load(Ordering::Relaxed)))
-            }
-            CellValue::Record {
-                stored,
-                dirty,
-                written,
-            } => {
-                if dirty.load(Ordering::Relaxed) {
-                    written.lock().clone()
+        self.value
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                if sub {
+                    v.checked_sub(amount)
                 } else {
-                    stored.clone()
+                    v.checked_add(amount)
                 }
-            }
-        })
-    }
-
-    fn counter<E>(&self) -> StateResult<u64, E> {
-        match &self.value {
-            CellValue::Counter { value, .. } => Ok(value.load(Ordering::Relaxed)),
-            CellValue::Record { .. } => Err(StateError::NotCounter(format!(
-                "{:?} is a record",
-                self.key
-            ))),
-        }
-    }
-
-    fn set<E>(&self, v: V) -> StateResult<(), E> {
-        match &self.value {
-            CellValue::Counter { value, dirty } => {
-                let n = v.as_counter().ok_or_else(|| {
-                    StateError::NotCounter(format!("{:?} set to {v:?}", self.key))
-                })?;
-                value.store(n, Ordering::Relaxed);
-                mark(dirty);
-            }
-            CellValue::Record { dirty, written, .. } => {
-                *written.lock() = Some(v);
-                dirty.store(true, Ordering::Relaxed);
-            }
-        }
+            })
+            .map_err(|_| fail())?;
+        self.mark();
         Ok(())
     }
 
-    fn update<E>(
-        &self,
-        f: impl Fn(u64) -> Option<u64>,
-        err: impl FnOnce() -> StateError<E>,
-    ) -> StateResult<(), E> {
-        match &self.value {
-            CellValue::Counter { value, dirty } => {
-                value
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, f)
-                    .map_err(|_| err())?;
-                mark(dirty);
+    /// Marks the cell written: a load first, so that a hot cell's line is
+    /// not written again once dirty.
+    #[inline]
+    fn mark(&self) {
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The final value if the block wrote the key (after the run).
+    pub(crate) fn written<E>(&self, stripes: Stripes<'_>) -> StateResult<Option<u64>, E> {
+        if !self.dirty.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.total(stripes).map(Some)
+    }
+}
+
+/// A record key's cell.
+#[derive(Debug)]
+pub(crate) struct RecordCell<V> {
+    /// The block-start value, loaded at plan time; never changes after.
+    stored: Option<V>,
+    /// Invariant: `written` holds what the block wrote exactly when set.
+    dirty: AtomicBool,
+    /// The value the block wrote.
+    written: Mutex<Option<V>>,
+}
+
+impl<V: Value> RecordCell<V> {
+    /// A cell holding `stored` at the block start.
+    pub(crate) fn new(stored: Option<V>) -> Self {
+        RecordCell {
+            stored,
+            dirty: AtomicBool::new(false),
+            written: Mutex::new(None),
+        }
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> Option<V> {
+        if self.dirty.load(Ordering::Relaxed) {
+            self.written.lock().clone()
+        } else {
+            self.stored.clone()
+        }
+    }
+
+    fn set(&self, v: V) {
+        *self.written.lock() = Some(v);
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// The final value if the block wrote the key (after the run; once).
+    pub(crate) fn take_written(&self) -> Option<V> {
+        if self.dirty.load(Ordering::Relaxed) {
+            self.written.lock().take()
+        } else {
+            None
+        }
+    }
+}
+
+/// The name of a cell: its partition, kind and index, in 32 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CellRef(pub(crate) u32);
+
+impl CellRef {
+    /// Bits of the index within the partition's cells of one kind.
+    const INDEX_BITS: u32 = 25;
+    /// The kind bit: set for a record.
+    const RECORD: u32 = 1 << Self::INDEX_BITS;
+    /// The partition starts here.
+    const PART_SHIFT: u32 = Self::INDEX_BITS + 1;
+    /// Most cells of one kind a partition may hold.
+    pub(crate) const MAX_INDEX: usize = 1 << Self::INDEX_BITS;
+    /// Most partitions.
+    pub(crate) const MAX_PARTS: usize = 1 << (32 - Self::PART_SHIFT);
+
+    #[inline]
+    pub(crate) fn counter(part: usize, index: usize) -> Self {
+        CellRef(((part as u32) << Self::PART_SHIFT) | index as u32)
+    }
+
+    #[inline]
+    pub(crate) fn record(part: usize, index: usize) -> Self {
+        CellRef(((part as u32) << Self::PART_SHIFT) | Self::RECORD | index as u32)
+    }
+
+    #[inline]
+    pub(crate) fn part(self) -> usize {
+        (self.0 >> Self::PART_SHIFT) as usize
+    }
+
+    #[inline]
+    pub(crate) fn is_record(self) -> bool {
+        self.0 & Self::RECORD != 0
+    }
+
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        (self.0 & (Self::RECORD - 1)) as usize
+    }
+}
+
+/// A cell, borrowed from the plan.
+pub(crate) enum CellAt<'a, V> {
+    Counter(&'a CounterCell, Stripes<'a>),
+    Record(&'a RecordCell<V>),
+}
+
+impl<'a, V: Value> CellAt<'a, V> {
+    /// The current value (a counter as `V::from_counter`).
+    #[inline]
+    pub(crate) fn get<E>(&self) -> StateResult<Option<V>, E> {
+        match self {
+            CellAt::Counter(c, s) => Ok(Some(V::from_counter(c.total(*s)?))),
+            CellAt::Record(r) => Ok(r.get()),
+        }
+    }
+
+    /// The current counter.
+    #[inline]
+    pub(crate) fn counter<K: Key, E>(&self, key: &K) -> StateResult<u64, E> {
+        match self {
+            CellAt::Counter(c, s) => c.total(*s),
+            CellAt::Record(r) => counter_of(key, r.get().as_ref()),
+        }
+    }
+
+    #[inline]
+    fn set<K: Key, E>(&self, key: &K, v: V) -> StateResult<(), E> {
+        match self {
+            CellAt::Counter(c, s) => {
+                let n = v
+                    .as_counter()
+                    .ok_or_else(|| StateError::NotCounter(format!("{key:?} set to {v:?}")))?;
+                c.set(*s, n)
+            }
+            CellAt::Record(r) => {
+                r.set(v);
                 Ok(())
             }
-            CellValue::Record { .. } => Err(StateError::NotCounter(format!(
-                "{:?} is a record",
-                self.key
-            ))),
         }
     }
 
-    /// The final value if the block wrote the key (after the run, exclusive).
-    pub(crate) fn take_written(&mut self) -> Option<V> {
-        match &mut self.value {
-            CellValue::Counter { value, dirty } => {
-                dirty.get_mut().then(|| V::from_counter(*value.get_mut()))
-            }
-            CellValue::Record { dirty, written, .. } => {
-                if *dirty.get_mut() {
-                    written.get_mut().take()
-                } else {
-                    None
-                }
-            }
+    #[inline]
+    fn apply<K: Key, E>(
+        &self,
+        key: &K,
+        me: usize,
+        exclusive: bool,
+        sub: bool,
+        amount: u64,
+    ) -> StateResult<(), E> {
+        match self {
+            CellAt::Counter(c, s) => c.apply(*s, me, exclusive, sub, amount),
+            CellAt::Record(_) => Err(StateError::NotCounter(format!("{key:?} is a record"))),
         }
     }
 }
 
-/// Marks a counter written: a load first, so that a hot cell's line is not
-/// written again once dirty.
-fn mark(dirty: &AtomicBool) {
-    if !dirty.load(Ordering::Relaxed) {
-        dirty.store(true, Ordering::Relaxed);
-    }
-}
-
-/// One row of block sums: a worker's partial sums.
+/// One row of block sums: a participant's partial sums.
 pub(crate) type SumRow = CachePadded<[AtomicU64; MAX_SUMS]>;
 
-/// Block sums, one row per worker thread plus one for any other thread.
+/// Block sums, one row per participant, kept across blocks.
+#[derive(Default)]
 pub(crate) struct Sums {
-    /// Row `i` for the pool's thread `i`, the last row for other threads.
-    rows: Box<[SumRow]>,
+    rows: Vec<SumRow>,
 }
 
 impl Sums {
-    pub(crate) fn new(threads: usize) -> Self {
-        Sums {
-            rows: (0..=threads)
-                .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
-                .collect(),
+    /// Zeroed rows for `participants`.
+    pub(crate) fn reset(&mut self, participants: usize) {
+        self.rows.truncate(participants);
+        for row in self.rows.iter_mut() {
+            for s in row.iter_mut() {
+                *s.get_mut() = 0;
+            }
         }
+        self.rows.resize_with(participants, || {
+            CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))
+        });
     }
 
-    fn add<E>(&self, slot: usize, amount: u64) -> StateResult<(), E> {
-        let last = self.rows.len() - 1;
-        let row = rayon::current_thread_index().map_or(last, |i| i.min(last));
-        self.rows[row]
-            .get(slot)
-            .ok_or_else(|| StateError::Invariant("block sum slot out of range"))?
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                v.checked_add(amount)
-            })
-            .map(|_| ())
-            .map_err(|_| StateError::Overflow("block sum"))
+    /// Participant `me`'s row.
+    #[inline]
+    pub(crate) fn row(&self, me: usize) -> &SumRow {
+        &self.rows[me.min(self.rows.len().saturating_sub(1))]
     }
 
-    /// The totals (after the parallel phase); an overflow of a total is the
+    /// The totals (after the phase barrier); an overflow of a total is the
     /// error the sequential engine raises at the overflowing addition.
     pub(crate) fn totals<E>(&self, sums: usize) -> StateResult<[u64; MAX_SUMS], E> {
         let mut out = [0u64; MAX_SUMS];
@@ -246,129 +378,128 @@ impl Sums {
     }
 }
 
+fn add_to_row<E>(row: &SumRow, slot: usize, amount: u64) -> StateResult<(), E> {
+    row.get(slot)
+        .ok_or_else(|| StateError::Invariant("block sum slot out of range"))?
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            v.checked_add(amount)
+        })
+        .map(|_| ())
+        .map_err(|_| StateError::Overflow("block sum"))
+}
+
+/// How a view finds its cells.
+#[derive(Clone, Copy)]
+pub(crate) enum Resolve<'a> {
+    /// A transaction's: the references the plan resolved for its accesses.
+    Resolved(&'a [AtomicU32]),
+    /// A block hook's: by probing the partition's table.
+    Probe,
+}
+
 /// The view of one transaction (or block hook) on the plan's cells.
-pub(crate) struct TxView<'a, C: Chain, E> {
-    plan: &'a PlanView<'a, C::Key, C::Value>,
+pub(crate) struct TxView<'a, 'p, C: Chain, E> {
+    plan: &'a PlanView<'p, C::Key, C::Value>,
     accesses: &'a Accesses<C::Key>,
-    /// The transaction's index in the block (`None` for a block hook,
-    /// whose cells are found by probing).
-    tx: Option<usize>,
+    resolve: Resolve<'a>,
     proven: bool,
-    sums: &'a Sums,
+    /// The participant running it (its stripe of a hot counter).
+    me: usize,
+    sums: &'a SumRow,
     _error: std::marker::PhantomData<fn() -> E>,
 }
 
-impl<'a, C: Chain, E> TxView<'a, C, E> {
+impl<'a, 'p, C: Chain, E> TxView<'a, 'p, C, E> {
     pub(crate) fn new(
-        plan: &'a PlanView<'a, C::Key, C::Value>,
+        plan: &'a PlanView<'p, C::Key, C::Value>,
         accesses: &'a Accesses<C::Key>,
-        tx: Option<usize>,
+        resolve: Resolve<'a>,
         proven: bool,
-        sums: &'a Sums,
+        me: usize,
+        sums: &'a SumRow,
     ) -> Self {
         TxView {
             plan,
             accesses,
-            tx,
+            resolve,
             proven,
+            me,
             sums,
             _error: std::marker::PhantomData,
         }
     }
 
-    /// The cell of declared `key`, if the declared mode allows `need`: the
-    /// one the plan resolved for this access (no probing).
-    fn cell(&self, key: &C::Key, need: Need) -> StateResult<&'a Cell<C::Key, C::Value>, E> {
-        let (j, a) = declared(self.accesses, self.proven, key, need)?;
-        let found = match self.tx {
-            Some(t) => self.plan.resolved(t, j, a.affinity),
-            None => self.plan.cell(a.hash, a.affinity, key),
-        };
-        found.ok_or_else(|| StateError::Invariant("a declared key has no cell"))
+    /// The cell of declared `key` and the access's effective mode, if the
+    /// mode allows `need` (the hot path: no error value is built here).
+    #[inline(always)]
+    fn locate(&self, key: &C::Key, need: Need) -> Option<(CellAt<'a, C::Value>, Mode)> {
+        let j = self.accesses.find(key)?;
+        let a = self.accesses.list().get(j)?;
+        let mode = if self.proven { a.proven } else { a.mode };
+        if !need.allowed_by(mode) {
+            return None;
+        }
+        let cell = match self.resolve {
+            Resolve::Resolved(refs) => self
+                .plan
+                .cell(CellRef(refs.get(j)?.load(Ordering::Relaxed))),
+            Resolve::Probe => self.plan.find(a.hash, a.affinity, key),
+        }?;
+        Some((cell, mode))
+    }
+
+    /// Why [`Self::locate`] found nothing.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, key: &C::Key, need: Need) -> StateError<E> {
+        match declared::<C::Key, E>(self.accesses, self.proven, key, need) {
+            Err(e) => e,
+            Ok(_) => StateError::Invariant("a declared key has no cell"),
+        }
     }
 }
 
 impl<C: Chain, E: std::error::Error + Send + Sync + 'static> View<C::Key, C::Value>
-    for TxView<'_, C, E>
+    for TxView<'_, '_, C, E>
 {
     type ReadError = E;
 
     fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, E> {
-        self.cell(key, Need::Read)?.current()
-    }
-
-    fn counter(&mut self, key: &C::Key) -> StateResult<u64, E> {
-        self.cell(key, Need::Read)?.counter()
-    }
-
-    fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), E> {
-        self.cell(key, Need::Write)?.set(value)
-    }
-
-    fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), E> {
-        self.cell(key, Need::Add)?.update(
-            |v| v.checked_add(amount),
-            || StateError::Overflow("counter add"),
-        )
-    }
-
-    fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), E> {
-        self.cell(key, Need::Add)?.update(
-            |v| v.checked_sub(amount),
-            || StateError::Underflow("counter sub"),
-        )
-    }
-
-    fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), E> {
-        self.sums.add(slot, amount)
-    }
-}
-
-/// Block-start reads for a proof (before anything ran), of any key the
-/// group's transactions declared: found through their declarations (with
-/// the hashes computed at admission), so a proof hashes nothing.
-pub(crate) struct StartView<'a, 'p, C: Chain, E> {
-    plan: &'a PlanView<'p, C::Key, C::Value>,
-    chain: &'a C,
-    group: &'a [&'a C::Tx],
-    _error: std::marker::PhantomData<fn() -> E>,
-}
-
-impl<'a, 'p, C: Chain, E> StartView<'a, 'p, C, E> {
-    pub(crate) fn new(
-        plan: &'a PlanView<'p, C::Key, C::Value>,
-        chain: &'a C,
-        group: &'a [&'a C::Tx],
-    ) -> Self {
-        StartView {
-            plan,
-            chain,
-            group,
-            _error: std::marker::PhantomData,
+        match self.locate(key, Need::Read) {
+            Some((cell, _)) => cell.get(),
+            None => Err(self.refused(key, Need::Read)),
         }
     }
 
-    fn cell(&self, key: &C::Key) -> StateResult<&Cell<C::Key, C::Value>, E> {
-        let access = self.group.iter().find_map(|tx| {
-            let accesses = self.chain.accesses(tx);
-            accesses.find(key).map(|j| &accesses.list()[j])
-        });
-        access
-            .and_then(|a| self.plan.cell(a.hash, a.affinity, key))
-            .ok_or_else(|| StateError::Undeclared(format!("{key:?} is not declared by the group")))
-    }
-}
-
-impl<C: Chain, E: std::error::Error + Send + Sync + 'static> ProofView<C::Key, C::Value>
-    for StartView<'_, '_, C, E>
-{
-    type ReadError = E;
-
-    fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, E> {
-        self.cell(key)?.current()
-    }
-
     fn counter(&mut self, key: &C::Key) -> StateResult<u64, E> {
-        self.cell(key)?.counter()
+        match self.locate(key, Need::Read) {
+            Some((cell, _)) => cell.counter(key),
+            None => Err(self.refused(key, Need::Read)),
+        }
+    }
+
+    fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), E> {
+        match self.locate(key, Need::Write) {
+            Some((cell, _)) => cell.set(key, value),
+            None => Err(self.refused(key, Need::Write)),
+        }
+    }
+
+    fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), E> {
+        match self.locate(key, Need::Add) {
+            Some((cell, mode)) => cell.apply(key, self.me, mode == Mode::Write, false, amount),
+            None => Err(self.refused(key, Need::Add)),
+        }
+    }
+
+    fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), E> {
+        match self.locate(key, Need::Add) {
+            Some((cell, mode)) => cell.apply(key, self.me, mode == Mode::Write, true, amount),
+            None => Err(self.refused(key, Need::Add)),
+        }
+    }
+
+    fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), E> {
+        add_to_row(self.sums, slot, amount)
     }
 }

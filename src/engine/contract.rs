@@ -251,7 +251,9 @@ pub trait View<K, V> {
     fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), Self::ReadError>;
 }
 
-/// Block-start reads for a proof: any key the block declared.
+/// Block-start reads for a proof: keys the group declared that share the
+/// group key's affinity ([`Key::affinity`]; the SPEC chain: the sender's
+/// keys). Reading any other key makes the engine discard the proof.
 pub trait ProofView<K, V> {
     /// The reader's error.
     type ReadError: std::error::Error + Send + Sync + 'static;
@@ -324,7 +326,11 @@ pub trait Chain: Sync {
     /// in any order with the group); every other read of those keys is
     /// ordered against the group as usual, and the engine does not use a
     /// proof when another transaction writes (`Write`) a key whose mode the
-    /// proof changes. The default proves nothing.
+    /// proof changes. A proof may read, and change the modes of, only keys
+    /// with the group key's affinity (so that one partition of the plan
+    /// holds all it needs); the engine does not use one that would change
+    /// another key's mode or that read another key. The default proves
+    /// nothing.
     fn prove<R: ProofView<Self::Key, Self::Value>>(
         &self,
         block: &Self::Block,

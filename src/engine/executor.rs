@@ -1,36 +1,34 @@
-//! [`Executor`]: runs blocks of any chain on a rayon pool, its own or the
-//! caller's, with the path `policy.rs` decides.
+//! [`Executor`]: runs blocks of any chain, with the path `policy.rs`
+//! decides, on a rayon pool, its own or the caller's.
 //!
-//! A block's phases on the pool: the sample guard (`plan.rs`,
-//! `sample_shape`), the plan (`plan.rs`: index and prefetch, proofs,
-//! graph), the graph guard, the block's begin hook, the transactions
-//! (`run.rs`), the end hook and the writes (one part per partition, built
-//! in parallel). The whole block runs inside the pool: serial steps run on
-//! a worker instead of on the calling thread competing with the workers.
+//! A parallel block is run by a team (`team.rs`): the calling thread works
+//! from the first instant and `threads - 1` helper jobs join it on the
+//! pool, through the phases of `phases.rs` (plan, run, writes); the serial
+//! steps between them (the guard after the plan, the block's hooks) run on
+//! the calling thread. No job is handed to the pool to wait for.
 //!
 //! Every allocation a block needs (key tables, cells, links, edges,
 //! counts, statuses, the sequential overlay) is kept in the executor and
-//! reused by the next block. A panic anywhere (a pool job included: rayon
-//! hands it to the joining thread) is contained and returned as
+//! reused by the next block. A panic anywhere (a helper's included: the
+//! team hands it to the caller) is contained and returned as
 //! [`EngineError::Panicked`]; the executor stays usable.
 
 use std::borrow::Borrow;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::cells::{Sums, TxView};
+use super::cells::{Resolve, Sums, TxView};
 use super::contract::{Chain, Reader, StateError, MAX_SUMS};
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
-use super::plan::{
-    has_groups, index_partition, link_partition, prove_partition, sample_shape, Graph, Plan,
-    MAX_PARTS,
-};
+use super::phases::{BlockWork, PLAN, RUN, WRITES};
+use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
 use super::policy::{decide, Facts, PathReason, Policy, GUARD_SAMPLE};
-use super::run::{Outcomes, Run};
+use super::run::{BatchPlan, Outcomes, Run, Scheduling};
 use super::sequential::{self, SeqScratch};
+use super::team::{self, Aborted, On};
 
 /// How the parallel engine orders a block's transactions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -124,6 +122,15 @@ impl Pool {
         }
     }
 
+    /// Where a team's helpers run.
+    fn on(&self) -> On<'_> {
+        match self {
+            Pool::Own(p) => On::Pool(p),
+            Pool::Shared(p) => On::Pool(p),
+            Pool::Current => On::Current,
+        }
+    }
+
     fn threads(&self) -> usize {
         match self {
             Pool::Own(p) => p.current_num_threads(),
@@ -139,6 +146,7 @@ struct Scratch<C: Chain> {
     plan: Plan<C::Key, C::Value>,
     graph: Graph,
     outcomes: Outcomes<C::Failure>,
+    sums: Sums,
 }
 
 impl<C: Chain> Default for Scratch<C> {
@@ -148,6 +156,7 @@ impl<C: Chain> Default for Scratch<C> {
             plan: Plan::default(),
             graph: Graph::default(),
             outcomes: Outcomes::default(),
+            sums: Sums::default(),
         }
     }
 }
@@ -293,8 +302,7 @@ impl<C: Chain> Executor<C> {
             if let Some(reason) = decide(&policy, Facts::Block { txs: txs.len() }) {
                 return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
             }
-            self.pool
-                .install(|| self.parallel(chain, block, txs, reader, &policy))
+            self.parallel(chain, block, txs, reader, &policy)
         })
     }
 
@@ -375,24 +383,24 @@ impl<C: Chain> Executor<C> {
                 &mut scratch.seq,
                 Some(&mut costs),
             )?;
-            self.pool
-                .install(|| plan_block(chain, block, txs, reader, scratch))?;
+            self.plan_only(chain, block, txs, reader, scratch)?;
             let seconds: Vec<f64> = costs.iter().map(|d| d.as_secs_f64()).collect();
             let view = scratch.plan.view();
             let weighted = scratch.graph.weighted_critical_path(&view, &seconds);
+            scratch.graph.levels_in_block_order(&view);
             drop(view);
-            scratch.graph.levels_in_block_order(&scratch.plan);
-            scratch.graph.measure();
+            let measured = scratch.graph.measure();
             Ok(Profile {
                 work: costs.iter().sum(),
-                critical_path: scratch.graph.critical_path,
+                critical_path: measured.critical_path,
                 weighted_critical_path: std::time::Duration::from_secs_f64(weighted),
                 costs,
             })
         })
     }
 
-    /// Everything after the block-level guard, on a pool thread.
+    /// Everything after the block-level guard: the sample guard, then the
+    /// team (see the module docs).
     fn parallel<R, T>(
         &self,
         chain: &C,
@@ -405,9 +413,6 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
-        // Wake every worker now: the plan's first phase needs them all, and
-        // a sleeping one takes tens of microseconds to start.
-        rayon::spawn_broadcast(|_| {});
         // A sample that already shows no useful parallelism: in order,
         // without paying for a plan.
         if policy.guards {
@@ -417,154 +422,246 @@ impl<C: Chain> Executor<C> {
             }
         }
         let n = txs.len();
+        let participants = self.threads().max(1);
         let mut guard = self.scratch();
         let scratch = &mut **guard;
-        let (prefetch, schedule) = plan_block(chain, block, txs, reader, scratch)?;
+        let parts = partitions(participants, n);
+        scratch.plan.reset(parts);
+        scratch.graph.reset(chain, txs, parts);
+        scratch.outcomes.reset(participants);
+        scratch.sums.reset(participants);
+        let block_accesses = chain.block_accesses(block);
         let Scratch {
             plan,
             graph,
             outcomes,
+            sums,
             ..
         } = scratch;
-
-        if self.config.scheduler == Scheduler::Batches {
-            graph.levels_in_block_order(plan);
-        }
-        let view = plan.view();
-        let keys = view.keys();
-        let decided = decide(policy, Facts::Plan { keys });
-        let start = Instant::now();
-        outcomes.reset(rayon::current_num_threads());
-        let sums = Sums::new(rayon::current_num_threads());
-        let block_accesses = chain.block_accesses(block);
-        {
-            let mut hook = TxView::<C, R::Error>::new(&view, &block_accesses, None, false, &sums);
-            chain.begin_block(block, &mut hook)?;
-        }
-        let run = Run {
+        let input = PlanInput {
             chain,
             block,
+            block_accesses: &block_accesses,
             txs,
-            plan: &view,
+            reader,
             graph,
-            sums: &sums,
-            outcomes,
-            error: OnceLock::new(),
-            failed: AtomicBool::new(false),
+            parts,
+            participants,
         };
-        let mut batches = 0;
-        match (decided, self.config.scheduler) {
-            (Some(_), _) => run.in_order(),
-            (None, Scheduler::Graph) => run.graph(),
-            (None, Scheduler::Batches) => batches = run.batches(),
-        }
-        if let Some(e) = run.into_error() {
+        let run = Run::new(chain, block, txs, plan, graph, sums, outcomes);
+        let work = BlockWork::new(input, plan, run, participants, 3);
+        let scheduler = self.config.scheduler;
+        // Everything, the results included, is gathered inside the team:
+        // the helpers' jobs end while the caller still works, so the
+        // scope's end does not wait for them.
+        let led = team::run(self.pool.on(), participants - 1, &work, |lead| {
+            lead_block(lead, &work, policy, scheduler)
+        });
+        // The run's own error first: the caller only saw that it failed.
+        let mut work = work;
+        if let Some(e) = work.run.take_error() {
             return Err(e.into());
         }
-        let statuses = outcomes.statuses(n)?;
-        // In order on the plan, nothing raised the levels: they stay 0.
-        if decided.is_none() {
-            graph.measure();
+        match led {
+            Ok(executed) => Ok(executed),
+            Err(Led::Aborted(Aborted)) => Err(EngineError::State(StateError::Invariant(
+                "a participant of the team stopped",
+            ))),
+            Err(Led::Failed(e)) => Err(e.into()),
         }
-        let totals = sums.totals::<R::Error>(C::SUMS)?;
-        {
-            let mut hook = TxView::<C, R::Error>::new(&view, &block_accesses, None, false, &sums);
-            chain.end_block(block, &totals[..C::SUMS], &mut hook)?;
-        }
-        let totals = sums.totals::<R::Error>(C::SUMS)?;
-        drop(view);
-        // Each worker collects its own partition's writes.
-        let parts = each_partition(plan.len(), |p| {
-            let mut part = plan.part(p);
-            part.cells
-                .iter_mut()
-                .filter_map(|c| c.take_written().map(|v| (c.key.clone(), v)))
-                .collect::<Vec<_>>()
-        });
-        let execute = start.elapsed();
-        let (path, reason, parallel_engine) = match decided {
-            Some(reason) => (ExecutionPath::InOrder, reason, false),
-            None => (ExecutionPath::Parallel, PathReason::Parallel, true),
+    }
+
+    /// The plan alone, by a team (for [`Self::profile`]).
+    fn plan_only<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+        scratch: &mut Scratch<C>,
+    ) -> Result<(), EngineError<R::Error>>
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
+        let participants = self.threads().max(1);
+        let parts = partitions(participants, txs.len());
+        scratch.plan.reset(parts);
+        scratch.graph.reset(chain, txs, parts);
+        scratch.outcomes.reset(participants);
+        scratch.sums.reset(participants);
+        let block_accesses = chain.block_accesses(block);
+        let Scratch {
+            plan,
+            graph,
+            outcomes,
+            sums,
+            ..
+        } = scratch;
+        let input = PlanInput {
+            chain,
+            block,
+            block_accesses: &block_accesses,
+            txs,
+            reader,
+            graph,
+            parts,
+            participants,
         };
-        Ok(Executed {
-            statuses,
-            sums: totals[..C::SUMS.min(MAX_SUMS)].to_vec(),
-            writes: Writes { parts },
-            stats: EngineStats {
-                path,
-                reason,
-                parallel_engine,
-                keys,
-                edges: graph.edges,
-                critical_path: graph.critical_path,
-                largest_batch: graph.largest_level,
-                batches,
-                proven: graph.proven_count,
-                prefetch,
-                schedule,
-                execute,
-            },
-        })
+        let run = Run::new(chain, block, txs, plan, graph, sums, outcomes);
+        let mut work = BlockWork::new(input, plan, run, participants, 1);
+        let planned = team::run(self.pool.on(), participants - 1, &work, |lead| {
+            lead.phase(PLAN)
+        });
+        if planned.is_err() {
+            return Err(EngineError::State(StateError::Invariant(
+                "a participant of the team stopped",
+            )));
+        }
+        match work.run.take_error() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 }
 
-/// The plan of a block (on the current pool: one broadcast per phase, worker
-/// `i` on partition `i`): index and prefetch, proofs, links, sweep. Returns
-/// the time of the index and prefetch, and of the rest.
-fn plan_block<C, R, T>(
-    chain: &C,
-    block: &C::Block,
-    txs: &[T],
-    reader: &R,
-    scratch: &mut Scratch<C>,
-) -> Result<(std::time::Duration, std::time::Duration), EngineError<R::Error>>
+/// Why the caller's part stopped.
+enum Led<E: std::error::Error + Send + Sync + 'static> {
+    Aborted(Aborted),
+    Failed(StateError<E>),
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<Aborted> for Led<E> {
+    fn from(a: Aborted) -> Self {
+        Led::Aborted(a)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<StateError<E>> for Led<E> {
+    fn from(e: StateError<E>) -> Self {
+        Led::Failed(e)
+    }
+}
+
+/// The caller's part of a parallel block: the phases, the serial steps
+/// between them (the post-plan guard and the order, the hooks), and the
+/// results.
+fn lead_block<C, R, T>(
+    lead: &team::Lead<'_, BlockWork<'_, C, R, T>>,
+    work: &BlockWork<'_, C, R, T>,
+    policy: &Policy,
+    scheduler: Scheduler,
+) -> Result<Executed<C>, Led<R::Error>>
 where
     C: Chain,
     R: Reader<C::Key, C::Value>,
     T: Borrow<C::Tx> + Sync,
 {
-    let Scratch { plan, graph, .. } = scratch;
-    let parts = rayon::current_num_threads().min(MAX_PARTS);
     let start = Instant::now();
-    plan.reset(parts);
-    let block_accesses = chain.block_accesses(block);
-    let plan = &*plan;
-    each_partition(parts, |p| {
-        index_partition(
-            &mut plan.part(p),
-            p,
-            parts,
-            chain,
-            &block_accesses,
-            txs,
-            reader,
-        )
-    })
-    .into_iter()
-    .collect::<Result<(), _>>()?;
-    let prefetch = start.elapsed();
-
+    lead.phase(PLAN)?;
+    if work.run.failed() {
+        return Err(Led::Failed(StateError::Invariant("plan failed")));
+    }
+    let plan_time = start.elapsed();
     let start = Instant::now();
-    graph.reset(txs.len(), parts);
-    {
-        let view = plan.view();
-        if has_groups(&view) {
-            let shared = &*graph;
-            each_partition(parts, |p| {
-                prove_partition::<C, R, T>(shared, &view, p, chain, block, txs)
-            })
-            .into_iter()
-            .collect::<Result<(), _>>()?;
-            graph.count_proven();
+    let chain = work.input.chain;
+    let block = work.input.block;
+    let view = work.plan.view();
+    let keys = view.keys();
+    let decided = decide(policy, Facts::Plan { keys });
+    let order = match (decided, scheduler) {
+        (Some(_), _) => Scheduling::InOrder,
+        (None, Scheduler::Graph) => Scheduling::Graph,
+        (None, Scheduler::Batches) => {
+            let graph = work.input.graph;
+            graph.levels_in_block_order(&view);
+            let mut plan = BatchPlan {
+                order: Vec::new(),
+                starts: Vec::new(),
+            };
+            graph.batches(&mut plan.order, &mut plan.starts);
+            let _ = work.run.batches.set(plan);
+            Scheduling::Batches
         }
-    }
+    };
+    work.run.order.store(order as u8, Ordering::Relaxed);
+    let sums = work.run.sums;
     {
-        let shared = &*graph;
-        let edges = each_partition(parts, |p| link_partition(&mut plan.part(p), p, shared));
-        graph.edges = edges.into_iter().sum();
+        let mut hook = TxView::<C, R::Error>::new(
+            &view,
+            work.input.block_accesses,
+            Resolve::Probe,
+            false,
+            0,
+            sums.row(0),
+        );
+        chain.begin_block(block, &mut hook)?;
     }
-    Ok((prefetch, start.elapsed()))
+    lead.phase(RUN)?;
+    if work.run.failed() {
+        return Err(Led::Failed(StateError::Invariant("run failed")));
+    }
+    let totals = sums.totals::<R::Error>(C::SUMS)?;
+    {
+        let mut hook = TxView::<C, R::Error>::new(
+            &view,
+            work.input.block_accesses,
+            Resolve::Probe,
+            false,
+            0,
+            sums.row(0),
+        );
+        chain.end_block(block, &totals[..C::SUMS], &mut hook)?;
+    }
+    let totals = sums.totals::<R::Error>(C::SUMS)?;
+    drop(view);
+    lead.phase(WRITES)?;
+    if work.run.failed() {
+        return Err(Led::Failed(StateError::Invariant("writes failed")));
+    }
+    let writes = work.take_writes();
+    let statuses = work.run.outcomes.statuses(work.input.txs.len())?;
+    let execute = start.elapsed();
+    let batches = work
+        .run
+        .batches
+        .get()
+        .map_or(0, |b| b.starts.len().saturating_sub(1));
+    // In order on the plan, nothing raised the levels: they stay 0.
+    let measured = work.input.graph.measure();
+    let (prefetch, schedule) = work
+        .plan
+        .view()
+        .parts()
+        .fold((Duration::ZERO, Duration::ZERO), |(i, g), p| {
+            (i + p.index_time, g + p.graph_time)
+        });
+    let (path, reason, parallel_engine) = match decided {
+        Some(reason) => (ExecutionPath::InOrder, reason, false),
+        None => (ExecutionPath::Parallel, PathReason::Parallel, true),
+    };
+    Ok(Executed {
+        statuses,
+        sums: totals[..C::SUMS.min(MAX_SUMS)].to_vec(),
+        writes: Writes { parts: writes },
+        stats: EngineStats {
+            path,
+            reason,
+            parallel_engine,
+            keys,
+            edges: work.edges(),
+            critical_path: measured.critical_path,
+            largest_batch: measured.largest_level,
+            batches,
+            proven: measured.proven,
+            plan: plan_time,
+            prefetch,
+            schedule,
+            execute,
+        },
+    })
 }
+
 /// What a block offers the parallel engine ([`Executor::profile`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -587,34 +684,6 @@ impl Profile {
         }
         (threads as f64).min(self.work.as_secs_f64() / c)
     }
-}
-
-/// Runs `f(p)` for every partition `p` of `parts` on the current pool and
-/// returns the results in partition order: one job per partition, each
-/// claiming the partition of the worker it runs on if still free (worker
-/// `i` builds, links and collects partition `i`, whose cells stay in its
-/// cache), else the next free one, so a worker still waking up delays
-/// nothing: whoever is running takes its share. No job waits for another.
-pub(crate) fn each_partition<R: Send>(parts: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let claimed: Vec<AtomicBool> = (0..parts).map(|_| AtomicBool::new(false)).collect();
-    let results: Vec<Mutex<Option<R>>> = (0..parts).map(|_| Mutex::new(None)).collect();
-    let job = || {
-        let me = rayon::current_thread_index().unwrap_or(0);
-        let first = (0..parts)
-            .map(|k| (me + k) % parts)
-            .find(|&p| !claimed[p].swap(true, std::sync::atomic::Ordering::Relaxed));
-        if let Some(p) = first {
-            *results[p].lock() = Some(f(p));
-        }
-    };
-    rayon::scope(|s| {
-        for _ in 1..parts {
-            s.spawn(|_| job());
-        }
-        job();
-    });
-    // Every job claimed a distinct partition: there are as many as partitions.
-    results.into_iter().filter_map(Mutex::into_inner).collect()
 }
 
 /// Runs `f`, turning a panic (on this thread or in any pool job it waits

@@ -42,11 +42,13 @@ mod cells;
 mod contract;
 mod executor;
 mod outcome;
+mod phases;
 mod plan;
 pub mod policy;
 mod release;
 mod run;
 mod sequential;
+mod team;
 mod verify;
 
 pub use cache::VerificationCache;

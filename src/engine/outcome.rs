@@ -58,10 +58,15 @@ pub struct EngineStats {
     pub batches: usize,
     /// Transactions whose proof group was proven to commute (covered).
     pub proven: usize,
-    /// Plan before scheduling: the key table, its accesses and the loading
-    /// of every key's value (the prefetch).
+    /// The plan phase, wall time: key table, prefetch, proofs and graph
+    /// (one pass per partition, `plan.rs`).
+    pub plan: Duration,
+    /// Within the plan, summed over its partitions (CPU time): the key
+    /// table, its accesses and the loading of every key's value (the
+    /// prefetch).
     pub prefetch: Duration,
-    /// Proofs and the dependency graph.
+    /// Within the plan, summed over its partitions (CPU time): proofs and
+    /// the dependency graph.
     pub schedule: Duration,
     /// Execution: the block hooks and every transaction, and the change set.
     pub execute: Duration,

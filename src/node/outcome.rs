@@ -63,9 +63,13 @@ pub struct BlockStats {
     pub cache_misses: usize,
     /// Stateless verification (cache lookups and fresh checks).
     pub verify: Duration,
-    /// The plan's key table and the loading of every key (the prefetch).
+    /// The plan phase, wall time (key table, prefetch, proofs, graph).
+    pub plan: Duration,
+    /// Within the plan, summed over its partitions: the key table and the
+    /// loading of every key (the prefetch).
     pub prefetch: Duration,
-    /// Proofs (coverage) and the dependency graph.
+    /// Within the plan, summed over its partitions: proofs (coverage) and
+    /// the dependency graph.
     pub schedule: Duration,
     /// Execution: the reward, every transaction, the fees, the change set.
     pub execute: Duration,
@@ -88,6 +92,7 @@ impl BlockStats {
             largest_batch: engine.largest_batch,
             critical_path: engine.critical_path,
             covered: engine.proven,
+            plan: engine.plan,
             prefetch: engine.prefetch,
             schedule: engine.schedule,
             execute: engine.execute,

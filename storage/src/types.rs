@@ -43,7 +43,7 @@ pub const NATIVE_ASSET: Asset = Hash([0u8; 32]);
 macro_rules! hex32 {
     ($t:ident) => {
         impl PartialEq for $t {
-            #[inline]
+            #[inline(always)]
             fn eq(&self, other: &Self) -> bool {
                 words(&self.0) == words(&other.0)
             }
@@ -145,7 +145,10 @@ pub struct ChainParams {
 
 /// A unit of chain state (the SPEC chain's schema): what a block reads and
 /// writes, one versioned entry per key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+// The manual `PartialEq` is the structural one (inlined), so the derived
+// `Hash` agrees with it.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Clone, Copy, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum StateKey {
     /// An account's nonce (a counter; absent reads 0).
     Nonce(PublicKey),
@@ -155,6 +158,21 @@ pub enum StateKey {
     Multisig(PublicKey),
     /// An account's energy state (absent: never froze).
     Energy(PublicKey),
+}
+
+impl PartialEq for StateKey {
+    /// Inline: keys are compared on every probe of every state table and
+    /// on every search of a declaration (the derived comparison is a call).
+    #[inline(always)]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StateKey::Nonce(a), StateKey::Nonce(b))
+            | (StateKey::Multisig(a), StateKey::Multisig(b))
+            | (StateKey::Energy(a), StateKey::Energy(b)) => a == b,
+            (StateKey::Balance(a, x), StateKey::Balance(b, y)) => a == b && x == y,
+            _ => false,
+        }
+    }
 }
 
 impl StateKey {

@@ -112,9 +112,11 @@ pub struct PathTimes {
     pub total: Duration,
     /// Stateless checks (or cache lookups).
     pub verify: Duration,
-    /// Key table and prefetch.
+    /// The plan phase, wall time.
+    pub plan: Duration,
+    /// Within the plan, summed over partitions: key table and prefetch.
     pub prefetch: Duration,
-    /// Proofs and dependency graph.
+    /// Within the plan, summed over partitions: proofs and dependency graph.
     pub schedule: Duration,
     /// Execution (hooks, transactions, change set).
     pub execute: Duration,
@@ -233,12 +235,11 @@ impl BenchRow {
     }
 
     /// Speedup of execution at `threads`: the sequential execute phase over
-    /// everything the parallel path does instead (key table and prefetch,
-    /// which does the reads the sequential phase does inline; proofs and
-    /// graph; execution).
+    /// everything the parallel path does instead (the plan, which does the
+    /// reads the sequential phase does inline, and the execution).
     pub fn execute_speedup(&self, threads: usize) -> Option<f64> {
         self.par(threads)
-            .map(|p| ratio(self.sequential.execute, p.prefetch + p.schedule + p.execute))
+            .map(|p| ratio(self.sequential.execute, p.plan + p.execute))
     }
 }
 
@@ -453,6 +454,7 @@ impl Runs<'_> {
                 let times = PathTimes {
                     total,
                     verify: st.verify,
+                    plan: st.plan,
                     prefetch: st.prefetch,
                     schedule: st.schedule,
                     execute: st.execute,
@@ -507,6 +509,7 @@ fn median_times(s: &[PathTimes]) -> PathTimes {
     PathTimes {
         total: crate::median(s.iter().map(|t| t.total).collect()),
         verify: crate::median(s.iter().map(|t| t.verify).collect()),
+        plan: crate::median(s.iter().map(|t| t.plan).collect()),
         prefetch: crate::median(s.iter().map(|t| t.prefetch).collect()),
         schedule: crate::median(s.iter().map(|t| t.schedule).collect()),
         execute: crate::median(s.iter().map(|t| t.execute).collect()),

@@ -1,0 +1,280 @@
+//! The team: a block's phases run by the calling thread and helper jobs on
+//! the pool, the caller working from the first instant.
+//!
+//! # Why not one pool job per phase
+//! Handing a block to the pool from outside it (`ThreadPool::install`)
+//! costs a round trip: a sleeping worker takes tens of microseconds to
+//! wake, and the caller sleeps until the job ends and takes as long to wake
+//! again (82 µs median for an empty `install` on the 2-core reference
+//! machine, against 400 µs for executing a 1,000-transaction block). Here
+//! the caller spawns `participants - 1` helper jobs into a scope on the
+//! pool (`in_place_scope`) and starts on the first phase at once; a helper
+//! joins whichever phase is open when it wakes. Every phase hands out its
+//! work in claimed pieces (partitions, chunks of transactions), so a helper
+//! that wakes late delays nothing: whoever is running takes the pieces.
+//!
+//! # Phases, and why every wait is bounded
+//! The caller ([`Lead::phase`]) opens phase `k`, works on it as participant
+//! 0, then waits until [`Work::complete`] says every piece of it finished;
+//! between phases it runs the block's serial steps (the hooks). A helper
+//! waits for the next phase to open, works on it, and so on. A participant
+//! only ever waits for pieces that a *running* participant claimed (or,
+//! in the run phase, for transactions whose dependencies a running
+//! participant is executing), and a claimed piece never waits for an
+//! unclaimed one, so every wait ends when work in progress on another
+//! thread ends. A helper also gives up after [`HELPER_PATIENCE`] without
+//! anything to do and returns: a helper job that rayon happens to run on a
+//! thread whose own piece is below it on the stack (a chain's rules calling
+//! into rayon) then returns instead of waiting for itself, and an idle
+//! helper stops spinning. The caller never gives up; it is not a pool job
+//! of this team, and it only waits once its own pieces are done.
+//!
+//! # Memory ordering
+//! Each participant publishes a finished piece with a `Release` write of a
+//! counter its phase's [`Work::complete`] reads with `Acquire`; the caller
+//! opens the next phase with a `Release` store of `open`, which helpers
+//! read with `Acquire`. Happens-before is transitive, so everything written
+//! in phase `k` (by anyone) and in the caller's serial step after it is
+//! visible to every participant of phase `k + 1`.
+//!
+//! # Panics
+//! A helper's panic is caught, kept, and stops the team (`open` becomes
+//! [`ABORTED`], so nobody waits for the panicked piece); the caller resumes
+//! it after the scope, where the executor turns it into an error. A panic
+//! of the caller closes the team the same way (a drop guard) before the
+//! scope waits for the helpers.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// How long an idle helper spins before it leaves the team.
+pub(crate) const HELPER_PATIENCE: Duration = Duration::from_micros(200);
+
+/// `open` once the team is closed (the block is done or failed).
+const CLOSED: usize = usize::MAX;
+/// `open` once a participant panicked.
+const ABORTED: usize = usize::MAX - 1;
+
+/// The pieces of work of a block, by phase.
+pub(crate) trait Work: Sync {
+    /// Works on phase `phase` as participant `me` (0: the caller) until
+    /// nothing is left to claim; `lead` is true for the caller, which must
+    /// not return while work of the phase may still appear (the run phase's
+    /// released transactions). Returns early once [`Self::complete`] holds.
+    fn work(&self, phase: usize, me: usize, lead: bool);
+
+    /// Whether every piece of `phase` finished (or the block failed and
+    /// nothing new starts): an `Acquire` read of what the pieces published.
+    fn complete(&self, phase: usize) -> bool;
+
+    /// A participant panicked: every phase must stop handing out work and
+    /// report itself complete.
+    fn abort(&self);
+
+    /// Number of phases: a helper leaves once it worked on the last, so
+    /// that its job has ended by the time the caller ends the scope.
+    fn phases(&self) -> usize;
+}
+
+/// The team's shared state.
+struct Team {
+    /// 0 before any phase, `k + 1` once phase `k` is open, or [`CLOSED`] /
+    /// [`ABORTED`]. Written by the caller (and by a panicking helper, to
+    /// [`ABORTED`]); `Release`/`Acquire`.
+    open: AtomicUsize,
+    /// Helpers that joined; each takes its participant number from it.
+    joined: AtomicUsize,
+    /// Helpers that will not touch the work again.
+    left: AtomicUsize,
+    /// The first panic of a helper.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Team {
+    fn aborted(&self) -> bool {
+        self.open.load(Ordering::Acquire) == ABORTED
+    }
+}
+
+/// The caller's handle on a running team.
+pub(crate) struct Lead<'t, W> {
+    team: &'t Team,
+    work: &'t W,
+}
+
+/// The team stopped because a participant panicked (the panic is resumed
+/// when the team ends).
+#[derive(Debug)]
+pub(crate) struct Aborted;
+
+impl<W: Work> Lead<'_, W> {
+    /// Opens `phase`, works on it, and waits until it is complete.
+    pub(crate) fn phase(&self, phase: usize) -> Result<(), Aborted> {
+        if self.team.aborted() {
+            return Err(Aborted);
+        }
+        self.team.open.store(phase + 1, Ordering::Release);
+        self.work.work(phase, 0, true);
+        let mut spin = Spin::new();
+        while !self.work.complete(phase) {
+            if self.team.aborted() {
+                return Err(Aborted);
+            }
+            spin.wait();
+        }
+        if self.team.aborted() {
+            return Err(Aborted);
+        }
+        Ok(())
+    }
+}
+
+/// Closes the team when the caller is done with it, or unwinds.
+struct Close<'t, W: Work>(&'t Team, &'t W);
+
+impl<W: Work> Drop for Close<'_, W> {
+    fn drop(&mut self) {
+        let team = self.0;
+        if std::thread::panicking() {
+            self.1.abort();
+            team.open.store(ABORTED, Ordering::Release);
+            return;
+        }
+        // A helper may have aborted meanwhile: keep that.
+        let _ = team
+            .open
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |o| {
+                (o != ABORTED).then_some(CLOSED)
+            });
+        // Every helper that joined is at most a few instructions from
+        // leaving: waiting here keeps the scope's own wait (a sleep on a
+        // condition variable when the caller is not a pool thread) short.
+        let mut spin = Spin::new();
+        while team.left.load(Ordering::Acquire) < team.joined.load(Ordering::Acquire) {
+            spin.wait();
+        }
+    }
+}
+
+/// Where the team's helpers run.
+pub(crate) enum On<'p> {
+    /// This pool.
+    Pool(&'p rayon::ThreadPool),
+    /// Whatever pool the calling thread is in (the global one outside any).
+    Current,
+}
+
+/// Runs `lead` on the calling thread with `helpers` helper jobs spawned on
+/// the pool, working on `work`'s phases as `lead` opens them. A helper's
+/// panic is resumed here once every helper stopped.
+pub(crate) fn run<W: Work, R: Send>(
+    on: On<'_>,
+    helpers: usize,
+    work: &W,
+    lead: impl FnOnce(&Lead<'_, W>) -> R + Send,
+) -> R {
+    let team = Team {
+        open: AtomicUsize::new(0),
+        joined: AtomicUsize::new(0),
+        left: AtomicUsize::new(0),
+        panic: Mutex::new(None),
+    };
+    let out = match on {
+        On::Pool(pool) => pool.in_place_scope(|scope| lead_team(scope, &team, helpers, work, lead)),
+        On::Current => rayon::in_place_scope(|scope| lead_team(scope, &team, helpers, work, lead)),
+    };
+    if let Some(payload) = team.panic.lock().take() {
+        std::panic::resume_unwind(payload);
+    }
+    out
+}
+
+/// The caller's side: spawns the helpers, then leads.
+fn lead_team<'s, W: Work, R>(
+    scope: &rayon::Scope<'s>,
+    team: &'s Team,
+    helpers: usize,
+    work: &'s W,
+    lead: impl FnOnce(&Lead<'_, W>) -> R,
+) -> R {
+    for _ in 0..helpers {
+        scope.spawn(move |_| help(team, work));
+    }
+    let _close = Close(team, work);
+    lead(&Lead { team, work })
+}
+
+/// One helper: joins, then works on every phase the caller opens until the
+/// team closes, or it has waited [`HELPER_PATIENCE`] for nothing.
+fn help<W: Work>(team: &Team, work: &W) {
+    let me = 1 + team.joined.fetch_add(1, Ordering::AcqRel);
+    let mut next = 1;
+    loop {
+        let mut spin = Spin::new();
+        let open = loop {
+            let open = team.open.load(Ordering::Acquire);
+            if open >= next || open >= ABORTED {
+                break open;
+            }
+            if spin.waited() > HELPER_PATIENCE {
+                break CLOSED;
+            }
+            spin.wait();
+        };
+        if open >= ABORTED {
+            break;
+        }
+        let phase = open - 1;
+        let ran =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.work(phase, me, false)));
+        if let Err(payload) = ran {
+            team.panic.lock().get_or_insert(payload);
+            work.abort();
+            team.open.store(ABORTED, Ordering::Release);
+            break;
+        }
+        if open >= work.phases() {
+            break;
+        }
+        next = open + 1;
+    }
+    team.left.fetch_add(1, Ordering::Release);
+}
+
+/// A spin-then-yield wait.
+pub(crate) struct Spin {
+    spins: u32,
+    start: Option<Instant>,
+}
+
+impl Spin {
+    pub(crate) fn new() -> Self {
+        Spin {
+            spins: 0,
+            start: None,
+        }
+    }
+
+    /// One step of waiting: a pause, and from time to time a yield (so that
+    /// a descheduled participant gets the core back on a busy machine).
+    #[inline]
+    pub(crate) fn wait(&mut self) {
+        self.spins = self.spins.wrapping_add(1);
+        if self.spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// How long this wait has lasted (checked every few hundred steps).
+    pub(crate) fn waited(&mut self) -> Duration {
+        if !self.spins.is_multiple_of(256) {
+            return Duration::ZERO;
+        }
+        self.start.get_or_insert_with(Instant::now).elapsed()
+    }
+}
