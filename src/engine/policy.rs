@@ -13,7 +13,7 @@
 //! | block | mode `sequential` | [`PathReason::SequentialMode`] | the node asked for it |
 //! | block | fewer than `min_txs_for_parallel` transactions | [`PathReason::SmallBlock`] | a pool hand-off costs more than a small block's execution (default 20) |
 //! | block | one worker thread | [`PathReason::OneThread`] | nothing can overlap; the calling thread verifies and runs the sequential engine (a one-thread pool measured 4-12% slower) |
-//! | sample (first 64 txs) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | concurrent transactions would contend on the same few cells (`uniform` over 2 accounts: 0.54x) |
+//! | sample (first 64 txs) | fewer than 8 distinct keys per thread, or fewer than 1.5 per transaction ([`MIN_KEYS_PER_TX_TENTHS`]) | [`PathReason::FewKeys`] | a small state is hot and cheap to execute, and its transactions contend: the plan costs more than it saves (`uniform` over 10 and 30 accounts: 0.51x and 0.46x on the parallel engine) |
 //! | sample | critical path over 90% of the sample, where reads are cheap | [`PathReason::SerialGraph`] | a serial block gains nothing from a plan; on RocksDB the batched prefetch still pays (`chain`: 1.76x execute phase), so there it goes on |
 //! | plan (whole block) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above; the block then runs in order on the plan's cells (already loaded) |
 //!
@@ -70,6 +70,16 @@ pub const GUARD_SAMPLE: usize = 64;
 /// Below this many distinct keys per worker thread, a block runs in order.
 pub const MIN_KEYS_PER_THREAD: usize = 8;
 
+/// Below this many distinct keys per transaction of the sample (in tenths:
+/// 1.5), the block's state is small: hot in the cache, its transactions
+/// cheap (0.1 µs each for `uniform` over 10 accounts) and contending, and
+/// the plan's per-key cost as large as their execution (`tos-parallel
+/// bench --signatures cached`, 1,000-transaction blocks, 2 threads, on the
+/// parallel engine: 10 accounts 0.51x, 30 accounts 0.46x, 100 accounts
+/// 0.87x, 10,000 accounts 1.58x; the sample of 64 has 0.5, 1.4, 2.8 and 4
+/// keys per transaction).
+pub const MIN_KEYS_PER_TX_TENTHS: usize = 15;
+
 /// What the policy is configured with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -120,7 +130,10 @@ pub enum Facts {
 /// for the table of guards.
 pub fn decide(policy: &Policy, facts: Facts) -> Option<PathReason> {
     let serial = |s: &Shape| s.critical_path * 10 > s.txs * 9;
-    let few_keys = |s: &Shape| s.distinct_keys < MIN_KEYS_PER_THREAD * policy.threads;
+    let few_keys = |s: &Shape| {
+        s.distinct_keys < MIN_KEYS_PER_THREAD * policy.threads
+            || s.distinct_keys * 10 < s.txs * MIN_KEYS_PER_TX_TENTHS
+    };
     match facts {
         Facts::Block { txs } => {
             if policy.sequential_mode {
@@ -186,18 +199,25 @@ mod tests {
             distinct_keys,
         };
         assert_eq!(
-            decide(&p, Facts::Sample(shape(64, 2, 15))),
+            decide(&p, Facts::Sample(shape(8, 2, 15))),
             Some(PathReason::FewKeys)
         );
+        assert_eq!(decide(&p, Facts::Sample(shape(8, 2, 16))), None);
+        // Fewer than 1.5 keys per transaction: a small, hot state.
         assert_eq!(
-            decide(&p, Facts::Sample(shape(64, 60, 100))),
+            decide(&p, Facts::Sample(shape(64, 2, 95))),
+            Some(PathReason::FewKeys)
+        );
+        assert_eq!(decide(&p, Facts::Sample(shape(64, 2, 96))), None);
+        assert_eq!(
+            decide(&p, Facts::Sample(shape(64, 60, 200))),
             Some(PathReason::SerialGraph)
         );
         let costly = Policy {
             reads_costly: true,
             ..p
         };
-        assert_eq!(decide(&costly, Facts::Sample(shape(64, 60, 100))), None);
+        assert_eq!(decide(&costly, Facts::Sample(shape(64, 60, 200))), None);
         assert_eq!(decide(&p, Facts::Plan { keys: 16 }), None);
         assert_eq!(
             decide(&p, Facts::Plan { keys: 15 }),

@@ -374,7 +374,11 @@ impl Runs<'_> {
         if self.signatures == Signatures::Checked {
             return None;
         }
-        let cache = TxCache::new(block.txs().len().max(1));
+        // Room to spare: the cache is sharded and each shard evicts at its
+        // share of the capacity, so a cache exactly the block's size could
+        // evict some of its transactions (then checked afresh, signatures
+        // included, in the timed runs).
+        let cache = TxCache::new((4 * block.txs().len()).max(1024));
         for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
             // A transaction the mempool refuses stays out of the cache: it is
             // checked at block time (and rejects the block there, as without it).
