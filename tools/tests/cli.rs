@@ -99,17 +99,24 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
         let chain = generate(dir.path(), workload, accounts, "60", "8", "9");
         let mut dumps = Vec::new();
         let mut results = Vec::new();
-        for (mode, threads) in [
-            ("sequential", "1"),
-            ("parallel", "1"),
-            ("parallel", "2"),
-            ("parallel", "8"),
-            ("verify", "3"),
+        for (mode, threads, ahead) in [
+            ("sequential", "1", "0"),
+            ("parallel", "1", "0"),
+            ("parallel", "2", "0"),
+            ("parallel", "8", "0"),
+            ("verify", "3", "0"),
+            // As a node with a mempool: the next blocks' transactions are
+            // admitted into the cache while a block executes.
+            ("sequential", "1", "3"),
+            ("parallel", "2", "2"),
+            ("verify", "2", "1"),
         ] {
-            let data = dir.path().join(format!("{workload}-{mode}-{threads}"));
+            let data = dir
+                .path()
+                .join(format!("{workload}-{mode}-{threads}-{ahead}"));
             let res = dir
                 .path()
-                .join(format!("{workload}-{mode}-{threads}.jsonl"));
+                .join(format!("{workload}-{mode}-{threads}-{ahead}.jsonl"));
             init(&data, &chain);
             let out = ok(&[
                 "replay",
@@ -123,6 +130,8 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
                 threads,
                 "--results",
                 s(&res),
+                "--admit-ahead",
+                ahead,
             ]);
             if mode == "verify" {
                 let err = String::from_utf8_lossy(&out.stderr);
@@ -251,6 +260,92 @@ fn rejected_block_names_topoheight_index_and_code() {
         "{err}"
     );
     assert!(dump(&data, None).contains("\"topoheight\": 1"));
+}
+
+/// Replaying with the next blocks admitted ahead rejects exactly what a
+/// replay without it rejects, with the same topoheight, index and code: a
+/// broken signature (never admitted: checked afresh at block time) and a
+/// reference to a future topoheight (admitted: only the block knows its
+/// parent, and checks it in its place).
+#[test]
+fn admit_ahead_rejects_exactly_the_same_blocks() {
+    use tos_parallel::chain::transaction::{public_key_of, Transaction, UnsignedTransaction};
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "uniform", "20", "10", "4", "8");
+    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = blocks
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tx_bytes = |b: usize, t: usize| hex::decode(lines[b]["txs"][t].as_str().unwrap()).unwrap();
+
+    // Block 2, transaction 4: one flipped signature bit.
+    let mut broken = tx_bytes(1, 4);
+    let last = broken.len() - 1;
+    broken[last] ^= 1;
+    // Block 3, transaction 2: re-signed, referring to topoheight 99.
+    let (tx, _) = Transaction::decode(&tx_bytes(2, 2)).unwrap();
+    let key = (0..20)
+        .map(|i| tos_parallel_tools::generator::account_key(8, i))
+        .find(|k| public_key_of(k) == tx.source)
+        .expect("a generated account");
+    let future = UnsignedTransaction {
+        payload: tx.payload.clone(),
+        fee: 0,
+        fee_type: tx.fee_type,
+        nonce: tx.nonce,
+        reference_hash: tx.reference_hash,
+        reference_topoheight: 99,
+    }
+    .sign_with_minimum_fee(&key, &[], 0)
+    .encode();
+
+    for (name, (b, t, bytes), want) in [
+        (
+            "signature",
+            (1, 4, broken),
+            ["topoheight 2", "transaction 4", "invalid_signature"],
+        ),
+        (
+            "future",
+            (2, 2, future),
+            ["topoheight 3", "transaction 2", "reference_in_future"],
+        ),
+    ] {
+        let mut edited = lines.clone();
+        edited[b]["txs"][t] = hex::encode(bytes).into();
+        let file = dir.path().join(format!("{name}.jsonl"));
+        let text: Vec<String> = edited.iter().map(|v| v.to_string()).collect();
+        std::fs::write(&file, text.join("\n")).unwrap();
+        let mut seen = Vec::new();
+        for ahead in ["0", "1", "3"] {
+            let data = dir.path().join(format!("{name}-{ahead}"));
+            init(&data, &chain);
+            let out = run(&[
+                "replay",
+                "--data-dir",
+                s(&data),
+                "--blocks",
+                s(&file),
+                "--mode",
+                "parallel",
+                "--threads",
+                "2",
+                "--min-txs-for-parallel",
+                "1",
+                "--admit-ahead",
+                ahead,
+            ]);
+            assert_eq!(out.status.code(), Some(1), "{name}, ahead {ahead}");
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(want.iter().all(|w| err.contains(w)), "{name}: {err}");
+            seen.push((err, dump(&data, None)));
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] == w[1]),
+            "{name}: admitting ahead changed the outcome: {seen:?}"
+        );
+    }
 }
 
 #[test]

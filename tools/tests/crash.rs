@@ -91,6 +91,8 @@ fn sigkill_during_replay_never_leaves_a_partial_block() {
     let kills = 24;
     for k in 0..kills {
         let mode = if k % 2 == 0 { "sequential" } else { "parallel" };
+        // Every other kill of each mode with the next blocks admitted ahead.
+        let ahead = if k % 4 < 2 { "0" } else { "2" };
         let mut child = bin()
             .args([
                 "replay",
@@ -104,6 +106,8 @@ fn sigkill_during_replay_never_leaves_a_partial_block() {
                 "2",
                 "--min-txs-for-parallel",
                 "1",
+                "--admit-ahead",
+                ahead,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
