@@ -67,3 +67,43 @@ proptest! {
         run_chain(accounts, blocks, txs, Contention::Keys(keys.min(accounts)), seed);
     }
 }
+
+/// Hot counters (a hot receiver's balance, a covered hot sender's nonce and
+/// balance) are striped per participant: the parallel engine must still
+/// equal the sequential one at every thread count, and the stripes must
+/// really be used.
+#[test]
+fn hot_counters_are_striped_and_equal_sequential() {
+    use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
+    for workload in [Workload::HotReceiver { permille: 900 }, Workload::HotSender] {
+        let chain = generate(&GeneratorConfig {
+            workload,
+            accounts: 300,
+            txs_per_block: 200,
+            blocks: 3,
+            seed: 3,
+        })
+        .unwrap();
+        let mut storage = tos_parallel::MemoryStorage::new();
+        tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+        let executors = executors(&[1, 2, 3, 4, 8]);
+        for block in &chain.blocks {
+            let seq = assert_equivalent(&storage, block, &executors);
+            // Unguarded, on more than one participant: the stripes engaged.
+            for ex in executors
+                .iter()
+                .filter(|e| !e.config().guards && e.threads() > 1)
+            {
+                let par = run_parallel(ex, &storage, block);
+                assert!(par.outcome.stats.parallel_engine);
+                assert!(
+                    par.outcome.stats.hot_counters >= 1,
+                    "{workload}, {} threads: {:?}",
+                    ex.threads(),
+                    par.outcome.stats
+                );
+            }
+            storage.commit(&seq.changes, &seq.meta).unwrap();
+        }
+    }
+}

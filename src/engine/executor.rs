@@ -629,12 +629,12 @@ where
         .map_or(0, |b| b.starts.len().saturating_sub(1));
     // In order on the plan, nothing raised the levels: they stay 0.
     let measured = work.input.graph.measure();
-    let (prefetch, schedule) = work
+    let (prefetch, schedule, hot_counters) = work
         .plan
         .view()
         .parts()
-        .fold((Duration::ZERO, Duration::ZERO), |(i, g), p| {
-            (i + p.index_time, g + p.graph_time)
+        .fold((Duration::ZERO, Duration::ZERO, 0), |(i, g, h), p| {
+            (i + p.index_time, g + p.graph_time, h + p.hot_counters())
         });
     let (path, reason, parallel_engine) = match decided {
         Some(reason) => (ExecutionPath::InOrder, reason, false),
@@ -654,6 +654,7 @@ where
             largest_batch: measured.largest_level,
             batches,
             proven: measured.proven,
+            hot_counters,
             plan: plan_time,
             prefetch,
             schedule,

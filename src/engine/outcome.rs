@@ -58,6 +58,9 @@ pub struct EngineStats {
     pub batches: usize,
     /// Transactions whose proof group was proven to commute (covered).
     pub proven: usize,
+    /// Hot counters: keys enough transactions add to that each participant
+    /// adds to its own stripe of them (`cells.rs`).
+    pub hot_counters: usize,
     /// The plan phase, wall time: key table, prefetch, proofs and graph
     /// (one pass per partition, `plan.rs`).
     pub plan: Duration,

@@ -304,6 +304,11 @@ impl<K: Key, V: Value> Partition<K, V> {
         }
     }
 
+    /// Hot counters of this partition (striped ones).
+    pub(crate) fn hot_counters(&self) -> usize {
+        self.stripes.len() / self.participants.max(1)
+    }
+
     /// The stripes of counter cell `c` (none if it is not hot).
     #[inline]
     fn stripes_of(&self, c: &CounterCell) -> Stripes<'_> {

@@ -57,6 +57,8 @@ pub struct BlockStats {
     pub critical_path: usize,
     /// Transactions of covered sender chains (0 when no plan was built).
     pub covered: usize,
+    /// Hot counters striped per worker (0 when no plan was built).
+    pub hot_counters: usize,
     /// Transactions found checked in the verification cache.
     pub cache_hits: usize,
     /// Transactions checked at block time (not in the cache).
@@ -92,6 +94,7 @@ impl BlockStats {
             largest_batch: engine.largest_batch,
             critical_path: engine.critical_path,
             covered: engine.proven,
+            hot_counters: engine.hot_counters,
             plan: engine.plan,
             prefetch: engine.prefetch,
             schedule: engine.schedule,

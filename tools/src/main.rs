@@ -360,6 +360,7 @@ fn stats_line(outcome: &tos_parallel::BlockOutcome) -> String {
         "critical_path": st.critical_path,
         "largest_batch": st.largest_batch,
         "covered": st.covered,
+        "hot_counters": st.hot_counters,
         "keys": st.keys,
         "edges": st.edges,
         "cache_hits": st.cache_hits,
