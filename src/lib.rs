@@ -41,6 +41,8 @@ pub mod chain;
 pub mod engine;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod node;
 
 pub use chain::block::Block;

@@ -173,6 +173,8 @@ impl<S: Storage> Blockchain<S> {
         for hash in block.tx_hashes() {
             self.cache.remove(&hash.0);
         }
+        #[cfg(feature = "metrics")]
+        crate::metrics::record(&outcome.stats, block.txs().len());
         Ok(outcome)
     }
 

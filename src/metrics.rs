@@ -1,0 +1,103 @@
+//! Every block's [`BlockStats`] through the [`metrics`] facade (feature
+//! `metrics`), for a node's dashboards. [`Blockchain::add_new_block`]
+//! records each applied block; a node that drives the pipeline itself calls
+//! [`record`]. Nothing is recorded unless the node installed a recorder
+//! (Prometheus, StatsD...), and then each block costs a few atomic adds.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `tos_parallel_blocks_total` | counter | `path`, `reason` | blocks applied, by the path taken and why (`ExecutionPath::name`, `PathReason::name`) |
+//! | `tos_parallel_parallel_engine_blocks_total` | counter | | blocks the parallel engine executed (in verify mode: on its parallel side) |
+//! | `tos_parallel_transactions_total` | counter | | transactions of applied blocks |
+//! | `tos_parallel_cache_hits_total` | counter | | transactions found checked in the verification cache |
+//! | `tos_parallel_cache_misses_total` | counter | | transactions checked at block time |
+//! | `tos_parallel_mismatches_total` | counter | | differences verify mode found between the engines |
+//! | `tos_parallel_phase_seconds` | histogram | `phase` = `verify`, `plan`, `execute`, `commit` | time of each phase of a block |
+//! | `tos_parallel_critical_path` | histogram | | longest chain of dependent transactions of a planned block |
+//! | `tos_parallel_covered` | histogram | | transactions of covered sender chains in a planned block |
+//! | `tos_parallel_hot_counters` | histogram | | counters striped per worker in a planned block |
+//!
+//! [`Blockchain::add_new_block`]: crate::Blockchain::add_new_block
+
+use crate::node::outcome::BlockStats;
+
+/// Describes every metric (units and help texts) to the installed
+/// recorder; optional, call once after installing it.
+pub fn describe() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        "tos_parallel_blocks_total",
+        "Blocks applied, by execution path and the reason for it"
+    );
+    describe_counter!(
+        "tos_parallel_parallel_engine_blocks_total",
+        "Blocks the parallel engine executed"
+    );
+    describe_counter!(
+        "tos_parallel_transactions_total",
+        "Transactions of applied blocks"
+    );
+    describe_counter!(
+        "tos_parallel_cache_hits_total",
+        "Transactions found checked in the verification cache"
+    );
+    describe_counter!(
+        "tos_parallel_cache_misses_total",
+        "Transactions checked at block time"
+    );
+    describe_counter!(
+        "tos_parallel_mismatches_total",
+        "Differences verify mode found between the engines"
+    );
+    describe_histogram!(
+        "tos_parallel_phase_seconds",
+        Unit::Seconds,
+        "Time of each phase of a block"
+    );
+    describe_histogram!(
+        "tos_parallel_critical_path",
+        Unit::Count,
+        "Longest chain of dependent transactions of a planned block"
+    );
+    describe_histogram!(
+        "tos_parallel_covered",
+        Unit::Count,
+        "Transactions of covered sender chains in a planned block"
+    );
+    describe_histogram!(
+        "tos_parallel_hot_counters",
+        Unit::Count,
+        "Counters striped per worker in a planned block"
+    );
+}
+
+/// Records the stats of one applied block of `txs` transactions.
+pub fn record(stats: &BlockStats, txs: usize) {
+    metrics::counter!(
+        "tos_parallel_blocks_total",
+        "path" => stats.path.name(),
+        "reason" => stats.reason.name()
+    )
+    .increment(1);
+    if stats.parallel_engine {
+        metrics::counter!("tos_parallel_parallel_engine_blocks_total").increment(1);
+    }
+    metrics::counter!("tos_parallel_transactions_total").increment(txs as u64);
+    metrics::counter!("tos_parallel_cache_hits_total").increment(stats.cache_hits as u64);
+    metrics::counter!("tos_parallel_cache_misses_total").increment(stats.cache_misses as u64);
+    metrics::counter!("tos_parallel_mismatches_total").increment(stats.mismatches as u64);
+    for (phase, time) in [
+        ("verify", stats.verify),
+        ("plan", stats.plan),
+        ("execute", stats.execute),
+        ("commit", stats.commit),
+    ] {
+        metrics::histogram!("tos_parallel_phase_seconds", "phase" => phase)
+            .record(time.as_secs_f64());
+    }
+    if stats.keys > 0 {
+        metrics::histogram!("tos_parallel_critical_path").record(stats.critical_path as f64);
+        metrics::histogram!("tos_parallel_covered").record(stats.covered as f64);
+        metrics::histogram!("tos_parallel_hot_counters").record(stats.hot_counters as f64);
+    }
+}
