@@ -13,23 +13,30 @@
 //!    with each key's hash computed once, when the transaction was checked
 //!    (at admission: [`VerificationCache`], `cache.rs`).
 //! 2. **Path** (`policy.rs`): one function decides, from the block, a
-//!    sample of its first transactions and then its graph, whether the
+//!    sample of its first transactions and then its plan, whether the
 //!    block runs in order (and why) or on the parallel engine.
-//! 3. **Plan** (`plan.rs`), in parallel phases, one job per key partition:
-//!    a key table with one cell per key (`cells.rs`), loaded with one
-//!    batched read per partition (the prefetch); the chain's proofs that
-//!    some groups of transactions commute on the block-start state (the
-//!    SPEC chain's covered sender chains); the dependency graph (per key,
-//!    each access depends on the previous group of conflicting accesses),
-//!    as lock-free lists of dependents and pending counts.
-//! 4. **Run** (`run.rs`): the block's begin hook, then the transactions on
-//!    the pool as soon as their dependencies finished (the release
-//!    protocol is `release.rs`, model-checked with loom), or batch by
-//!    batch, or in order on the plan when the graph offers no useful
-//!    parallelism; each through a view on its own cells (`cells.rs`),
+//! 3. **Team** (`team.rs`): the calling thread works from the first instant
+//!    and `threads - 1` helper jobs on the pool join it; every phase hands
+//!    out its work in claimed pieces, so a helper that wakes late delays
+//!    nothing, and every wait is bounded by work in progress on a running
+//!    thread. The phases and what runs between them: `phases.rs`.
+//! 4. **Plan** (`plan.rs`), one pass per key partition (keys grouped by
+//!    [`Key::affinity`]: a SPEC account's keys together): the partition's
+//!    key table and each access's cell (`cells.rs`), the block-start values
+//!    in one batched read (the prefetch), the chain's proofs that groups of
+//!    transactions commute on the block-start state (the SPEC chain's
+//!    covered sender chains), and the dependency graph (per key, each
+//!    access depends on the previous group of conflicting accesses) as
+//!    lock-free lists of dependents and pending counts. Counters enough
+//!    transactions add to are *striped*: each participant adds to its own
+//!    stripe, folded when read.
+//! 5. **Run** (`run.rs`): the block's begin hook, then the transactions as
+//!    soon as their dependencies finished (the release protocol is
+//!    `release.rs`, model-checked with loom), or batch by batch, or in
+//!    order on the plan; each through a view on its own cells (`cells.rs`),
 //!    checked against its declaration. Then the end hook.
-//! 5. **Writes** (`executor.rs`): every written cell, collected per
-//!    partition in parallel ([`Writes`]).
+//! 6. **Writes** (`phases.rs`): every written cell, collected per partition
+//!    ([`Writes`]).
 //!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
 //! through a view on a plain overlay; [`Executor`] (`executor.rs`) runs

@@ -145,8 +145,9 @@ enum Command {
         /// timed runs measure block execution alone (comma separated: both).
         #[arg(long, value_delimiter = ',', default_value = "checked")]
         signatures: Vec<Signatures>,
-        /// Benchmark this genesis (with --blocks) instead of generated workloads.
-        #[arg(long, requires = "blocks")]
+        /// Benchmark this genesis (with --blocks-file) instead of generated
+        /// workloads: any chain a user has, e.g. blocks replayed from a network.
+        #[arg(long, requires = "blocks_file")]
         genesis: Option<PathBuf>,
         /// Benchmark this blocks file (JSON Lines, with --genesis).
         #[arg(long, requires = "genesis")]
