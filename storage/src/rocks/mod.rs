@@ -239,14 +239,20 @@ impl RocksStorage {
             shared.cf(Cf::Multisig)?,
             shared.cf(Cf::Energy)?,
         ];
-        for (key, value) in changes.iter() {
-            let (cf, prefix) = locate(key);
-            batch.put_cf(
-                handles[cf.id() as usize],
-                versioned_key(prefix.as_bytes(), t),
-                encode_value(value),
-            );
-            push_change(&mut index, cf, prefix.as_bytes());
+        // In key order: a change set comes in no particular order, and
+        // RocksDB inserts a sorted batch into its memtables faster (each
+        // insert starts next to the last).
+        let mut puts: Vec<(u8, Vec<u8>, &StateValue)> = changes
+            .iter()
+            .map(|(key, value)| {
+                let (cf, prefix) = locate(key);
+                push_change(&mut index, cf, prefix.as_bytes());
+                (cf.id(), versioned_key(prefix.as_bytes(), t), value)
+            })
+            .collect();
+        puts.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (cf, key, value) in puts {
+            batch.put_cf(handles[cf as usize], key, encode_value(value));
         }
         batch.put_cf(shared.cf(Cf::Meta)?, t.to_be_bytes(), encode_meta(meta));
         batch.put_cf(shared.cf(Cf::Changes)?, t.to_be_bytes(), index);
