@@ -522,3 +522,94 @@ fn only_covered_payrolls_are_proven() {
         assert!(after == in_order_state, "{threads} threads: state");
     }
 }
+
+/// A storage whose read of one key fails (a bad sector under one account).
+struct FailingRead<'s> {
+    state: &'s LedgerState,
+    bad: LedgerKey,
+}
+
+#[derive(Debug)]
+struct BadSector;
+
+impl std::fmt::Display for BadSector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bad sector")
+    }
+}
+
+impl std::error::Error for BadSector {}
+
+impl tos_parallel::engine::Reader<LedgerKey, LedgerValue> for FailingRead<'_> {
+    type Error = BadSector;
+
+    fn read(&self, key: &LedgerKey) -> Result<Option<LedgerValue>, BadSector> {
+        if *key == self.bad {
+            return Err(BadSector);
+        }
+        tos_parallel::engine::Reader::read(self.state, key).map_err(|never| match never {})
+    }
+}
+
+/// A failed read of a declared key abandons the block on every engine,
+/// whether or not execution reads it (a transfer that fails its nonce check
+/// never reads its receiver's balance), and the same error either way: the
+/// engines read every declared key before running (`Reader`'s contract). A
+/// block that does not declare the key runs as on a sound storage.
+#[test]
+fn a_failed_read_abandons_every_block_that_declares_the_key() {
+    let genesis = LedgerState::genesis(4, 100);
+    let block = LedgerBlock {
+        height: 1,
+        collector: 3,
+    };
+    let tx = |from, nonce, to| {
+        LEDGER.check(Tx {
+            nonce,
+            op: Op::Transfer {
+                from,
+                to,
+                amount: 5,
+            },
+        })
+    };
+    // Account 2's balance is unreadable.
+    let reader = FailingRead {
+        state: &genesis,
+        bad: LedgerKey::Balance(2),
+    };
+    let sound: Vec<CheckedTx> = (0..40u32)
+        .map(|i| tx(i % 2, u64::from(i / 2), (i % 2) ^ 1))
+        .collect();
+    let mut unread = sound.clone();
+    // A bad nonce: fails before it would read account 2's balance.
+    unread.push(tx(0, 1000, 2));
+    let reference = Executor::<Ledger>::on_current_pool(CONFIG)
+        .execute_sequential(&LEDGER, &block, &sound, &genesis)
+        .expect("a sound storage");
+    let seq = Executor::<Ledger>::on_current_pool(CONFIG);
+    let sequential = |txs: &[CheckedTx]| seq.execute_sequential(&LEDGER, &block, txs, &reader);
+    let got = sequential(&sound).expect("account 2's balance is not declared");
+    assert_eq!(got.statuses, reference.statuses);
+    assert_eq!(got.writes.sorted(), reference.writes.sorted());
+    let error = sequential(&unread).expect_err("declared").to_string();
+    assert!(error.contains("bad sector"), "{error}");
+    for threads in [1, 2, 4] {
+        for guards in [true, false] {
+            let par = parallel(threads);
+            let run = |txs: &[CheckedTx]| par.execute_with(&LEDGER, &block, txs, &reader, guards);
+            let got = run(&sound).expect("account 2's balance is not declared");
+            if !guards && threads > 1 {
+                assert!(got.stats.parallel_engine, "{threads} threads");
+            }
+            assert_eq!(got.statuses, reference.statuses, "{threads} threads");
+            assert_eq!(got.writes.sorted(), reference.writes.sorted());
+            let failed = run(&unread).expect_err("declared");
+            assert_eq!(
+                failed.to_string(),
+                error,
+                "{threads} threads, guards {guards}"
+            );
+        }
+    }
+}

@@ -343,6 +343,12 @@ pub trait Chain: Sync {
 }
 
 /// The state a block executes on: its parent's state.
+///
+/// Every engine reads every key a block declares (its transactions' and
+/// its hooks' accesses) before running anything, in batches: a failed read
+/// of any of them abandons the block ([`StateError::Read`]), whether or not
+/// execution would have used the value, so every engine, mode and thread
+/// count reports the same error for the same block and storage.
 pub trait Reader<K, V>: Sync {
     /// What a failed read reports.
     type Error: std::error::Error + Send + Sync + 'static;
