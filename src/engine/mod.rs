@@ -39,7 +39,8 @@
 //!    ([`Writes`]).
 //!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
-//! through a view on a plain overlay; [`Executor`] (`executor.rs`) runs
+//! through a view on a plain overlay, loaded with every declared key in one
+//! batch read before the block runs; [`Executor`] (`executor.rs`) runs
 //! either, on its own rayon pool or the caller's, reusing every allocation
 //! across blocks, and contains panics. Verify mode's comparison is
 //! `verify.rs`.

@@ -129,7 +129,8 @@ struct SeqView<'a, C: Chain, R> {
 }
 
 impl<C: Chain, R: Reader<C::Key, C::Value>> SeqView<'_, C, R> {
-    /// The overlay entry of declared `key` (loaded from the reader on first use).
+    /// The overlay entry of declared `key` (after [`preload`] every
+    /// declared key is in the table; the read here is only a fallback).
     fn entry(
         &mut self,
         key: &C::Key,
