@@ -88,6 +88,9 @@ fn chain(
             min_txs_for_parallel: 2,
             costly_reads: false,
             cache_capacity: cache,
+            // The parallel engine on every block of two or more transactions
+            // (asserted in `apply`), whatever the guards would choose.
+            guards: false,
             ..ExecutionConfig::default()
         },
     )
@@ -97,11 +100,21 @@ fn chain(
 /// What applying `block` gave: its results line, or the rejection.
 fn apply(chain: &Blockchain<MemoryStorage>, block: &Block) -> (String, usize, usize) {
     match chain.add_new_block(block) {
-        Ok(outcome) => (
-            results_line(&outcome),
-            outcome.stats.cache_hits,
-            outcome.stats.cache_misses,
-        ),
+        Ok(outcome) => {
+            let engine = chain.config().mode != ExecutionMode::Sequential && block.txs().len() >= 2;
+            assert_eq!(
+                outcome.stats.parallel_engine,
+                engine,
+                "{:?}: {:?}",
+                chain.config().mode,
+                outcome.stats
+            );
+            (
+                results_line(&outcome),
+                outcome.stats.cache_hits,
+                outcome.stats.cache_misses,
+            )
+        }
         Err(e) => (format!("rejected: {e}"), 0, 0),
     }
 }
@@ -192,6 +205,10 @@ fn one_flipped_bit_is_a_miss_checked_afresh() {
     let block = Block::new(Some(1), world.pubs[2], vec![bytes]);
     let outcome = chain.add_new_block(&block).expect("valid block");
     assert_eq!(outcome.stats.cache_hits, 1);
+    // A one-transaction block is below `min_txs_for_parallel`: this test is
+    // about the cache, not the engine (the engine's cache hits are covered
+    // by the block tests above, which assert it ran).
+    assert_eq!(outcome.stats.reason, tos_parallel::PathReason::SmallBlock);
     assert!(!chain.cache().contains(&hash.0), "included: forgotten");
 }
 

@@ -117,6 +117,9 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
             let res = dir
                 .path()
                 .join(format!("{workload}-{mode}-{threads}-{ahead}.jsonl"));
+            let stats = dir
+                .path()
+                .join(format!("{workload}-{mode}-{threads}-{ahead}.stats"));
             init(&data, &chain);
             let out = ok(&[
                 "replay",
@@ -130,12 +133,26 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
                 threads,
                 "--results",
                 s(&res),
+                "--stats",
+                s(&stats),
                 "--admit-ahead",
                 ahead,
             ]);
             if mode == "verify" {
                 let err = String::from_utf8_lossy(&out.stderr);
                 assert!(err.contains(", 0 mismatch(es)"), "{err}");
+            }
+            // Which engine ran each block, and why: verify mode always
+            // compares against the parallel engine; in parallel mode the
+            // engine ran exactly when no guard gave a reason.
+            for line in std::fs::read_to_string(&stats).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let engine = v["parallel_engine"].as_bool().unwrap();
+                match mode {
+                    "verify" => assert!(engine, "{line}"),
+                    "parallel" => assert_eq!(engine, v["reason"] == "parallel", "{line}"),
+                    _ => assert!(!engine, "{line}"),
+                }
             }
             dumps.push(dump(&data, None));
             results.push(std::fs::read(&res).unwrap());
