@@ -126,8 +126,7 @@ pub(crate) fn execute<V: View<StateKey, StateValue>>(
     }
 
     // insufficient_unlocked_frozen / insufficient_energy: read energy only when needed.
-    let needs_energy = matches!(tx.payload, Payload::Energy(_)) || tx.fee_type == FeeType::Energy;
-    let energy = if needs_energy {
+    let energy = if tx.uses_energy() {
         Some(energy_of(view.get(&StateKey::Energy(src))?)?)
     } else {
         None

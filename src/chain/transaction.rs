@@ -114,6 +114,13 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Whether it reads and writes its source's energy state: an energy
+    /// payload, or a fee paid in energy (the one rule the declared accesses
+    /// and the execution rules both follow).
+    pub fn uses_energy(&self) -> bool {
+        matches!(self.payload, Payload::Energy(_)) || self.fee_type == FeeType::Energy
+    }
+
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len_hint());

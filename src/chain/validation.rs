@@ -66,10 +66,15 @@ pub fn check_reference(
     vtx: &VerifiedTx,
     parent_topoheight: TopoHeight,
 ) -> Result<(), StatelessError> {
-    if vtx.tx.reference_topoheight > parent_topoheight {
+    reference_check(&vtx.tx, parent_topoheight)
+}
+
+/// Check 7 itself: the one rule, for a fresh check and a cached one.
+fn reference_check(tx: &Transaction, parent: TopoHeight) -> Result<(), StatelessError> {
+    if tx.reference_topoheight > parent {
         return Err(StatelessError::ReferenceInFuture {
-            reference: vtx.tx.reference_topoheight,
-            parent: parent_topoheight,
+            reference: tx.reference_topoheight,
+            parent,
         });
     }
     Ok(())
@@ -103,12 +108,7 @@ fn check(
         }
     }
     if let Some(parent) = parent_topoheight {
-        if tx.reference_topoheight > parent {
-            return Err(StatelessError::ReferenceInFuture {
-                reference: tx.reference_topoheight,
-                parent,
-            });
-        }
+        reference_check(&tx, parent)?;
     }
     let signing = &bytes[..signing_len];
     if !verify_strict(&tx.source.0, signing, &tx.signature) {
@@ -150,7 +150,7 @@ pub fn accesses_of(tx: &Transaction, spending: &Spending) -> Accesses<StateKey> 
         Mode::Read
     };
     a.push(StateKey::Multisig(src), multisig);
-    if matches!(tx.payload, Payload::Energy(_)) || tx.fee_type == FeeType::Energy {
+    if tx.uses_energy() {
         a.push(StateKey::Energy(src), Mode::Write);
     }
     for (asset, _) in spending {

@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 
 use super::contract::{Accesses, Chain, Key, Mode, StateError, StateResult, Value, View, MAX_SUMS};
 use super::plan::PlanView;
-use super::sequential::{counter_of, declared, Need};
+use super::sequential::{counter_of, declared, permitted, Need};
 
 /// A counter key's cell.
 #[derive(Debug)]
@@ -433,12 +433,7 @@ impl<'a, 'p, C: Chain, E> TxView<'a, 'p, C, E> {
     /// mode allows `need` (the hot path: no error value is built here).
     #[inline(always)]
     fn locate(&self, key: &C::Key, need: Need) -> Option<(CellAt<'a, C::Value>, Mode)> {
-        let j = self.accesses.find(key)?;
-        let a = self.accesses.list().get(j)?;
-        let mode = if self.proven { a.proven } else { a.mode };
-        if !need.allowed_by(mode) {
-            return None;
-        }
+        let (j, a, mode) = permitted(self.accesses, self.proven, key, need)?;
         let cell = match self.resolve {
             Resolve::Resolved(refs) => self
                 .plan

@@ -100,6 +100,19 @@ pub struct Access<K> {
     pub proven: Mode,
 }
 
+impl<K> Access<K> {
+    /// The mode that applies: [`Self::proven`] inside a proven group, else
+    /// [`Self::mode`].
+    #[inline(always)]
+    pub(crate) fn mode_when(&self, proven: bool) -> Mode {
+        if proven {
+            self.proven
+        } else {
+            self.mode
+        }
+    }
+}
+
 /// What a transaction touches: each key once, with its mode, and
 /// optionally the access whose key groups it with other transactions for a
 /// proof ([`Chain::prove`]; the SPEC chain: its sender's nonce).

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::cells::{Resolve, Sums, TxView};
-use super::contract::{Chain, Reader, StateError, MAX_SUMS};
+use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
 use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
@@ -147,6 +147,8 @@ struct Scratch<C: Chain> {
     graph: Graph,
     outcomes: Outcomes<C::Failure>,
     sums: Sums,
+    /// The current block's hook accesses (set by `block_work`).
+    block_accesses: Accesses<C::Key>,
 }
 
 impl<C: Chain> Default for Scratch<C> {
@@ -157,6 +159,7 @@ impl<C: Chain> Default for Scratch<C> {
             graph: Graph::default(),
             outcomes: Outcomes::default(),
             sums: Sums::default(),
+            block_accesses: Accesses::default(),
         }
     }
 }
@@ -421,35 +424,9 @@ impl<C: Chain> Executor<C> {
                 return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
             }
         }
-        let n = txs.len();
-        let participants = self.threads().max(1);
         let mut guard = self.scratch();
-        let scratch = &mut **guard;
-        let parts = partitions(participants, n);
-        scratch.plan.reset(parts);
-        scratch.graph.reset(chain, txs, parts);
-        scratch.outcomes.reset(participants);
-        scratch.sums.reset(participants);
-        let block_accesses = chain.block_accesses(block);
-        let Scratch {
-            plan,
-            graph,
-            outcomes,
-            sums,
-            ..
-        } = scratch;
-        let input = PlanInput {
-            chain,
-            block,
-            block_accesses: &block_accesses,
-            txs,
-            reader,
-            graph,
-            parts,
-            participants,
-        };
-        let run = Run::new(chain, block, txs, plan, graph, sums, outcomes);
-        let work = BlockWork::new(input, plan, run, participants, 3);
+        let participants = self.threads().max(1);
+        let mut work = block_work(chain, block, txs, reader, &mut guard, participants, 3);
         let scheduler = self.config.scheduler;
         // Everything, the results included, is gathered inside the team:
         // the helpers' jobs end while the caller still works, so the
@@ -458,7 +435,6 @@ impl<C: Chain> Executor<C> {
             lead_block(lead, &work, policy, scheduler)
         });
         // The run's own error first: the caller only saw that it failed.
-        let mut work = work;
         if let Some(e) = work.run.take_error() {
             return Err(e.into());
         }
@@ -485,31 +461,7 @@ impl<C: Chain> Executor<C> {
         T: Borrow<C::Tx> + Sync,
     {
         let participants = self.threads().max(1);
-        let parts = partitions(participants, txs.len());
-        scratch.plan.reset(parts);
-        scratch.graph.reset(chain, txs, parts);
-        scratch.outcomes.reset(participants);
-        scratch.sums.reset(participants);
-        let block_accesses = chain.block_accesses(block);
-        let Scratch {
-            plan,
-            graph,
-            outcomes,
-            sums,
-            ..
-        } = scratch;
-        let input = PlanInput {
-            chain,
-            block,
-            block_accesses: &block_accesses,
-            txs,
-            reader,
-            graph,
-            parts,
-            participants,
-        };
-        let run = Run::new(chain, block, txs, plan, graph, sums, outcomes);
-        let mut work = BlockWork::new(input, plan, run, participants, 1);
+        let mut work = block_work(chain, block, txs, reader, scratch, participants, 1);
         let planned = team::run(self.pool.on(), participants - 1, &work, |lead| {
             lead.phase(PLAN)
         });
@@ -523,6 +475,51 @@ impl<C: Chain> Executor<C> {
             None => Ok(()),
         }
     }
+}
+
+/// Resets `scratch` for `txs` and lays out the work of `phases` phases
+/// over it (the plan's partitions, the graph, the run's per-participant
+/// rows): what the parallel path and the plan-only profile share.
+fn block_work<'a, C, R, T>(
+    chain: &'a C,
+    block: &'a C::Block,
+    txs: &'a [T],
+    reader: &'a R,
+    scratch: &'a mut Scratch<C>,
+    participants: usize,
+    phases: usize,
+) -> BlockWork<'a, C, R, T>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: Borrow<C::Tx> + Sync,
+{
+    let parts = partitions(participants, txs.len());
+    scratch.plan.reset(parts);
+    scratch.graph.reset(chain, txs, parts);
+    scratch.outcomes.reset(participants);
+    scratch.sums.reset(participants);
+    scratch.block_accesses = chain.block_accesses(block);
+    let Scratch {
+        plan,
+        graph,
+        outcomes,
+        sums,
+        block_accesses,
+        ..
+    } = scratch;
+    let input = PlanInput {
+        chain,
+        block,
+        block_accesses,
+        txs,
+        reader,
+        graph,
+        parts,
+        participants,
+    };
+    let run = Run::new(chain, block, txs, plan, graph, sums, outcomes);
+    BlockWork::new(input, plan, run, participants, phases)
 }
 
 /// Why the caller's part stopped.

@@ -1,6 +1,8 @@
 //! The plan: a key table with one loaded cell per key, the proofs, and the
-//! dependency graph, built in one pass per key partition, with no serial
-//! pass over the accesses.
+//! dependency graph, built in one pass per key partition. The only serial
+//! step is `Graph::reset` on the calling thread: one pass over each
+//! transaction's compact affinity array, for its offsets and its accesses'
+//! partition bytes (no key is hashed or compared there).
 //!
 //! # Partitions and affinity
 //! Keys are split into partitions by their *affinity* hash
@@ -1086,7 +1088,7 @@ impl<C: Chain, E: std::error::Error + Send + Sync + 'static> ProofView<C::Key, C
 
 /// The shape of the graph of a block's first transactions, before any plan
 /// (the sample guard of `policy.rs`), by the same group rule as
-/// [`link_partition`]: every proof group key shared in the sample is
+/// `link`: every proof group key shared in the sample is
 /// assumed proven (coverage is unknown yet; what remains serial is serial
 /// in the block).
 pub(crate) fn sample_shape<C, T>(chain: &C, sample: &[T]) -> super::policy::Shape
@@ -1140,7 +1142,7 @@ where
             .group()
             .and_then(|g| find(&keys, g))
             .is_some_and(|(_, _, _, shared)| shared >= MIN_PROOF_GROUP);
-        let mode_of = |a: &super::contract::Access<C::Key>| if proven { a.proven } else { a.mode };
+        let mode_of = |a: &super::contract::Access<C::Key>| a.mode_when(proven);
         let level = accesses
             .list()
             .iter()

@@ -66,7 +66,23 @@ impl Need {
     }
 }
 
-/// Finds `key` among `accesses` and checks its effective mode allows `need`.
+/// The one declaration rule of both engines: `key`'s access among
+/// `accesses` (its index and its effective mode: the proven one inside a
+/// proven group) if that mode allows `need`.
+#[inline(always)]
+pub(crate) fn permitted<'a, K: super::Key>(
+    accesses: &'a Accesses<K>,
+    proven: bool,
+    key: &K,
+    need: Need,
+) -> Option<(usize, &'a Access<K>, Mode)> {
+    let j = accesses.find(key)?;
+    let a = accesses.list().get(j)?;
+    let mode = a.mode_when(proven);
+    need.allowed_by(mode).then_some((j, a, mode))
+}
+
+/// [`permitted`], or the error saying why not.
 #[inline]
 pub(crate) fn declared<'a, K: super::Key, E>(
     accesses: &'a Accesses<K>,
@@ -75,10 +91,16 @@ pub(crate) fn declared<'a, K: super::Key, E>(
     need: Need,
 ) -> StateResult<(usize, &'a Access<K>), E> {
     // The hot path returns no error value: building one costs more than the search.
-    let found = accesses.find(key).map(|i| (i, &accesses.list()[i]));
-    match found {
-        Some((i, a)) if need.allowed_by(if proven { a.proven } else { a.mode }) => Ok((i, a)),
-        other => Err(undeclared(key, need, other.map(|(_, a)| a.mode))),
+    match permitted(accesses, proven, key, need) {
+        Some((j, a, _)) => Ok((j, a)),
+        None => Err(undeclared(
+            key,
+            need,
+            accesses
+                .find(key)
+                .and_then(|j| accesses.list().get(j))
+                .map(|a| a.mode),
+        )),
     }
 }
 
@@ -121,38 +143,39 @@ pub(crate) fn add_sum<E>(
 
 /// The view of one transaction (or block hook) on the overlay.
 struct SeqView<'a, C: Chain, R> {
+    /// Holds every declared key of the block ([`preload`]).
     table: &'a mut HashTable<Entry<C::Key, C::Value>>,
-    reader: &'a R,
+    /// Its read errors are the view's (nothing is read after the preload).
+    _reader: std::marker::PhantomData<fn(&R)>,
     accesses: &'a Accesses<C::Key>,
-    proven: bool,
     sums: &'a mut [u64; MAX_SUMS],
 }
 
-impl<C: Chain, R: Reader<C::Key, C::Value>> SeqView<'_, C, R> {
-    /// The overlay entry of declared `key` (after [`preload`] every
-    /// declared key is in the table; the read here is only a fallback).
+impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
+    fn new(
+        table: &'a mut HashTable<Entry<C::Key, C::Value>>,
+        accesses: &'a Accesses<C::Key>,
+        sums: &'a mut [u64; MAX_SUMS],
+    ) -> Self {
+        SeqView {
+            table,
+            _reader: std::marker::PhantomData,
+            accesses,
+            sums,
+        }
+    }
+
+    /// The overlay entry of declared `key` ([`preload`] put every declared
+    /// key in the table).
     fn entry(
         &mut self,
         key: &C::Key,
         need: Need,
     ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
-        let (_, a) = declared(self.accesses, self.proven, key, need)?;
-        let hash = a.hash;
-        let entry = match self.table.entry(hash, |e| e.key == *key, |e| e.hash) {
-            hashbrown::hash_table::Entry::Occupied(e) => e.into_mut(),
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let value = self.reader.read(key).map_err(StateError::Read)?;
-                v.insert(Entry {
-                    key: key.clone(),
-                    hash,
-                    value,
-                    dirty: false,
-                    slot: 0,
-                })
-                .into_mut()
-            }
-        };
-        Ok(entry)
+        let (_, a) = declared(self.accesses, false, key, need)?;
+        self.table
+            .find_mut(a.hash, |e| e.key == *key)
+            .ok_or(StateError::Invariant("a declared key was not preloaded"))
     }
 
     fn update(
@@ -161,6 +184,10 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> SeqView<'_, C, R> {
         f: impl FnOnce(u64) -> StateResult<u64, R::Error>,
     ) -> StateResult<(), R::Error> {
         let e = self.entry(key, Need::Add)?;
+        if !e.key.is_counter() {
+            // After the declaration check, as the parallel engine's cells.
+            return Err(StateError::NotCounter(format!("{key:?} is a record")));
+        }
         let n = f(counter_of(&e.key, e.value.as_ref())?)?;
         e.value = Some(C::Value::from_counter(n));
         e.dirty = true;
@@ -196,9 +223,6 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'
     }
 
     fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
-        if !key.is_counter() {
-            return Err(StateError::NotCounter(format!("add to {key:?}")));
-        }
         self.update(key, |n| {
             n.checked_add(amount)
                 .ok_or_else(|| StateError::Overflow("counter add"))
@@ -206,9 +230,6 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'
     }
 
     fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
-        if !key.is_counter() {
-            return Err(StateError::NotCounter(format!("sub from {key:?}")));
-        }
         self.update(key, |n| {
             n.checked_sub(amount)
                 .ok_or_else(|| StateError::Underflow("counter sub"))
@@ -274,6 +295,11 @@ where
         if let Some(value) = values.get_mut(e.slot as usize) {
             e.value = value.take();
         }
+        // A counter key holding something else fails the block here, as it
+        // does in the parallel engine's prefetch, used or not.
+        if e.key.is_counter() {
+            counter_of::<_, C::Value, R::Error>(&e.key, e.value.as_ref())?;
+        }
     }
     values.clear();
     Ok(())
@@ -302,26 +328,14 @@ where
     let table = &mut scratch.table;
     let mut sums = [0u64; MAX_SUMS];
     {
-        let mut view = SeqView::<C, R> {
-            table: &mut *table,
-            reader,
-            accesses: &block_accesses,
-            proven: false,
-            sums: &mut sums,
-        };
+        let mut view = SeqView::<C, R>::new(table, &block_accesses, &mut sums);
         chain.begin_block(block, &mut view)?;
     }
     let mut statuses = Vec::with_capacity(txs.len());
     for tx in txs {
         let tx = tx.borrow();
         let start = costs.is_some().then(std::time::Instant::now);
-        let mut view = SeqView::<C, R> {
-            table: &mut *table,
-            reader,
-            accesses: chain.accesses(tx),
-            proven: false,
-            sums: &mut sums,
-        };
+        let mut view = SeqView::<C, R>::new(table, chain.accesses(tx), &mut sums);
         statuses.push(chain.execute(block, tx, false, &mut view)?);
         if let (Some(costs), Some(start)) = (costs.as_deref_mut(), start) {
             costs.push(start.elapsed());
@@ -329,13 +343,7 @@ where
     }
     {
         let done = sums;
-        let mut view = SeqView::<C, R> {
-            table: &mut *table,
-            reader,
-            accesses: &block_accesses,
-            proven: false,
-            sums: &mut sums,
-        };
+        let mut view = SeqView::<C, R>::new(table, &block_accesses, &mut sums);
         chain.end_block(block, &done[..C::SUMS], &mut view)?;
     }
     let mut writes = Vec::with_capacity(table.len());

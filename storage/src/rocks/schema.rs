@@ -155,6 +155,17 @@ pub(super) fn versioned_key(prefix: &[u8], topoheight: TopoHeight) -> Vec<u8> {
     key
 }
 
+/// [`versioned_key`] in a stack buffer (a prefix is at most 64 bytes): for
+/// reads, which seek once per key and keep nothing.
+pub(super) fn versioned_key_on_stack(prefix: &[u8], topoheight: TopoHeight) -> ([u8; 72], usize) {
+    debug_assert!(prefix.len() <= 64, "prefixes are 32 or 64 bytes");
+    let mut key = [0u8; 72];
+    let n = prefix.len().min(64);
+    key[..n].copy_from_slice(&prefix[..n]);
+    key[n..n + 8].copy_from_slice(&(!topoheight).to_be_bytes());
+    (key, n + 8)
+}
+
 /// Splits a versioned key of `cf` into its prefix and topoheight.
 pub(super) fn split_versioned_key(cf: Cf, key: &[u8]) -> Result<(&[u8], TopoHeight), StorageError> {
     let n = cf.prefix_len();

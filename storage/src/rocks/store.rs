@@ -10,7 +10,7 @@ use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions, WriteBatch, WriteOptions
 
 use super::cache::Entry;
 use super::codec::{decode_u64, decode_value};
-use super::schema::{split_versioned_key, versioned_key, Cf, INFO_TOP};
+use super::schema::{split_versioned_key, versioned_key_on_stack, Cf, INFO_TOP};
 use crate::{StorageError, TopoHeight};
 
 /// State shared by all clones of a [`super::RocksStorage`].
@@ -73,7 +73,8 @@ impl Shared {
         prefix: &[u8],
         at: TopoHeight,
     ) -> Result<Entry, StorageError> {
-        it.seek(versioned_key(prefix, at));
+        let (key, len) = versioned_key_on_stack(prefix, at);
+        it.seek(&key[..len]);
         let Some((key, value)) = it.item() else {
             it.status().map_err(StorageError::rocks("seek"))?;
             return Ok(None);
