@@ -541,11 +541,37 @@ fn trailing_byte_fails() {
 #[test]
 fn unknown_payload_tags_fail() {
     let bytes = Tx::new(burn(NATIVE_ASSET, 5)).sign(&a()).encode();
-    for tag in [3u8, 4, 6, 7, 128, 255] {
+    // SPEC v2: 3 and 4 are contracts; 6 and every other tag are malformed.
+    for tag in [6u8, 7, 128, 255] {
         let mut b = bytes.clone();
         b[33] = tag;
         assert_malformed(&b, DecodeError::UnknownPayloadTag(tag));
     }
+}
+
+#[test]
+fn contract_payloads_round_trip_and_their_truncations_are_malformed() {
+    let deploy_tx = Tx::new(deploy(&[0x60, 1, 0x00])).sign(&a());
+    let invoke_tx = Tx::new(invoke(PublicKey([4; 32]), 9, 100, &[word(1), word(2)])).sign(&a());
+    for tx in [deploy_tx, invoke_tx] {
+        let bytes = tx.encode();
+        assert_eq!(Transaction::decode(&bytes).unwrap().0, tx);
+        // Cut inside the payload: truncated.
+        let cut = &bytes[..40];
+        assert!(matches!(
+            Transaction::decode(cut).unwrap_err(),
+            DecodeError::Truncated { .. }
+        ));
+        assert_eq!(stateless_bytes(cut, 0).unwrap_err().code(), "malformed");
+    }
+    // A deploy whose code_len runs past the end: truncated, never a panic.
+    let mut b = Tx::new(deploy(&[0x00])).sign(&a()).encode();
+    b[34] = 0xFF;
+    b[35] = 0xFF;
+    assert!(matches!(
+        Transaction::decode(&b).unwrap_err(),
+        DecodeError::Truncated { .. }
+    ));
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Parallel == sequential, property-tested: random blocks over 2 to 1,000
 //! accounts with every transaction type, failing transactions, multisig and
-//! energy state, at 1, 2, 3, 4 and 8 threads. Raise the case count with
+//! energy state, and contract blocks (deploys of the workloads' programs
+//! and of random code, invocations with random deposits, gas and
+//! arguments), at 1, 2, 3, 4 and 8 threads; verify mode on contract
+//! blocks reports no mismatch. Raise the case count with
 //! `TOS_PROPTEST_CASES=1000 cargo test --release --test equivalence`.
 
 mod oracle;
@@ -105,5 +108,89 @@ fn hot_counters_are_striped_and_equal_sequential() {
             }
             storage.commit(&seq.changes, &seq.meta).unwrap();
         }
+    }
+}
+
+/// The programs contract blocks deploy besides random code: the workloads'
+/// contracts and the fuzz target's.
+fn programs() -> Vec<Vec<u8>> {
+    use tos_parallel_tools::contracts;
+    let mut p = vec![
+        contracts::token(),
+        contracts::auction(),
+        contracts::probe(),
+        contracts::counter(),
+    ];
+    p.extend(
+        tos_parallel_tools::fuzzing::PROGRAMS
+            .iter()
+            .map(|c| c.to_vec()),
+    );
+    p
+}
+
+/// Runs `blocks` contract blocks (the first mostly deploys), each checked
+/// on every executor and in verify mode, committing the sequential result.
+fn run_contract_chain(
+    accounts: usize,
+    blocks: usize,
+    txs: usize,
+    contention: Contention,
+    seed: u64,
+) {
+    use tos_parallel::pipeline::{execute_block, locate_block, Run};
+    let world = World::new(accounts, seed);
+    let mut store = world.storage(1);
+    let executors = executors(&THREADS);
+    let programs = programs();
+    let mut contracts = Vec::new();
+    let mut r = rng(seed);
+    for _ in 0..blocks {
+        let block = contract_chaos_block(
+            &world,
+            &store,
+            &mut r,
+            txs,
+            contention,
+            &programs,
+            &mut contracts,
+        );
+        let seq = assert_equivalent(&store, &block, &executors);
+        // Verify mode (parallel side unguarded): no mismatch, the sequential result kept.
+        let pre = locate_block(&store, &block).unwrap();
+        let verified =
+            execute_block(&executors[1], &store, &block, &pre, None, Run::Verify).unwrap();
+        assert_eq!(verified.outcome.stats.mismatches, 0);
+        assert!(verified.outcome.same_result(&seq.outcome));
+        assert_eq!(verified.changes, seq.changes);
+        store.commit(&seq.changes, &seq.meta).unwrap();
+    }
+}
+
+#[test]
+fn contract_contention_matrix() {
+    let levels = [
+        Contention::Disjoint,
+        Contention::Keys(100),
+        Contention::Keys(10),
+        Contention::Keys(2),
+    ];
+    for (k, level) in levels.into_iter().enumerate() {
+        run_contract_chain(200, 3, 80, level, 500 + k as u64);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: proptest_cases(12), ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_contract_blocks_agree(
+        accounts in prop_oneof![2usize..6, 6usize..200],
+        keys in 2usize..200,
+        txs in 1usize..80,
+        blocks in 1usize..4,
+        seed in any::<u64>(),
+    ) {
+        run_contract_chain(accounts, blocks, txs, Contention::Keys(keys.min(accounts)), seed);
     }
 }

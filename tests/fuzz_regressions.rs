@@ -76,9 +76,9 @@ fn smoke_decode_random_and_mutated_valid_transactions() {
 }
 
 /// Input bytes laid out as `fuzzing::check_execution` reads them: three
-/// blocks of 2-23 structured transactions (never the raw-bytes operation
-/// nor the near-`u64::MAX` amounts that overflow, so most blocks pass the
-/// stateless checks and reach the executors).
+/// blocks of 2-23 structured transactions (never the raw-bytes operation,
+/// contracts, nor the near-`u64::MAX` amounts that overflow, so most
+/// blocks pass the stateless checks and reach the executors).
 fn structured_input(rng: &mut impl Rng) -> Vec<u8> {
     let mut b = Vec::new();
     for _ in 0..3 {
@@ -87,7 +87,8 @@ fn structured_input(rng: &mut impl Rng) -> Vec<u8> {
         for _ in 0..count {
             let op = loop {
                 let op: u8 = rng.gen();
-                if op % 8 != 7 {
+                // Not raw bytes (9), nor contracts (7, 8: their own input below).
+                if op % 10 < 7 {
                     break op;
                 }
             };
@@ -132,5 +133,82 @@ fn smoke_execute_random_inputs() {
     assert!(
         concurrent * 2 >= inputs,
         "{concurrent} of {inputs} had two transactions in flight"
+    );
+}
+
+/// Input bytes for contract blocks: a first block of deploys (canned
+/// programs and fuzzed code), then blocks mixing invocations of them (and
+/// of missing contracts) with transfers.
+fn contract_input(rng: &mut impl Rng) -> Vec<u8> {
+    let mut b = Vec::new();
+    for block in 0..3 {
+        let count = rng.gen_range(2..16u8);
+        b.push(count);
+        for _ in 0..count {
+            let kind = if block == 0 {
+                7
+            } else if rng.gen_bool(0.6) {
+                8
+            } else {
+                0
+            };
+            let op = loop {
+                let op: u8 = rng.gen();
+                if op % 10 == kind {
+                    break op;
+                }
+            };
+            let arg = loop {
+                let arg: u8 = rng.gen();
+                if arg & 0x60 != 0x60 {
+                    break arg;
+                }
+            };
+            b.extend([op, rng.gen(), arg]);
+            match kind {
+                7 if op >> 4 >= 10 => {
+                    let len = rng.gen_range(1..48u8);
+                    b.push(len - 1);
+                    b.extend((0..len).map(|_| rng.gen::<u8>()));
+                }
+                8 => {
+                    // contract pick, gas (mostly moderate), argc, args
+                    b.push(rng.gen());
+                    b.push(rng.gen_range(0x40..0xC0u8));
+                    let argc = rng.gen_range(0..4u8);
+                    b.push(argc);
+                    b.extend((0..argc).map(|_| rng.gen::<u8>()));
+                }
+                _ => {}
+            }
+            b.push(rng.gen_range(2..8u8)); // nonce mode: the right nonce
+        }
+        b.push(rng.gen()); // miner
+    }
+    b
+}
+
+/// Contract blocks through every executor: the check asserts they agree
+/// and that each block with an invocation ran in order for `Undeclared`;
+/// here, that the smoke run really produced such blocks, with statuses
+/// beyond `contract_not_found`.
+#[test]
+fn smoke_execute_contract_blocks() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let inputs = 120;
+    let (mut with_contracts, mut deploy_blocks) = (0, 0);
+    for _ in 0..inputs {
+        let seen = check_execution(&contract_input(&mut rng));
+        with_contracts += usize::from(seen.contract_blocks > 0);
+        deploy_blocks += usize::from(seen.parallel_blocks > 0);
+    }
+    eprintln!("{inputs} contract inputs: {with_contracts} ran invocations, {deploy_blocks} ran a deploy block on the parallel engine");
+    assert!(
+        with_contracts * 2 >= inputs,
+        "{with_contracts} of {inputs} ran an accepted block with an invocation"
+    );
+    assert!(
+        deploy_blocks * 2 >= inputs,
+        "{deploy_blocks} of {inputs} ran deploys on the parallel engine"
     );
 }

@@ -1853,7 +1853,7 @@ fn s7_dump_json_shape() {
     let fees = t0.fee + t1.fee + t2.fee + t3.fee;
     let dump = state_json(&c.snap());
     let default_energy = json!({"available": 0, "frozen": 0, "records": []});
-    let expected = json!({
+    let mut expected = json!({
         "topoheight": 1,
         "emitted_supply": 110 * COIN + r,
         "burned_supply": COIN,
@@ -1891,6 +1891,8 @@ fn s7_dump_json_shape() {
             },
         },
     });
+    // SPEC v2: no contract yet.
+    expected["contracts"] = json!({});
     assert_eq!(dump, expected);
     // Keys are lowercase hex, sorted.
     let text = serde_json::to_string(&dump).unwrap();
@@ -1915,7 +1917,13 @@ fn s7_dump_json_shape() {
     let top_keys: Vec<&String> = dump.as_object().unwrap().keys().collect();
     assert_eq!(
         top_keys,
-        vec!["accounts", "burned_supply", "emitted_supply", "topoheight"]
+        vec![
+            "accounts",
+            "burned_supply",
+            "contracts",
+            "emitted_supply",
+            "topoheight"
+        ]
     );
 
     // The results line of the same block.

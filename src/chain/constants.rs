@@ -28,3 +28,15 @@ pub const ENERGY_PER_COIN_DAY: u64 = 2;
 pub const ENERGY_PER_TRANSFER: u64 = 1;
 /// Default `blocks_per_day` when genesis omits it.
 pub const DEFAULT_BLOCKS_PER_DAY: u64 = 86_400;
+/// Largest contract code, in bytes (SPEC v2).
+pub const MAX_CODE_SIZE: usize = 4_096;
+/// Arguments per invocation.
+pub const MAX_ARGS: usize = 16;
+/// Gas one invocation may ask for.
+pub const MAX_GAS: u64 = 10_000_000;
+/// Gas the invocations of one block may ask for together (their `max_gas`).
+pub const MAX_BLOCK_GAS: u64 = 50_000_000;
+/// Native fee per unit of an invocation's `max_gas`.
+pub const FEE_PER_GAS: u64 = 10;
+/// Words the VM's stack holds at most.
+pub const MAX_STACK: usize = super::vm::MAX_STACK;

@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value};
 use crate::BlockOutcome;
 use crate::StateSnapshot;
 
-/// The state dump of SPEC §7.
+/// The state dump of SPEC §7 (v2: with `contracts`, each with its code
+/// and its non-zero slots).
 pub fn state_json(snapshot: &StateSnapshot) -> Value {
     let mut accounts = Map::new();
     for (key, a) in &snapshot.accounts {
@@ -40,11 +41,27 @@ pub fn state_json(snapshot: &StateSnapshot) -> Value {
             }),
         );
     }
+    let contracts: Map<String, Value> = snapshot
+        .contracts
+        .iter()
+        .map(|(id, c)| {
+            let storage: Map<String, Value> = c
+                .storage
+                .iter()
+                .map(|(slot, word)| (slot.to_hex(), json!(hex::encode(word))))
+                .collect();
+            (
+                id.to_hex(),
+                json!({"code": hex::encode(&c.code), "storage": storage}),
+            )
+        })
+        .collect();
     json!({
         "topoheight": snapshot.topoheight,
         "emitted_supply": snapshot.meta.emitted_supply,
         "burned_supply": snapshot.meta.burned_supply,
         "accounts": accounts,
+        "contracts": contracts,
     })
 }
 

@@ -27,7 +27,7 @@ pub enum DecodeError {
     /// Version other than 0.
     #[error("unsupported version {0}")]
     UnsupportedVersion(u8),
-    /// Payload tag not in {0, 1, 2, 5}.
+    /// Payload tag not in {0, 1, 2, 3, 4, 5}.
     #[error("unknown payload tag {0}")]
     UnknownPayloadTag(u8),
     /// Energy sub-tag not in {0, 1}.
@@ -93,6 +93,15 @@ pub enum StatelessError {
     /// `invalid_signature`.
     #[error("invalid_signature")]
     InvalidSignature,
+    /// `block_gas_exceeded`: the `max_gas` of this invocation and of every
+    /// earlier one of the block add up to more than `MAX_BLOCK_GAS`.
+    #[error("block_gas_exceeded: {total} > {limit}")]
+    BlockGasExceeded {
+        /// The running total, this invocation included.
+        total: u64,
+        /// `MAX_BLOCK_GAS`.
+        limit: u64,
+    },
 }
 
 impl StatelessError {
@@ -107,11 +116,14 @@ impl StatelessError {
             StatelessError::FeeTooLow { .. } => "fee_too_low",
             StatelessError::ReferenceInFuture { .. } => "reference_in_future",
             StatelessError::InvalidSignature => "invalid_signature",
+            StatelessError::BlockGasExceeded { .. } => "block_gas_exceeded",
         }
     }
 }
 
-/// A SPEC §6 failure: the transaction is orphaned and changes nothing.
+/// A SPEC §6 failure of a transaction. Most orphan it (it changes
+/// nothing); the three contract execution codes ([`TxFailure::keeps_fee`])
+/// keep its nonce and fee charged and undo everything else.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TxFailure {
@@ -145,6 +157,22 @@ pub enum TxFailure {
         /// Energy required.
         required: u64,
     },
+    /// `contract_not_found`: no contract at the invoked id.
+    #[error("contract_not_found: {0}")]
+    ContractNotFound(tos_storage::PublicKey),
+    /// `contract_reverted`: the code ended with `REVERT` (nonce and fee kept).
+    #[error("contract_reverted")]
+    ContractReverted,
+    /// `contract_failed`: the code failed (nonce and fee kept).
+    #[error("contract_failed: {0}")]
+    ContractFailed(super::vm::Fault),
+    /// `out_of_gas`: the next instruction's gas exceeded what remained of
+    /// `max_gas` (nonce and fee kept).
+    #[error("out_of_gas: max_gas {max_gas}")]
+    OutOfGas {
+        /// The invocation's `max_gas`.
+        max_gas: u64,
+    },
     /// `insufficient_funds`.
     #[error("insufficient_funds: asset {asset}: balance {balance} < {required}")]
     InsufficientFunds {
@@ -167,7 +195,22 @@ impl TxFailure {
             TxFailure::InsufficientUnlockedFrozen { .. } => "insufficient_unlocked_frozen",
             TxFailure::InsufficientEnergy { .. } => "insufficient_energy",
             TxFailure::InsufficientFunds { .. } => "insufficient_funds",
+            TxFailure::ContractNotFound(_) => "contract_not_found",
+            TxFailure::ContractReverted => "contract_reverted",
+            TxFailure::ContractFailed(_) => "contract_failed",
+            TxFailure::OutOfGas { .. } => "out_of_gas",
         }
+    }
+
+    /// Whether this is a contract execution code (SPEC §8): the transaction
+    /// kept its nonce and fee (the fee counts in the block's `fees`), and
+    /// everything else it did was undone. Every other failure orphans the
+    /// transaction: it changed nothing.
+    pub fn keeps_fee(&self) -> bool {
+        matches!(
+            self,
+            TxFailure::ContractReverted | TxFailure::ContractFailed(_) | TxFailure::OutOfGas { .. }
+        )
     }
 }
 

@@ -5,8 +5,13 @@
 //!   `block.rs` and `genesis.rs`: blocks and genesis (§3); `dump.rs`: the
 //!   observable results (§7); `error.rs`: the SPEC codes and input errors.
 //! * `validation.rs`: the stateless checks (§5), and what execution derives
-//!   from a transaction alone ([`VerifiedTx`]: its declared accesses).
-//! * `rules.rs`: the stateful rules (§6) and the block hooks (§4.2, §4.4),
+//!   from a transaction alone ([`VerifiedTx`]: its declared accesses; an
+//!   invocation's are open: its slots, `BALANCE` reads and `TRANSFER`
+//!   recipients are found by running it).
+//! * `vm/`: the contracts' virtual machine (§8), knowing nothing of the
+//!   engine: the rules run it through a host that buffers its effects.
+//! * `rules.rs`: the stateful rules (§6) and the block hooks (§4.2, §4.4);
+//!   `invocation.rs`: an invocation's buffered state (the VM's host),
 //!   on the engine's `View`; `covered.rs`: the proof that a sender's chain
 //!   of transactions commutes (covered sender chains).
 //! * `keys.rs`: the state ([`crate::StateKey`], [`crate::StateValue`]) as
@@ -20,10 +25,12 @@ mod covered;
 pub mod dump;
 pub mod error;
 pub mod genesis;
+mod invocation;
 mod keys;
 pub(crate) mod rules;
 pub mod transaction;
 pub mod validation;
+pub mod vm;
 
 pub use keys::StoreReader;
 pub use rules::{BlockContext, SUM_BURNED, SUM_FEES};

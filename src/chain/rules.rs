@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use super::constants::*;
 use super::error::TxFailure;
+use super::invocation::Invocation;
 use super::transaction::{EnergyPayload, FeeType, Payload};
 use super::validation::{verify_strict, VerifiedTx};
+use super::vm::{self, Exit};
 use crate::engine::{StateError, StateResult, View};
 use crate::{
     EnergyState, FreezeRecord, MultisigConfig, PublicKey, StateKey, StateValue, TopoHeight,
@@ -157,6 +159,16 @@ pub(crate) fn execute<V: View<StateKey, StateValue>>(
         }
     }
 
+    // contract_not_found
+    let code = match &tx.payload {
+        Payload::InvokeContract { contract, .. } => match view.get(&StateKey::Code(*contract))? {
+            Some(StateValue::Code(code)) => Some(code),
+            None => return Ok(Err(TxFailure::ContractNotFound(*contract))),
+            Some(_) => return Err(StateError::Invariant("a code key holds another value")),
+        },
+        _ => None,
+    };
+
     // insufficient_funds
     for (asset, spend) in &vtx.spending {
         let balance = view.counter(&StateKey::Balance(src, *asset))?;
@@ -169,8 +181,60 @@ pub(crate) fn execute<V: View<StateKey, StateValue>>(
         }
     }
 
+    if let Some(code) = code {
+        return invoke(vtx, ctx, &code, view);
+    }
     apply_effects(vtx, ctx, view, energy)?;
     Ok(Ok(()))
+}
+
+/// An invocation whose checks passed (SPEC §6 `InvokeContract`, §8): the
+/// nonce and the fee are charged for good; the deposit and everything the
+/// code does go through an [`Invocation`], written only if the code ends
+/// with success.
+fn invoke<V: View<StateKey, StateValue>>(
+    vtx: &VerifiedTx,
+    ctx: &BlockContext,
+    code: &[u8],
+    view: &mut V,
+) -> StateResult<Result<(), TxFailure>, V::ReadError> {
+    let tx = &vtx.tx;
+    let Payload::InvokeContract {
+        contract,
+        deposit,
+        max_gas,
+        args,
+    } = &tx.payload
+    else {
+        return Err(StateError::Invariant("invoke of another payload"));
+    };
+    let src = tx.source;
+    view.add(&StateKey::Nonce(src), 1)?;
+    view.sub(&StateKey::Balance(src, NATIVE_ASSET), tx.fee)?;
+    view.sum(SUM_FEES, tx.fee)?;
+    let mut state = Invocation::new(view, *contract);
+    // The deposit is a credit even of 0; the checks proved the source holds it.
+    if !state.pay(&src, contract, *deposit)? {
+        return Err(StateError::Invariant("deposit above the checked balance"));
+    }
+    let env = vm::Env {
+        contract: *contract,
+        caller: src,
+        deposit: *deposit,
+        args,
+        height: ctx.topoheight(),
+        max_gas: *max_gas,
+    };
+    let ended = vm::run(code, &env, &mut state)?;
+    Ok(match ended.exit {
+        Exit::Success => {
+            state.commit()?;
+            Ok(())
+        }
+        Exit::Reverted => Err(TxFailure::ContractReverted),
+        Exit::Failed(fault) => Err(TxFailure::ContractFailed(fault)),
+        Exit::OutOfGas => Err(TxFailure::OutOfGas { max_gas: *max_gas }),
+    })
 }
 
 /// Every write of a successful transaction (SPEC §6 "on success, all at
@@ -202,6 +266,15 @@ fn apply_effects<V: View<StateKey, StateValue>>(
             if *asset == NATIVE_ASSET {
                 view.sum(SUM_BURNED, *amount)?;
             }
+        }
+        Payload::DeployContract { code } => {
+            let id = tx
+                .deployed_contract()
+                .ok_or(StateError::Invariant("a deploy without a contract id"))?;
+            view.set(&StateKey::Code(id), StateValue::Code(Arc::from(&code[..])))?;
+        }
+        Payload::InvokeContract { .. } => {
+            return Err(StateError::Invariant("an invocation outside invoke()"));
         }
         Payload::MultiSig {
             threshold,

@@ -68,8 +68,36 @@ pub enum Payload {
         /// Participants (empty when threshold is 0).
         participants: Vec<PublicKey>,
     },
+    /// Tag 3: deploys `code` as a new contract (SPEC v2), at the id
+    /// [`contract_id`] gives for the source and the transaction's nonce.
+    DeployContract {
+        /// The code (1..=`MAX_CODE_SIZE` bytes).
+        code: Vec<u8>,
+    },
+    /// Tag 4: runs a contract's code (SPEC v2 §8).
+    InvokeContract {
+        /// The contract's id.
+        contract: PublicKey,
+        /// Native units moved from the source to the contract before the
+        /// code runs (undone if the code fails).
+        deposit: u64,
+        /// Gas the code may use (1..=`MAX_GAS`; paid whole in the fee).
+        max_gas: u64,
+        /// Arguments (at most `MAX_ARGS`).
+        args: Vec<Hash>,
+    },
     /// Tag 5: freeze or unfreeze native coins for energy.
     Energy(EnergyPayload),
+}
+
+/// The id of the contract that `source` deploys with nonce `nonce` (SPEC
+/// v2 §6): `blake3("contract" ‖ source ‖ nonce u64)`.
+pub fn contract_id(source: &PublicKey, nonce: u64) -> PublicKey {
+    let mut h = blake3::Hasher::new();
+    h.update(b"contract");
+    h.update(&source.0);
+    h.update(&nonce.to_be_bytes());
+    PublicKey(*h.finalize().as_bytes())
 }
 
 /// One participant signature of a multisig proof.
@@ -121,6 +149,21 @@ impl Transaction {
         matches!(self.payload, Payload::Energy(_)) || self.fee_type == FeeType::Energy
     }
 
+    /// The contract a `DeployContract` creates (at its own nonce).
+    pub fn deployed_contract(&self) -> Option<PublicKey> {
+        matches!(self.payload, Payload::DeployContract { .. })
+            .then(|| contract_id(&self.source, self.nonce))
+    }
+
+    /// The `max_gas` of an `InvokeContract` (what counts towards the block's
+    /// gas limit), 0 for any other payload.
+    pub fn max_gas(&self) -> u64 {
+        match self.payload {
+            Payload::InvokeContract { max_gas, .. } => max_gas,
+            _ => 0,
+        }
+    }
+
     /// The canonical encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len_hint());
@@ -151,6 +194,8 @@ impl Transaction {
         let payload = match &self.payload {
             Payload::Transfers(outs) => outs.len() * 80 + 2,
             Payload::MultiSig { participants, .. } => participants.len() * 32 + 2,
+            Payload::DeployContract { code } => code.len() + 3,
+            Payload::InvokeContract { args, .. } => args.len() * 32 + 50,
             _ => 48,
         };
         payload + 220
@@ -193,6 +238,26 @@ impl Transaction {
                     for p in participants {
                         out.extend_from_slice(&p.0);
                     }
+                }
+            }
+            Payload::DeployContract { code } => {
+                out.push(3);
+                out.extend_from_slice(&(code.len() as u16).to_be_bytes());
+                out.extend_from_slice(code);
+            }
+            Payload::InvokeContract {
+                contract,
+                deposit,
+                max_gas,
+                args,
+            } => {
+                out.push(4);
+                out.extend_from_slice(&contract.0);
+                out.extend_from_slice(&deposit.to_be_bytes());
+                out.extend_from_slice(&max_gas.to_be_bytes());
+                out.push(args.len() as u8);
+                for a in args {
+                    out.extend_from_slice(&a.0);
                 }
             }
             Payload::Energy(e) => {
@@ -272,6 +337,28 @@ impl Transaction {
                 Payload::MultiSig {
                     threshold,
                     participants,
+                }
+            }
+            3 => {
+                let len = r.u16()? as usize;
+                Payload::DeployContract {
+                    code: r.take(len)?.to_vec(),
+                }
+            }
+            4 => {
+                let contract = PublicKey(r.arr32()?);
+                let deposit = r.u64()?;
+                let max_gas = r.u64()?;
+                let argc = r.u8()?;
+                let mut args = Vec::with_capacity(argc as usize);
+                for _ in 0..argc {
+                    args.push(Hash(r.arr32()?));
+                }
+                Payload::InvokeContract {
+                    contract,
+                    deposit,
+                    max_gas,
+                    args,
                 }
             }
             5 => match r.u8()? {

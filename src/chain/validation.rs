@@ -1,8 +1,9 @@
 //! Stateless checks (SPEC §5), in the written order, and what execution
 //! derives from a transaction alone.
 //!
-//! [`check_stateless`] runs all eight checks (a block's transaction not
-//! seen before); [`check_admission`] every check but `reference_in_future`
+//! [`check_stateless`] runs checks 1-8 (a block's transaction not
+//! seen before); [`BlockGas`] is check 9 (`block_gas_exceeded`), which
+//! depends on the block's earlier invocations, fed in block order; [`check_admission`] every check but `reference_in_future`
 //! (which depends on the block's parent, so a transaction admitted into
 //! the mempool's verification cache gets it at block time, in its place in
 //! the order: [`check_reference`]). A transaction that passed is a
@@ -67,6 +68,40 @@ pub fn check_reference(
     parent_topoheight: TopoHeight,
 ) -> Result<(), StatelessError> {
     reference_check(&vtx.tx, parent_topoheight)
+}
+
+/// Check 9 (`block_gas_exceeded`), the one block-level check: the running
+/// total of the block's invocations' `max_gas`, fed every transaction in
+/// block order once its own checks 1-8 passed (fresh or from the cache).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockGas {
+    /// `max_gas` of the invocations fed so far.
+    total: u64,
+}
+
+impl BlockGas {
+    /// No invocation yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `tx`'s `max_gas` (0 unless it is an invocation) and fails when
+    /// the total passes `MAX_BLOCK_GAS`.
+    pub fn check(&mut self, tx: &Transaction) -> Result<(), StatelessError> {
+        self.total = self.total.saturating_add(tx.max_gas());
+        if self.total > MAX_BLOCK_GAS {
+            return Err(StatelessError::BlockGasExceeded {
+                total: self.total,
+                limit: MAX_BLOCK_GAS,
+            });
+        }
+        Ok(())
+    }
+
+    /// The total so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
 }
 
 /// Check 7 itself: the one rule, for a fresh check and a cached one.
@@ -139,7 +174,16 @@ fn check(
 /// * its source's balance of each asset it spends: written (an add, i.e. a
 ///   subtraction, when covered); an unfreeze writes its native balance;
 /// * each destination's balance of the asset it receives: an add (credits
-///   commute: no check reads them).
+///   commute: no check reads them);
+/// * a deploy: the new contract's code, written (its id depends only on
+///   the source and the nonce, which the transaction names);
+/// * an invocation: the contract's code, read (`contract_not_found`); and
+///   its accesses are *open* ([`Accesses::set_open`]): the contract's
+///   slots, its balance, the accounts its code reads with `BALANCE` and
+///   those it pays with `TRANSFER` depend on the state, so the engine
+///   finds them by running it. Its declared keys stay enforced: its
+///   source's native balance is declared `Write`, which covers a
+///   `BALANCE` of the caller and a `TRANSFER` to it.
 pub fn accesses_of(tx: &Transaction, spending: &Spending) -> Accesses<StateKey> {
     let src = tx.source;
     let mut a = Accesses::new();
@@ -167,6 +211,15 @@ pub fn accesses_of(tx: &Transaction, spending: &Spending) -> Accesses<StateKey> 
         Payload::Energy(EnergyPayload::UnfreezeTos { .. }) => {
             a.push(StateKey::Balance(src, NATIVE_ASSET), Mode::Write);
         }
+        Payload::DeployContract { .. } => {
+            let id = super::transaction::contract_id(&src, tx.nonce);
+            a.push(StateKey::Code(id), Mode::Write);
+        }
+        Payload::InvokeContract { contract, .. } => {
+            a.push(StateKey::Balance(src, NATIVE_ASSET), Mode::Write);
+            a.push(StateKey::Code(*contract), Mode::Read);
+            a.set_open();
+        }
         Payload::Burn { .. } | Payload::MultiSig { .. } | Payload::Energy(_) => {}
     }
     a
@@ -182,12 +235,15 @@ pub fn verify_strict(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]
         .is_ok()
 }
 
-/// The minimum native fee (SPEC §5, `fee_too_low`).
+/// The minimum native fee (SPEC §5, `fee_too_low`): an invocation adds
+/// its `max_gas` × `FEE_PER_GAS` (saturating: `invalid_payload` bounds
+/// `max_gas` before this check runs).
 pub fn minimum_fee(tx: &Transaction, size: usize) -> u64 {
     let kb = (size as u64).div_ceil(1024);
-    kb * FEE_PER_KB
+    (kb * FEE_PER_KB
         + tx.outputs() * FEE_PER_TRANSFER
-        + tx.multisig_signature_count() * FEE_PER_TRANSFER
+        + tx.multisig_signature_count() * FEE_PER_TRANSFER)
+        .saturating_add(tx.max_gas().saturating_mul(FEE_PER_GAS))
 }
 
 fn check_payload(tx: &Transaction) -> Result<(), StatelessError> {
@@ -252,6 +308,19 @@ fn check_payload(tx: &Transaction) -> Result<(), StatelessError> {
                 return Err(Bad("burn of 0"));
             }
         }
+        Payload::DeployContract { code } => {
+            if code.is_empty() || code.len() > MAX_CODE_SIZE {
+                return Err(Bad("code of 0 bytes or over MAX_CODE_SIZE"));
+            }
+        }
+        Payload::InvokeContract { max_gas, args, .. } => {
+            if *max_gas == 0 || *max_gas > MAX_GAS {
+                return Err(Bad("max_gas of 0 or over MAX_GAS"));
+            }
+            if args.len() > MAX_ARGS {
+                return Err(Bad("more than MAX_ARGS arguments"));
+            }
+        }
     }
     if let Some(proof) = &tx.multisig {
         for (i, s) in proof.signatures.iter().enumerate() {
@@ -281,7 +350,10 @@ fn spending_of(tx: &Transaction) -> Option<Spending> {
         }
         Payload::Burn { asset, amount } => add(*asset, *amount)?,
         Payload::Energy(EnergyPayload::FreezeTos { amount, .. }) => add(NATIVE_ASSET, *amount)?,
-        Payload::Energy(EnergyPayload::UnfreezeTos { .. }) | Payload::MultiSig { .. } => {}
+        Payload::InvokeContract { deposit, .. } => add(NATIVE_ASSET, *deposit)?,
+        Payload::Energy(EnergyPayload::UnfreezeTos { .. })
+        | Payload::MultiSig { .. }
+        | Payload::DeployContract { .. } => {}
     }
     if tx.fee_type == FeeType::Native {
         add(NATIVE_ASSET, tx.fee)?;

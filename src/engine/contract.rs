@@ -18,10 +18,15 @@
 //! * [`Reader`]: the state at the block's parent, one key or a batch.
 //!
 //! A transaction's execution may only touch the keys it declared, in the
-//! modes it declared: both engines check every access against the
-//! declaration and abort the block with [`StateError::Undeclared`]
-//! otherwise, so a chain whose declarations are wrong gets an error, never
-//! a silently different result.
+//! modes it declared, unless its accesses are *open*
+//! ([`Accesses::set_open`]): then it may also touch keys it did not
+//! declare, in any mode (its declared keys stay held to their modes). Both
+//! engines check every access against the declaration and abort the
+//! block with [`StateError::Undeclared`] otherwise, so a chain whose
+//! declarations are wrong gets an error, never a silently different
+//! result. Only the sequential engine runs open transactions: the path
+//! policy (`policy.rs`) routes a block holding one in order, and the
+//! parallel engine's cells refuse any key outside the plan.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -126,6 +131,9 @@ pub struct Accesses<K> {
     affinities: SmallVec<[u32; 4]>,
     /// Index in `list` of the proof group's key.
     group: Option<u16>,
+    /// Whether the transaction may also touch keys it did not declare
+    /// ([`Accesses::set_open`]).
+    open: bool,
 }
 
 impl<K> Default for Accesses<K> {
@@ -134,6 +142,7 @@ impl<K> Default for Accesses<K> {
             list: SmallVec::new(),
             affinities: SmallVec::new(),
             group: None,
+            open: false,
         }
     }
 }
@@ -179,6 +188,22 @@ impl<K: Key> Accesses<K> {
             .iter()
             .position(|a| a.key == key)
             .and_then(|i| u16::try_from(i).ok());
+    }
+
+    /// Leaves the transaction's accesses *open*: besides its declared keys
+    /// (still enforced, each in its declared mode), it may read, write and
+    /// add to any key it did not declare, found only by running it (a
+    /// contract call: a slot computed from a stored word, a payment to an
+    /// account a contract stored). Blocks holding an open transaction run
+    /// in order on the sequential engine ([`crate::PathReason::Undeclared`]).
+    pub fn set_open(&mut self) {
+        self.open = true;
+    }
+
+    /// Whether the accesses are open ([`Self::set_open`]).
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     /// The accesses.
@@ -309,8 +334,9 @@ pub trait Chain: Sync {
     ) -> StateResult<(), V::ReadError>;
 
     /// Executes one transaction: `Ok(Ok(()))` applied, `Ok(Err(failure))`
-    /// orphaned (it must then have written nothing: check everything first),
-    /// `Err(_)` the block is abandoned. `proven` is true when its proof
+    /// failed (it must then have written nothing, or only what the chain's
+    /// rules keep of a failure: the SPEC chain keeps an invocation's nonce
+    /// and fee), `Err(_)` the block is abandoned. `proven` is true when its proof
     /// group was proven to commute: the chain may then rely on what its
     /// proof established instead of reading it.
     fn execute<V: View<Self::Key, Self::Value>>(

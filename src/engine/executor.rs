@@ -302,7 +302,12 @@ impl<C: Chain> Executor<C> {
             let policy = self.policy(guards);
             // One thread: nothing to overlap, so the calling thread runs
             // the sequential engine, exactly as the sequential path.
-            if let Some(reason) = decide(&policy, Facts::Block { txs: txs.len() }) {
+            let open = txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open());
+            let facts = Facts::Block {
+                txs: txs.len(),
+                open,
+            };
+            if let Some(reason) = decide(&policy, facts) {
                 return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
             }
             self.parallel(chain, block, txs, reader, &policy)
@@ -362,7 +367,9 @@ impl<C: Chain> Executor<C> {
     /// execution time in a sequential run (their sum is the work W) and the
     /// cost-weighted critical path C of the dependency graph the parallel
     /// engine would build (after proofs). A benchmark's ideal bound is
-    /// `min(threads, W / C)`. Nothing is written.
+    /// `min(threads, W / C)`. A block with open accesses runs in order
+    /// (its graph is known only by running it): its C is W. Nothing is
+    /// written.
     pub fn profile<R, T>(
         &self,
         chain: &C,
@@ -386,6 +393,18 @@ impl<C: Chain> Executor<C> {
                 &mut scratch.seq,
                 Some(&mut costs),
             )?;
+            let work = costs.iter().sum();
+            if txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open()) {
+                // Open accesses: the graph is known only by running the
+                // block, and the engine runs it in order (`Undeclared`):
+                // the whole block is the path this engine can take.
+                return Ok(Profile {
+                    work,
+                    critical_path: txs.len(),
+                    weighted_critical_path: work,
+                    costs,
+                });
+            }
             self.plan_only(chain, block, txs, reader, scratch)?;
             let seconds: Vec<f64> = costs.iter().map(|d| d.as_secs_f64()).collect();
             let view = scratch.plan.view();
@@ -394,7 +413,7 @@ impl<C: Chain> Executor<C> {
             drop(view);
             let measured = scratch.graph.measure();
             Ok(Profile {
-                work: costs.iter().sum(),
+                work,
                 critical_path: measured.critical_path,
                 weighted_critical_path: std::time::Duration::from_secs_f64(weighted),
                 costs,

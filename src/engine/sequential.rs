@@ -143,10 +143,11 @@ pub(crate) fn add_sum<E>(
 
 /// The view of one transaction (or block hook) on the overlay.
 struct SeqView<'a, C: Chain, R> {
-    /// Holds every declared key of the block ([`preload`]).
+    /// Holds every declared key of the block ([`preload`]) and every
+    /// undeclared key an open transaction touched so far ([`Self::entry`]).
     table: &'a mut HashTable<Entry<C::Key, C::Value>>,
-    /// Its read errors are the view's (nothing is read after the preload).
-    _reader: std::marker::PhantomData<fn(&R)>,
+    /// Read only for an open transaction's undeclared keys.
+    reader: &'a R,
     accesses: &'a Accesses<C::Key>,
     sums: &'a mut [u64; MAX_SUMS],
 }
@@ -154,28 +155,70 @@ struct SeqView<'a, C: Chain, R> {
 impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
     fn new(
         table: &'a mut HashTable<Entry<C::Key, C::Value>>,
+        reader: &'a R,
         accesses: &'a Accesses<C::Key>,
         sums: &'a mut [u64; MAX_SUMS],
     ) -> Self {
         SeqView {
             table,
-            _reader: std::marker::PhantomData,
+            reader,
             accesses,
             sums,
         }
     }
 
-    /// The overlay entry of declared `key` ([`preload`] put every declared
-    /// key in the table).
+    /// The overlay entry of `key`: a declared key was preloaded
+    /// ([`preload`]); an open transaction's undeclared key is found in the
+    /// table (another transaction's key, or one touched earlier) or read
+    /// now, once, at the block's parent (nothing before it in the block
+    /// wrote it, or it would be in the table).
     fn entry(
         &mut self,
         key: &C::Key,
         need: Need,
     ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
-        let (_, a) = declared(self.accesses, false, key, need)?;
+        let hash = match permitted(self.accesses, false, key, need) {
+            Some((_, a, _)) => a.hash,
+            None if self.accesses.is_open() && self.accesses.find(key).is_none() => {
+                return self.open_entry(key);
+            }
+            None => {
+                // The refusal's error (declared() refuses what permitted() did).
+                declared(self.accesses, false, key, need)?;
+                return Err(StateError::Invariant(
+                    "an access both refused and permitted",
+                ));
+            }
+        };
         self.table
-            .find_mut(a.hash, |e| e.key == *key)
+            .find_mut(hash, |e| e.key == *key)
             .ok_or(StateError::Invariant("a declared key was not preloaded"))
+    }
+
+    /// [`Self::entry`] of an undeclared key of an open transaction.
+    #[cold]
+    fn open_entry(&mut self, key: &C::Key) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
+        let hash = super::contract::key_hash(key);
+        if self.table.find(hash, |e| e.key == *key).is_none() {
+            let value = self.reader.read(key).map_err(StateError::Read)?;
+            if key.is_counter() {
+                counter_of::<_, C::Value, R::Error>(key, value.as_ref())?;
+            }
+            self.table.insert_unique(
+                hash,
+                Entry {
+                    key: key.clone(),
+                    hash,
+                    value,
+                    dirty: false,
+                    slot: 0,
+                },
+                |e| e.hash,
+            );
+        }
+        self.table
+            .find_mut(hash, |e| e.key == *key)
+            .ok_or(StateError::Invariant("an entry just inserted is missing"))
     }
 
     fn update(
@@ -328,14 +371,14 @@ where
     let table = &mut scratch.table;
     let mut sums = [0u64; MAX_SUMS];
     {
-        let mut view = SeqView::<C, R>::new(table, &block_accesses, &mut sums);
+        let mut view = SeqView::<C, R>::new(table, reader, &block_accesses, &mut sums);
         chain.begin_block(block, &mut view)?;
     }
     let mut statuses = Vec::with_capacity(txs.len());
     for tx in txs {
         let tx = tx.borrow();
         let start = costs.is_some().then(std::time::Instant::now);
-        let mut view = SeqView::<C, R>::new(table, chain.accesses(tx), &mut sums);
+        let mut view = SeqView::<C, R>::new(table, reader, chain.accesses(tx), &mut sums);
         statuses.push(chain.execute(block, tx, false, &mut view)?);
         if let (Some(costs), Some(start)) = (costs.as_deref_mut(), start) {
             costs.push(start.elapsed());
@@ -343,7 +386,7 @@ where
     }
     {
         let done = sums;
-        let mut view = SeqView::<C, R>::new(table, &block_accesses, &mut sums);
+        let mut view = SeqView::<C, R>::new(table, reader, &block_accesses, &mut sums);
         chain.end_block(block, &done[..C::SUMS], &mut view)?;
     }
     let mut writes = Vec::with_capacity(table.len());

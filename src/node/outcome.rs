@@ -13,6 +13,22 @@ pub enum TxStatus {
     Ok,
     /// Orphaned: it failed a stateful rule and changed nothing.
     Orphaned(TxFailure),
+    /// An invocation that ended with a contract execution code (SPEC §8:
+    /// `contract_reverted`, `contract_failed`, `out_of_gas`): its nonce and
+    /// fee stay charged (the fee counts in the block's fees), everything
+    /// else it did was undone.
+    Failed(TxFailure),
+}
+
+impl TxStatus {
+    /// The status of a transaction that ended with `result`.
+    pub fn of(result: Result<(), TxFailure>) -> Self {
+        match result {
+            Ok(()) => TxStatus::Ok,
+            Err(f) if f.keeps_fee() => TxStatus::Failed(f),
+            Err(f) => TxStatus::Orphaned(f),
+        }
+    }
 }
 
 impl TxStatus {
@@ -20,7 +36,7 @@ impl TxStatus {
     pub fn code(&self) -> &'static str {
         match self {
             TxStatus::Ok => "ok",
-            TxStatus::Orphaned(f) => f.code(),
+            TxStatus::Orphaned(f) | TxStatus::Failed(f) => f.code(),
         }
     }
 }
@@ -124,14 +140,16 @@ pub struct BlockOutcome {
 }
 
 impl BlockOutcome {
-    /// The orphaned transactions: (index, hash, failure).
+    /// The orphaned transactions: (index, hash, failure); not the
+    /// invocations that failed with an execution code (they were applied:
+    /// nonce and fee).
     pub fn orphaned(&self) -> impl Iterator<Item = (usize, &Hash, &TxFailure)> {
         self.results
             .iter()
             .enumerate()
             .filter_map(|(i, r)| match &r.status {
                 TxStatus::Orphaned(f) => Some((i, &r.hash, f)),
-                TxStatus::Ok => None,
+                TxStatus::Ok | TxStatus::Failed(_) => None,
             })
     }
 

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::chain::block::Block;
 use crate::chain::constants::MAXIMUM_SUPPLY;
 use crate::chain::error::StatelessError;
-use crate::chain::validation::{check_reference, check_stateless};
+use crate::chain::validation::{check_reference, check_stateless, BlockGas};
 use crate::chain::{BlockContext, SpecChain, StoreReader, VerifiedTx, SUM_BURNED, SUM_FEES};
 use crate::engine::{compare, Executed, ExecutionPath, Executor, MismatchOf, VerificationCache};
 use crate::node::error::{contain, BlockError};
@@ -120,7 +120,9 @@ const PARALLEL_MISSES: usize = 16;
 
 /// Checks every transaction of `block` (SPEC §5): a transaction found in
 /// `cache` (admitted earlier, so checks 1-6 and 8 passed) gets check 7
-/// (`reference_in_future`) only; any other gets all eight. The first
+/// (`reference_in_future`) only; any other gets checks 1-8; then each, in
+/// block order, check 9 (`block_gas_exceeded`, [`BlockGas`]), which no
+/// cache can answer (it depends on the block's earlier invocations). The first
 /// failing index, in block order, rejects the block with exactly the code a
 /// fresh check gives. The cache is looked up on the calling thread; the
 /// misses are checked on `executor`'s pool when given and there are enough
@@ -169,9 +171,13 @@ pub fn check_block(
     for (i, r) in misses.iter().zip(checked_misses) {
         checked[*i] = Some(r);
     }
+    // Check 9 (`block_gas_exceeded`) in block order, after each
+    // transaction's own checks, fresh or cached.
+    let mut gas = BlockGas::new();
     let mut out = Vec::with_capacity(checked.len());
     for (index, r) in checked.into_iter().enumerate() {
         let r = r.ok_or_else(|| BlockError::Invariant("a transaction was not checked".into()))?;
+        let r = r.and_then(|vtx| gas.check(&vtx.tx).map(|()| vtx));
         out.push(r.map_err(|error| BlockError::InvalidTransaction {
             topoheight: pre.topoheight(),
             index,
@@ -340,10 +346,7 @@ fn finish(
         .zip(block.tx_hashes())
         .map(|(status, hash)| TxResult {
             hash: *hash,
-            status: match status {
-                Ok(()) => TxStatus::Ok,
-                Err(f) => TxStatus::Orphaned(f),
-            },
+            status: TxStatus::of(status),
         })
         .collect();
     let stats = BlockStats {

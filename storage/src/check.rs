@@ -45,7 +45,16 @@ fn check_values(changes: &ChangeSet) -> Result<(), StorageError> {
     for (key, value) in changes.iter() {
         let invalid = |column, reason: String| Err(StorageError::InvalidValue { column, reason });
         match (key, value) {
-            (StateKey::Nonce(_) | StateKey::Balance(..), StateValue::Counter(_)) => {}
+            (StateKey::Nonce(_) | StateKey::Balance(..), StateValue::Counter(_))
+            | (StateKey::Slot(..), StateValue::Word(_)) => {}
+            (StateKey::Code(contract), StateValue::Code(code)) => {
+                if u32::try_from(code.len()).is_err() {
+                    return invalid(
+                        "code",
+                        format!("{} bytes of code for {contract}", code.len()),
+                    );
+                }
+            }
             (StateKey::Multisig(account), StateValue::Multisig(config)) => {
                 if let Some(config) = config {
                     if config.participants.len() > MAX_PARTICIPANTS {

@@ -19,8 +19,8 @@ use smallvec::SmallVec;
 use crate::check::{check_commit, check_init, check_rewind};
 use crate::types::apply_to_snapshot;
 use crate::{
-    AccountSnapshot, BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateScan,
-    StateSnapshot, StateValue, StateWrite, StorageError, TopoHeight,
+    BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateScan, StateSnapshot, StateValue,
+    StateWrite, StorageError, TopoHeight,
 };
 
 /// In-memory versioned storage, for tests and benchmarks.
@@ -184,16 +184,12 @@ impl StateScan for MemoryStorage {
             }
             (top, _) => return Err(StorageError::MissingTopoheight { topoheight, top }),
         };
-        let mut accounts: BTreeMap<_, AccountSnapshot> = BTreeMap::new();
+        let mut snapshot = StateSnapshot::empty(topoheight, meta);
         for key in inner.values.keys() {
             if let Some(value) = inner.get(key, topoheight) {
-                apply_to_snapshot(&mut accounts, key, value)?;
+                apply_to_snapshot(&mut snapshot, key, value)?;
             }
         }
-        Ok(StateSnapshot {
-            topoheight,
-            meta,
-            accounts,
-        })
+        Ok(snapshot)
     }
 }

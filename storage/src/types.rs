@@ -158,6 +158,12 @@ pub enum StateKey {
     Multisig(PublicKey),
     /// An account's energy state (absent: never froze).
     Energy(PublicKey),
+    /// A contract's code (SPEC v2 §6 `DeployContract`), keyed by the
+    /// contract's id; absent: no contract there. Written once.
+    Code(PublicKey),
+    /// One storage slot of a contract (SPEC v2 §8): a 32-byte word, keyed
+    /// by the contract's id and the slot; absent reads as the zero word.
+    Slot(PublicKey, Hash),
 }
 
 impl PartialEq for StateKey {
@@ -168,21 +174,26 @@ impl PartialEq for StateKey {
         match (self, other) {
             (StateKey::Nonce(a), StateKey::Nonce(b))
             | (StateKey::Multisig(a), StateKey::Multisig(b))
-            | (StateKey::Energy(a), StateKey::Energy(b)) => a == b,
-            (StateKey::Balance(a, x), StateKey::Balance(b, y)) => a == b && x == y,
+            | (StateKey::Energy(a), StateKey::Energy(b))
+            | (StateKey::Code(a), StateKey::Code(b)) => a == b,
+            (StateKey::Balance(a, x), StateKey::Balance(b, y))
+            | (StateKey::Slot(a, x), StateKey::Slot(b, y)) => a == b && x == y,
             _ => false,
         }
     }
 }
 
 impl StateKey {
-    /// The account the key belongs to.
+    /// The account the key belongs to (a contract's code and slots: the
+    /// contract's id, which is also the account of its native balance).
     pub fn account(&self) -> &PublicKey {
         match self {
             StateKey::Nonce(a)
             | StateKey::Balance(a, _)
             | StateKey::Multisig(a)
-            | StateKey::Energy(a) => a,
+            | StateKey::Energy(a)
+            | StateKey::Code(a)
+            | StateKey::Slot(a, _) => a,
         }
     }
 }
@@ -194,6 +205,8 @@ impl fmt::Display for StateKey {
             StateKey::Balance(a, asset) => write!(f, "balance({a}, {asset})"),
             StateKey::Multisig(a) => write!(f, "multisig({a})"),
             StateKey::Energy(a) => write!(f, "energy({a})"),
+            StateKey::Code(c) => write!(f, "code({c})"),
+            StateKey::Slot(c, slot) => write!(f, "slot({c}, {slot})"),
         }
     }
 }
@@ -207,6 +220,20 @@ pub enum StateValue {
     Multisig(Option<Arc<MultisigConfig>>),
     /// An energy state.
     Energy(Arc<EnergyState>),
+    /// A contract's code (shared: every invocation reads it whole).
+    Code(Arc<[u8]>),
+    /// A contract slot's word, 32 big-endian bytes (the zero word is kept
+    /// as a version: it hides an older non-zero word).
+    Word([u8; 32]),
+}
+
+/// One contract as a state dump shows it (SPEC v2 §7).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ContractSnapshot {
+    /// Its code.
+    pub code: Vec<u8>,
+    /// Its non-zero slots.
+    pub storage: BTreeMap<Hash, [u8; 32]>,
 }
 
 /// Everything one block (or genesis) writes, applied atomically at
@@ -330,26 +357,60 @@ pub struct StateSnapshot {
     pub meta: BlockMeta,
     /// Every account listed at that topoheight.
     pub accounts: BTreeMap<PublicKey, AccountSnapshot>,
+    /// Every contract deployed at that topoheight, by id.
+    pub contracts: BTreeMap<PublicKey, ContractSnapshot>,
 }
 
-/// Puts the latest version of `key` into the snapshot's accounts (every
-/// store builds its snapshot through this one function).
+impl StateSnapshot {
+    /// No account and no contract yet.
+    pub fn empty(topoheight: TopoHeight, meta: BlockMeta) -> Self {
+        StateSnapshot {
+            topoheight,
+            meta,
+            accounts: BTreeMap::new(),
+            contracts: BTreeMap::new(),
+        }
+    }
+}
+
+/// Puts the latest version of `key` into the snapshot (every store builds
+/// its snapshot through this one function). A contract's code and slots go
+/// to its contract (a zero word is not listed); everything else to its account.
 pub(crate) fn apply_to_snapshot(
-    accounts: &mut BTreeMap<PublicKey, AccountSnapshot>,
+    snapshot: &mut StateSnapshot,
     key: &StateKey,
     value: StateValue,
 ) -> Result<(), crate::StorageError> {
-    let account = accounts.entry(*key.account()).or_default();
     match (key, value) {
-        (StateKey::Nonce(_), StateValue::Counter(n)) => account.nonce = n,
-        (StateKey::Balance(_, asset), StateValue::Counter(n)) => {
-            account.balances.insert(*asset, n);
+        (StateKey::Code(c), StateValue::Code(code)) => {
+            snapshot.contracts.entry(*c).or_default().code = code.to_vec();
         }
-        (StateKey::Multisig(_), StateValue::Multisig(c)) => {
-            account.multisig = c.map(Arc::unwrap_or_clone)
+        (StateKey::Slot(c, slot), StateValue::Word(word)) => {
+            if word != [0u8; 32] {
+                snapshot
+                    .contracts
+                    .entry(*c)
+                    .or_default()
+                    .storage
+                    .insert(*slot, word);
+            }
         }
-        (StateKey::Energy(_), StateValue::Energy(e)) => {
-            account.energy = Arc::unwrap_or_clone(e);
+        (StateKey::Nonce(a), StateValue::Counter(n)) => {
+            snapshot.accounts.entry(*a).or_default().nonce = n
+        }
+        (StateKey::Balance(a, asset), StateValue::Counter(n)) => {
+            snapshot
+                .accounts
+                .entry(*a)
+                .or_default()
+                .balances
+                .insert(*asset, n);
+        }
+        (StateKey::Multisig(a), StateValue::Multisig(c)) => {
+            snapshot.accounts.entry(*a).or_default().multisig = c.map(Arc::unwrap_or_clone)
+        }
+        (StateKey::Energy(a), StateValue::Energy(e)) => {
+            snapshot.accounts.entry(*a).or_default().energy = Arc::unwrap_or_clone(e);
         }
         (key, value) => {
             return Err(crate::StorageError::Corrupt {

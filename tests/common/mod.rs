@@ -37,8 +37,13 @@ pub fn pk(k: &SigningKey) -> PublicKey {
     PublicKey(k.verifying_key().to_bytes())
 }
 
-/// SPEC §5: ceil(size / 1024) × 10_000 + (outputs + multisig signatures) × 5_000.
+/// SPEC §5: ceil(size / 1024) × 10_000 + (outputs + multisig signatures) ×
+/// 5_000, plus max_gas × 10 for an invocation.
 pub fn min_fee(tx: &Transaction) -> u64 {
+    let gas = match &tx.payload {
+        Payload::InvokeContract { max_gas, .. } => max_gas * 10,
+        _ => 0,
+    };
     let size = tx.encode().len() as u64;
     let outputs = match &tx.payload {
         Payload::Transfers(outs) => outs.len() as u64,
@@ -48,7 +53,31 @@ pub fn min_fee(tx: &Transaction) -> u64 {
         .multisig
         .as_ref()
         .map_or(0, |p| p.signatures.len() as u64);
-    size.div_ceil(1024) * 10_000 + (outputs + sigs) * 5_000
+    size.div_ceil(1024) * 10_000 + (outputs + sigs) * 5_000 + gas
+}
+
+/// A DeployContract payload.
+pub fn deploy(code: &[u8]) -> Payload {
+    Payload::DeployContract {
+        code: code.to_vec(),
+    }
+}
+
+/// An InvokeContract payload.
+pub fn invoke(contract: PublicKey, deposit: u64, max_gas: u64, args: &[Hash]) -> Payload {
+    Payload::InvokeContract {
+        contract,
+        deposit,
+        max_gas,
+        args: args.to_vec(),
+    }
+}
+
+/// A 32-byte word holding `n` (big-endian), as an argument or a slot.
+pub fn word(n: u64) -> Hash {
+    let mut w = [0u8; 32];
+    w[24..].copy_from_slice(&n.to_be_bytes());
+    Hash(w)
 }
 
 /// One transfer output without extra data.
@@ -221,6 +250,14 @@ pub fn genesis(blocks_per_day: u64, accounts: &[(PublicKey, &[(Asset, u64)])]) -
     }
 }
 
+/// Whether `block` holds an invocation that decodes (open accesses).
+pub fn has_invocation(block: &Block) -> bool {
+    block.txs().iter().any(|b| {
+        Transaction::decode(b)
+            .is_ok_and(|(tx, _)| matches!(tx.payload, Payload::InvokeContract { .. }))
+    })
+}
+
 /// A chain on `MemoryStorage`, executed sequentially (`ExecutionConfig::default()`),
 /// shadowed by two copies run by the parallel engine with its guards off
 /// (2 and 4 threads, every block however small): [`Chain::add`] checks
@@ -275,7 +312,14 @@ impl Chain {
                 (Ok(s), Ok(p)) => {
                     assert!(s.same_result(p), "{threads} threads: {s:?} vs {p:?}");
                     assert_eq!(codes(s), codes(p), "{threads} threads");
-                    assert!(p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
+                    // A block holding an invocation (open accesses) runs in
+                    // order, and says why; every other block ran the engine.
+                    if has_invocation(block) {
+                        assert!(!p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
+                        assert_eq!(p.stats.reason, tos_parallel::PathReason::Undeclared);
+                    } else {
+                        assert!(p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
+                    }
                 }
                 (Err(s), Err(p)) => assert_eq!(s.to_string(), p.to_string(), "{threads} threads"),
                 (s, p) => panic!("{threads} threads: sequential {s:?}, parallel {p:?}"),

@@ -15,12 +15,13 @@ use tos_parallel::chain::transaction::{
     config_signers, public_key_of, EnergyPayload, FeeType, Payload, TransferOutput,
     UnsignedTransaction,
 };
+use tos_parallel::chain::transaction::{contract_id, Transaction};
 use tos_parallel::engine::EngineConfig;
 use tos_parallel::pipeline::{
     differences, execute_block, locate_block, ExecutedBlock, Run, SpecExecutor,
 };
 use tos_parallel::{
-    init_genesis, Block, Genesis, Hash, MemoryStorage, PublicKey, Scheduler, StateRead,
+    init_genesis, Block, Genesis, Hash, MemoryStorage, PathReason, PublicKey, Scheduler, StateRead,
     NATIVE_ASSET,
 };
 use tos_parallel_tools::generator::account_key;
@@ -215,7 +216,131 @@ pub fn chaos_block<S: StateRead>(
     Block::new(Some(top + 1), miner, out)
 }
 
-/// A transaction from account `from`, signed, with the minimum native fee.
+/// Whether `block` holds an invocation that decodes (open accesses).
+pub fn has_invocation(block: &Block) -> bool {
+    block.txs().iter().any(|b| {
+        Transaction::decode(b)
+            .is_ok_and(|(tx, _)| matches!(tx.payload, Payload::InvokeContract { .. }))
+    })
+}
+
+/// Random code: `len` bytes, mostly instructions (pushes, arithmetic,
+/// storage, jumps to small offsets), some no instruction at all.
+pub fn random_code(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
+    const COMMON: [u8; 24] = [
+        0x00, 0x01, 0x02, 0x03, 0x04, 0x06, 0x10, 0x14, 0x15, 0x20, 0x30, 0x31, 0x33, 0x34, 0x35,
+        0x36, 0x50, 0x54, 0x55, 0x56, 0x57, 0x5B, 0x80, 0xF1,
+    ];
+    (0..len)
+        .map(|_| match rng.gen_range(0..10u32) {
+            0..=2 => 0x60,              // PUSH1 (the next byte is its data)
+            3 => rng.gen_range(0..8u8), // small data / STOP / ADD...
+            4 => rng.gen(),             // anything
+            _ => COMMON[rng.gen_range(0..COMMON.len())],
+        })
+        .collect()
+}
+
+/// A block of contract transactions and transfers: deploys (of `programs`
+/// or random code), invocations of `contracts` (and of missing ones) with
+/// random deposits, gas and arguments (accounts of `world`, small numbers,
+/// random words), and plain transfers; senders picked as `contention` says.
+/// Every deploy's id is pushed to `contracts` (it exists once the block
+/// succeeds it; a failed one is a missing contract for later blocks).
+pub fn contract_chaos_block<S: StateRead>(
+    world: &World,
+    storage: &S,
+    rng: &mut ChaCha8Rng,
+    txs: usize,
+    contention: Contention,
+    programs: &[Vec<u8>],
+    contracts: &mut Vec<PublicKey>,
+) -> Block {
+    let top = storage.top_topoheight().unwrap().unwrap();
+    let n = world.pubs.len();
+    let mut next_nonce: HashMap<usize, u64> = HashMap::new();
+    let mut disjoint_next = 0usize;
+    let mut pick = |rng: &mut ChaCha8Rng| -> usize {
+        match contention {
+            Contention::Disjoint => {
+                disjoint_next += 1;
+                (disjoint_next - 1) % n
+            }
+            Contention::Keys(k) => rng.gen_range(0..k.clamp(2, n)),
+        }
+    };
+    let mut out = Vec::with_capacity(txs);
+    for _ in 0..txs {
+        let i = pick(rng);
+        let j = {
+            let j = pick(rng);
+            if j == i {
+                (i + 1) % n
+            } else {
+                j
+            }
+        };
+        let src = world.pubs[i];
+        let entry = next_nonce
+            .entry(i)
+            .or_insert_with(|| storage.get_nonce(&src, top).unwrap().unwrap_or(0));
+        let nonce = *entry;
+        *entry += 1;
+        let payload = match rng.gen_range(0..100u32) {
+            0..=14 => {
+                let code = if rng.gen_bool(0.7) && !programs.is_empty() {
+                    programs[rng.gen_range(0..programs.len())].clone()
+                } else {
+                    let len = rng.gen_range(1..40);
+                    random_code(rng, len)
+                };
+                contracts.push(contract_id(&src, nonce));
+                Payload::DeployContract { code }
+            }
+            15..=64 => {
+                let contract = if contracts.is_empty() || rng.gen_bool(0.1) {
+                    PublicKey([rng.gen(); 32])
+                } else {
+                    contracts[rng.gen_range(0..contracts.len())]
+                };
+                let args = (0..rng.gen_range(0..4))
+                    .map(|_| match rng.gen_range(0..3u32) {
+                        0 => Hash(world.pubs[pick(rng)].0),
+                        1 => {
+                            let mut w = [0u8; 32];
+                            w[31] = rng.gen_range(0..4);
+                            Hash(w)
+                        }
+                        _ => Hash(rng.gen()),
+                    })
+                    .collect();
+                Payload::InvokeContract {
+                    contract,
+                    deposit: if rng.gen_bool(0.03) {
+                        60 * COIN
+                    } else {
+                        rng.gen_range(0..10_000)
+                    },
+                    max_gas: [5, 60, 500, 5_000, 100_000][rng.gen_range(0..5)],
+                    args,
+                }
+            }
+            _ => pay(world, j, rng.gen_range(0..10_000)),
+        };
+        let tx = UnsignedTransaction {
+            payload,
+            fee: 0,
+            fee_type: FeeType::Native,
+            nonce,
+            reference_hash: Hash::default(),
+            reference_topoheight: top,
+        }
+        .sign_with_minimum_fee(&world.keys[i], &[], 0);
+        out.push(tx.encode());
+    }
+    Block::new(Some(top + 1), world.pubs[rng.gen_range(0..n)], out)
+}
+
 /// A native transfer of `amount` to account `to`.
 pub fn pay(world: &World, to: usize, amount: u64) -> Payload {
     Payload::Transfers(vec![tos_parallel::chain::transaction::TransferOutput {
@@ -289,7 +414,16 @@ pub fn assert_equivalent<S: StateRead + Clone>(
         assert!(seq.outcome.same_result(&par.outcome));
         assert_eq!(seq.changes, par.changes);
         assert_eq!(seq.meta, par.meta);
-        if !ex.config().guards {
+        if has_invocation(block) {
+            // Open accesses: in order on every executor, and said (never
+            // silently on the parallel engine).
+            assert!(
+                !par.outcome.stats.parallel_engine,
+                "{:?}",
+                par.outcome.stats
+            );
+            assert_eq!(par.outcome.stats.reason, PathReason::Undeclared);
+        } else if !ex.config().guards {
             assert!(
                 par.outcome.stats.parallel_engine,
                 "{} threads ({:?}): the parallel engine did not run: {:?}",

@@ -5,15 +5,18 @@
 //!   the same bytes (the format is canonical) and goes through the stateless
 //!   checks without panicking.
 //! * [`check_execution`]: the input drives a small chain (6 accounts, two
-//!   assets, multisig and energy) through up to three blocks of structured
-//!   transactions (every type, any nonce, right or wrong multisig signers,
-//!   raw byte strings); the sequential executor and four parallel ones (2
-//!   and 4 threads, each with the speed guards on and off) must agree on
-//!   every status, total and written key, or reject the block with the same
-//!   index and code. The unguarded executors must have run every accepted
-//!   block on the parallel engine (asserted), so the check never compares
-//!   the sequential engine with itself only; [`ExecutionCheck`] says what
-//!   the parallel engine saw.
+//!   assets, multisig and energy, contracts) through up to three blocks of
+//!   structured transactions (every type, any nonce, right or wrong
+//!   multisig signers, deploys of fuzzed or canned code, invocations of
+//!   deployed, fuzzed or missing contracts with fuzzed deposits, gas and
+//!   arguments, raw byte strings); the sequential executor and four
+//!   parallel ones (2 and 4 threads, each with the speed guards on and off)
+//!   must agree on every status, total and written key, or reject the
+//!   block with the same index and code. The unguarded executors must have
+//!   run every accepted block without an invocation on the parallel engine,
+//!   and every accepted block with one in order for `Undeclared` (both
+//!   asserted), so the check never compares the sequential engine with
+//!   itself unknowingly; [`ExecutionCheck`] says what the engines saw.
 
 use std::sync::OnceLock;
 
@@ -22,15 +25,15 @@ use ed25519_dalek::SigningKey;
 use crate::generator::{account_key, GENERATED_ASSET};
 use tos_parallel::chain::constants::COIN;
 use tos_parallel::chain::transaction::{
-    config_signers, public_key_of, EnergyPayload, FeeType, Payload, Transaction, TransferOutput,
-    UnsignedTransaction,
+    config_signers, contract_id, public_key_of, EnergyPayload, FeeType, Payload, Transaction,
+    TransferOutput, UnsignedTransaction,
 };
 use tos_parallel::chain::validation::check_stateless;
 use tos_parallel::engine::EngineConfig;
 use tos_parallel::pipeline::{differences, execute_block, locate_block, Run, SpecExecutor};
 use tos_parallel::{
-    init_genesis, Block, BlockError, Genesis, GenesisAccount, Hash, MemoryStorage, PublicKey,
-    StateRead, StateWrite, NATIVE_ASSET,
+    init_genesis, Block, BlockError, Genesis, GenesisAccount, Hash, MemoryStorage, PathReason,
+    PublicKey, StateRead, StateScan, StateWrite, NATIVE_ASSET,
 };
 
 /// Decoding check (see the module docs). Panics on a violation.
@@ -71,15 +74,41 @@ const ACCOUNTS: usize = 6;
 pub struct ExecutionCheck {
     /// Blocks built from the input (accepted or rejected).
     pub blocks: usize,
-    /// Accepted blocks, each run by the unguarded executors on the parallel
-    /// engine (asserted).
+    /// Accepted blocks without an invocation, each run by the unguarded
+    /// executors on the parallel engine (asserted).
     pub parallel_blocks: usize,
     /// Accepted blocks with at least two transactions in flight: two or
     /// more transactions of one level of the dependency graph (no
     /// dependency between them, so the scheduler may run them at once);
     /// at least two transactions, so nothing trivially serial.
     pub concurrent_blocks: usize,
+    /// Accepted blocks holding an invocation (run in order: `Undeclared`).
+    pub contract_blocks: usize,
 }
+
+/// Programs the fuzz input may deploy besides its own bytes (SPEC §8):
+/// stores, payments, balance reads and a loop, so that invocations do
+/// more than fail at their first byte (the property tests deploy them too).
+pub const PROGRAMS: [&[u8]; 5] = [
+    // slot[arg1] = arg0
+    &[0x60, 0, 0x35, 0x60, 1, 0x35, 0x55, 0x00],
+    // TRANSFER(arg0, DEPOSIT / 2); REVERT if arg1 != 0
+    &[
+        0x34, 0x60, 2, 0x90, 0x04, 0x60, 0, 0x35, 0xF1, 0x60, 1, 0x35, 0x60, 16, 0x57, 0x00, 0x5B,
+        0xFD,
+    ],
+    // slot[arg0] = BALANCE(arg0); slot 0 += 1
+    &[
+        0x60, 0, 0x35, 0x31, 0x60, 0, 0x35, 0x55, 0x60, 0, 0x54, 0x60, 1, 0x01, 0x60, 0, 0x55, 0x00,
+    ],
+    // TRANSFER(slot 1, SELF BALANCE); slot 1 = CALLER (pays the previous caller)
+    &[0x30, 0x31, 0x60, 1, 0x54, 0xF1, 0x33, 0x60, 1, 0x55, 0x00],
+    // loop arg0 times: slot 0 += 1 (runs out of gas for large arg0)
+    &[
+        0x60, 0, 0x35, 0x5B, 0x80, 0x15, 0x60, 21, 0x57, 0x60, 1, 0x90, 0x03, 0x60, 0, 0x54, 0x60,
+        1, 0x01, 0x60, 0, 0x55, 0x60, 3, 0x56, 0x5B, 0x00,
+    ],
+];
 
 /// Execution check (see the module docs). Panics on a disagreement, or if
 /// an unguarded executor did not run an accepted block on the parallel engine.
@@ -138,6 +167,10 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
             Err(e) => panic!("locate failed: {e}"),
         };
         let seq = execute_block(sequential, &storage, &block, &pre, None, Run::Sequential);
+        let invokes = block.txs().iter().any(|b| {
+            Transaction::decode(b)
+                .is_ok_and(|(tx, _)| matches!(tx.payload, Payload::InvokeContract { .. }))
+        });
         let mut concurrent = false;
         for ex in executors.iter() {
             let par = execute_block(ex, &storage, &block, &pre, None, Run::Parallel);
@@ -146,8 +179,12 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
                     let diffs = differences(s, p);
                     assert!(diffs.is_empty(), "{} threads: {}", ex.threads(), diffs[0]);
                     assert_eq!(s.changes, p.changes);
-                    if !ex.config().guards {
-                        let stats = &p.outcome.stats;
+                    let stats = &p.outcome.stats;
+                    if invokes {
+                        // Open accesses: in order on every executor, and said.
+                        assert!(!stats.parallel_engine, "{:?}", stats);
+                        assert_eq!(stats.reason, PathReason::Undeclared);
+                    } else if !ex.config().guards {
                         assert!(
                             stats.parallel_engine,
                             "an unguarded executor ran the block {:?} ({:?})",
@@ -177,7 +214,11 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
         }
         match seq {
             Ok(s) => {
-                seen.parallel_blocks += 1;
+                if invokes {
+                    seen.contract_blocks += 1;
+                } else {
+                    seen.parallel_blocks += 1;
+                }
                 seen.concurrent_blocks += usize::from(concurrent);
                 storage.commit(&s.changes, &s.meta).expect("commit")
             }
@@ -200,6 +241,8 @@ fn build_block(
     for (i, n) in nonces.iter_mut().enumerate() {
         *n = storage.get_nonce(&pubs[i], top).ok()?.unwrap_or(0);
     }
+    // Contracts deployed so far (and, below, those this block deploys).
+    let mut contracts: Vec<PublicKey> = storage.snapshot(top).ok()?.contracts.into_keys().collect();
     for _ in 0..count {
         let op = input.byte()?;
         let from = (input.byte()? as usize) % ACCOUNTS;
@@ -217,7 +260,7 @@ fn build_block(
             _ => u64::MAX - u64::from(arg & 0x1F),
         };
         let mut fee_type = FeeType::Native;
-        let payload = match op % 8 {
+        let payload = match op % 10 {
             0 | 1 => {
                 let outs = 1 + (op >> 3) as usize % 3;
                 Payload::Transfers(
@@ -270,6 +313,52 @@ fn build_block(
                     participants,
                 }
             }
+            7 => {
+                // Deploy: a canned program, or the input's own bytes.
+                let code = match op >> 4 {
+                    0..=9 => PROGRAMS[(op >> 4) as usize % PROGRAMS.len()].to_vec(),
+                    _ => {
+                        let len = 1 + input.byte()? as usize % 48;
+                        input.take(len)?.to_vec()
+                    }
+                };
+                Payload::DeployContract { code }
+            }
+            8 => {
+                // Invoke: a known contract, or one that does not exist.
+                let pick = input.byte()?;
+                let contract = match contracts.get(pick as usize % (contracts.len() + 1)) {
+                    Some(c) => *c,
+                    None => PublicKey([pick; 32]),
+                };
+                let gas = input.byte()?;
+                let max_gas = match gas >> 6 {
+                    0 => u64::from(gas & 0x3F),
+                    1 => u64::from(gas & 0x3F) * 100,
+                    2 => 1 + u64::from(gas & 0x3F) * 1_000,
+                    _ => 10_000_000 - u64::from(gas & 0x3F),
+                };
+                let argc = input.byte()? % 4;
+                let mut args = Vec::with_capacity(argc as usize);
+                for _ in 0..argc {
+                    let a = input.byte()?;
+                    args.push(match a >> 6 {
+                        0 => Hash(pubs[a as usize % ACCOUNTS].0),
+                        1 => {
+                            let mut w = [0u8; 32];
+                            w[31] = a & 0x3F;
+                            Hash(w)
+                        }
+                        _ => Hash([a; 32]),
+                    });
+                }
+                Payload::InvokeContract {
+                    contract,
+                    deposit: amount,
+                    max_gas: max_gas.max(1),
+                    args,
+                }
+            }
             _ => {
                 // Raw bytes: anything, mostly malformed.
                 let len = input.byte()? as usize;
@@ -285,6 +374,10 @@ fn build_block(
         };
         if nonce == nonces[from] {
             nonces[from] += 1;
+        }
+        if matches!(payload, Payload::DeployContract { .. }) {
+            // Where it lands if it succeeds (a later invocation may find it).
+            contracts.push(contract_id(&pubs[from], nonce));
         }
         // Multisig signers: the source's own config (if any), or a wrong one.
         let config = storage.get_multisig(&pubs[from], top).ok()?;

@@ -9,6 +9,15 @@
 //! includes transactions built to fail statefully (a wrong nonce, more than
 //! the balance, an unfreeze of locked coins, energy it lacks, a multisig
 //! delete without a config).
+//!
+//! The contract workloads (`token`, `auction`, `contracts-mixed`, SPEC v2)
+//! deploy the programs of [`crate::contracts`] from account 0 as the first
+//! transactions of block 1, then invoke them; every invocation is meant to
+//! succeed (the generator tracks token balances and the highest bid across
+//! blocks) and gets [`INVOKE_MAX_GAS`], so a block's summed `max_gas` stays
+//! within `MAX_BLOCK_GAS` (the generator caps the number of invocations per
+//! block: `contracts-mixed` fills the rest with plain transfers, `token` and
+//! `auction` blocks end early).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,9 +25,10 @@ use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use tos_parallel::chain::constants::{COIN, MAXIMUM_SUPPLY};
+use crate::contracts::{self, account_word, word};
+use tos_parallel::chain::constants::{COIN, MAXIMUM_SUPPLY, MAX_BLOCK_GAS};
 use tos_parallel::chain::transaction::{
-    config_signers, public_key_of, EnergyPayload, FeeType, Payload, TransferOutput,
+    config_signers, contract_id, public_key_of, EnergyPayload, FeeType, Payload, TransferOutput,
     UnsignedTransaction,
 };
 use tos_parallel::{
@@ -26,8 +36,10 @@ use tos_parallel::{
     Hash, InitError, MemoryStorage, PublicKey, StateRead, NATIVE_ASSET,
 };
 
-/// The kinds of block the generator makes. All but `Mixed` are native
-/// one-output transfers; they differ in who pays whom.
+/// The kinds of block the generator makes. `Uniform` to `Chain` are native
+/// one-output transfers that differ in who pays whom; `Mixed` uses every
+/// v1 transaction type; `Token`, `Auction` and `ContractsMixed` invoke
+/// contracts (SPEC v2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Workload {
@@ -51,7 +63,27 @@ pub enum Workload {
     /// Every transaction type, several assets, multisig, energy, and some
     /// transactions that fail statefully.
     Mixed,
+    /// Calls to one [`contracts::token`]: each account's first call mints
+    /// [`TOKEN_MINT`] units, later ones transfer part of its balance to a
+    /// random other account (a new mint when its balance is 0).
+    Token,
+    /// Bids on one [`contracts::auction`] from random accounts, each
+    /// strictly above the previous one: every bid succeeds and refunds the
+    /// previous bidder (one hot contract).
+    Auction,
+    /// About 40% token calls, 40% native transfers (as `Uniform`), 15%
+    /// [`contracts::probe`] calls reading the balance of a random account
+    /// and 5% increments of a hot [`contracts::counter`].
+    ContractsMixed,
 }
+
+/// Units a token holder mints (its first call in the `token` workloads).
+pub const TOKEN_MINT: u64 = 1_000_000;
+
+/// The `max_gas` of every generated invocation: over twice what the most
+/// expensive path of any generated call uses ([`contracts::AUCTION_BID_GAS`]),
+/// and small enough for 50_000 invocations per block under `MAX_BLOCK_GAS`.
+pub const INVOKE_MAX_GAS: u64 = 1_000;
 
 impl std::fmt::Display for Workload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +96,9 @@ impl std::fmt::Display for Workload {
             Workload::HotSender => f.write_str("hot-sender"),
             Workload::Chain => f.write_str("chain"),
             Workload::Mixed => f.write_str("mixed"),
+            Workload::Token => f.write_str("token"),
+            Workload::Auction => f.write_str("auction"),
+            Workload::ContractsMixed => f.write_str("contracts-mixed"),
         }
     }
 }
@@ -92,8 +127,12 @@ impl std::str::FromStr for Workload {
             ("hot-sender", "") => Ok(Workload::HotSender),
             ("chain", "") => Ok(Workload::Chain),
             ("mixed", "") => Ok(Workload::Mixed),
+            ("token", "") => Ok(Workload::Token),
+            ("auction", "") => Ok(Workload::Auction),
+            ("contracts-mixed", "") => Ok(Workload::ContractsMixed),
             _ => Err(format!(
-                "unknown workload `{s}` (uniform, disjoint, hot-receiver[:H], hot-sender, chain, mixed)"
+                "unknown workload `{s}` (uniform, disjoint, hot-receiver[:H], hot-sender, chain, \
+                 mixed, token, auction, contracts-mixed)"
             )),
         }
     }
@@ -139,6 +178,9 @@ pub enum GenerateError {
     /// Reading the generator's own state failed.
     #[error(transparent)]
     Storage(#[from] tos_parallel::StorageError),
+    /// Account 0 cannot pay for deploying the workload's contracts.
+    #[error("account 0 cannot pay for deploying the contracts")]
+    CannotDeploy,
 }
 
 /// A second asset used by the mixed workload.
@@ -191,6 +233,15 @@ pub fn generate(cfg: &GeneratorConfig) -> Result<GeneratedChain, GenerateError> 
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let miner = public_key_of(&account_key(cfg.seed ^ 0x006d_696e_6572, usize::MAX));
     let mut blocks = Vec::with_capacity(cfg.blocks);
+    let mut deployed = Deployed {
+        minted: vec![false; cfg.accounts],
+        token_balances: vec![0; cfg.accounts],
+        ..Deployed::default()
+    };
+    let invokes = matches!(
+        cfg.workload,
+        Workload::Token | Workload::Auction | Workload::ContractsMixed
+    );
     for _ in 0..cfg.blocks {
         let top = chain.top_topoheight()?.unwrap_or(0);
         let block = {
@@ -202,20 +253,33 @@ pub fn generate(cfg: &GeneratorConfig) -> Result<GeneratedChain, GenerateError> 
                 pubs: &pubs,
                 index: &index,
                 senders: HashMap::new(),
+                contracts: &mut deployed,
+                gas: 0,
+                gas_full: false,
             };
             let mut txs = Vec::with_capacity(cfg.txs_per_block);
+            if blocks.is_empty() && invokes {
+                txs.extend(planner.deploy_contracts(cfg.workload)?);
+            }
             let mut attempts = 0;
             while txs.len() < cfg.txs_per_block && attempts < cfg.txs_per_block * 20 + 100 {
                 attempts += 1;
                 let k = blocks.len() * cfg.txs_per_block + txs.len();
                 let made = match cfg.workload {
                     Workload::Mixed => planner.mixed_tx(&mut rng)?,
+                    Workload::Token => planner.token_tx(&mut rng)?,
+                    Workload::Auction => planner.auction_tx(&mut rng)?,
+                    Workload::ContractsMixed => planner.contracts_mixed_tx(&mut rng, k)?,
                     w => planner.p2p_tx(&mut rng, w, k)?,
                 };
-                if let Some(tx) = made {
-                    txs.push(tx);
+                match made {
+                    Some(tx) => txs.push(tx),
+                    // No room for another invocation: this block is full.
+                    None if planner.gas_full => break,
+                    None => {}
                 }
             }
+            debug_assert!(planner.gas <= MAX_BLOCK_GAS);
             let miner = if mixed && rng.gen_bool(0.5) {
                 pubs[rng.gen_range(0..pubs.len())]
             } else {
@@ -227,6 +291,22 @@ pub fn generate(cfg: &GeneratorConfig) -> Result<GeneratedChain, GenerateError> 
         blocks.push(block);
     }
     Ok(GeneratedChain { genesis, blocks })
+}
+
+/// The contracts the generator deployed, and what it expects of them
+/// (assuming every invocation succeeds, as it plans them to).
+#[derive(Default)]
+struct Deployed {
+    token: Option<PublicKey>,
+    auction: Option<PublicKey>,
+    probe: Option<PublicKey>,
+    counter: Option<PublicKey>,
+    /// Whether each account has minted tokens yet.
+    minted: Vec<bool>,
+    /// Each account's token balance.
+    token_balances: Vec<u64>,
+    /// The highest auction bid so far (0: none).
+    high_bid: u64,
 }
 
 /// What the planner knows about a sender within the block being built.
@@ -247,6 +327,11 @@ struct Planner<'a, S: StateRead> {
     pubs: &'a [PublicKey],
     index: &'a HashMap<PublicKey, usize>,
     senders: HashMap<usize, SenderState>,
+    contracts: &'a mut Deployed,
+    /// The `max_gas` of the block's invocations so far.
+    gas: u64,
+    /// Set when an invocation did not fit under `MAX_BLOCK_GAS`.
+    gas_full: bool,
 }
 
 impl<S: StateRead> Planner<'_, S> {
@@ -385,6 +470,121 @@ impl<S: StateRead> Planner<'_, S> {
         }
         s.next_nonce += 1;
         Ok(Some(bytes))
+    }
+
+    /// Deploys the contracts `workload` uses from account 0 (first in block 1).
+    fn deploy_contracts(&mut self, workload: Workload) -> Result<Vec<Vec<u8>>, GenerateError> {
+        let mut txs = Vec::new();
+        let mut deploy = |planner: &mut Self, code: Vec<u8>| {
+            let nonce = planner.sender(0)?.next_nonce;
+            let tx = planner
+                .spend_and_build(0, Payload::DeployContract { code }, FeeType::Native, &[])?
+                .ok_or(GenerateError::CannotDeploy)?;
+            txs.push(tx);
+            Ok::<_, GenerateError>(Some(contract_id(&planner.pubs[0], nonce)))
+        };
+        match workload {
+            Workload::Token => self.contracts.token = deploy(self, contracts::token())?,
+            Workload::Auction => self.contracts.auction = deploy(self, contracts::auction())?,
+            Workload::ContractsMixed => {
+                self.contracts.token = deploy(self, contracts::token())?;
+                self.contracts.counter = deploy(self, contracts::counter())?;
+                self.contracts.probe = deploy(self, contracts::probe())?;
+            }
+            _ => {}
+        }
+        Ok(txs)
+    }
+
+    /// An invocation of `contract` by `i` with [`INVOKE_MAX_GAS`]: `None`
+    /// when `i` cannot pay, or (setting `gas_full`) when it would take the
+    /// block's summed `max_gas` over `MAX_BLOCK_GAS`.
+    fn invoke(
+        &mut self,
+        i: usize,
+        contract: Option<PublicKey>,
+        deposit: u64,
+        args: Vec<Hash>,
+    ) -> Result<Option<Vec<u8>>, GenerateError> {
+        let Some(contract) = contract else {
+            return Ok(None);
+        };
+        if self.gas + INVOKE_MAX_GAS > MAX_BLOCK_GAS {
+            self.gas_full = true;
+            return Ok(None);
+        }
+        let payload = Payload::InvokeContract {
+            contract,
+            deposit,
+            max_gas: INVOKE_MAX_GAS,
+            args,
+        };
+        let made = self.spend_and_build(i, payload, FeeType::Native, &[(NATIVE_ASSET, deposit)])?;
+        if made.is_some() {
+            self.gas += INVOKE_MAX_GAS;
+        }
+        Ok(made)
+    }
+
+    /// A token call by a random account: its first mints, later ones
+    /// transfer 1..=its balance to a random other account (or mint again
+    /// when the balance is 0).
+    fn token_tx(&mut self, rng: &mut ChaCha8Rng) -> Result<Option<Vec<u8>>, GenerateError> {
+        let i = rng.gen_range(0..self.pubs.len());
+        let token = self.contracts.token;
+        let balance = self.contracts.token_balances[i];
+        if !self.contracts.minted[i] || balance == 0 {
+            let made = self.invoke(i, token, 0, vec![word(0), word(TOKEN_MINT)])?;
+            if made.is_some() {
+                self.contracts.minted[i] = true;
+                self.contracts.token_balances[i] += TOKEN_MINT;
+            }
+            return Ok(made);
+        }
+        let j = self.other(rng, i);
+        let amount = rng.gen_range(1..=balance);
+        let args = vec![word(1), account_word(&self.pubs[j]), word(amount)];
+        let made = self.invoke(i, token, 0, args)?;
+        if made.is_some() {
+            self.contracts.token_balances[i] -= amount;
+            self.contracts.token_balances[j] += amount;
+        }
+        Ok(made)
+    }
+
+    /// A bid from a random account, 1..=1_000 units above the highest.
+    fn auction_tx(&mut self, rng: &mut ChaCha8Rng) -> Result<Option<Vec<u8>>, GenerateError> {
+        let i = rng.gen_range(0..self.pubs.len());
+        let deposit = self.contracts.high_bid + rng.gen_range(1..=1_000u64);
+        let made = self.invoke(i, self.contracts.auction, deposit, Vec::new())?;
+        if made.is_some() {
+            self.contracts.high_bid = deposit;
+        }
+        Ok(made)
+    }
+
+    /// One transaction of `contracts-mixed` (see [`Workload::ContractsMixed`]);
+    /// a native transfer once the block has no room for invocations.
+    fn contracts_mixed_tx(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        k: usize,
+    ) -> Result<Option<Vec<u8>>, GenerateError> {
+        let roll = rng.gen_range(0..100u32);
+        let room = self.gas + INVOKE_MAX_GAS <= MAX_BLOCK_GAS;
+        match roll {
+            0..=39 if room => self.token_tx(rng),
+            80..=94 if room => {
+                let i = rng.gen_range(0..self.pubs.len());
+                let target = account_word(&self.pubs[rng.gen_range(0..self.pubs.len())]);
+                self.invoke(i, self.contracts.probe, 0, vec![target])
+            }
+            95..=99 if room => {
+                let i = rng.gen_range(0..self.pubs.len());
+                self.invoke(i, self.contracts.counter, 0, Vec::new())
+            }
+            _ => self.p2p_tx(rng, Workload::Uniform, k),
+        }
     }
 
     fn mixed_tx(&mut self, rng: &mut ChaCha8Rng) -> Result<Option<Vec<u8>>, GenerateError> {

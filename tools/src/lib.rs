@@ -5,8 +5,10 @@
 //! and the checks the fuzz targets run (`fuzzing.rs`).
 #![deny(missing_docs)]
 
+pub mod asm;
 #[cfg(feature = "rocksdb")]
 pub mod bench;
+pub mod contracts;
 pub mod fuzzing;
 pub mod generator;
 

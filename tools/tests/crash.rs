@@ -2,7 +2,9 @@
 //! moments (sequential and parallel mode alternately); after every kill the
 //! data dir must hold exactly the sequential state after some whole block,
 //! and a resumed replay skips the applied blocks and ends at the expected
-//! final state.
+//! final state. Run on the `mixed` workload (every v1 payload) and on
+//! `contracts-mixed` (deploys, invocations whose slots and payments are
+//! written, reverted and failed invocations).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,13 +32,21 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn sigkill_during_replay_never_leaves_a_partial_block() {
+    sigkill_during_replay("mixed", 60);
+}
+
+#[test]
+fn sigkill_during_a_contract_replay_never_leaves_a_partial_block() {
+    sigkill_during_replay("contracts-mixed", 40);
+}
+
+fn sigkill_during_replay(workload: &str, blocks: u64) {
     let dir = tempfile::tempdir().unwrap();
     let chain = dir.path().join("chain");
-    let blocks: u64 = 60;
     ok(&[
         "generate",
         "--workload",
-        "mixed",
+        workload,
         "--accounts",
         "300",
         "--txs-per-block",

@@ -88,11 +88,11 @@ impl VersionedCache {
     }
 }
 
-/// The four caches of one clone, one per versioned column family (so that
+/// The caches of one clone, one per versioned column family (so that
 /// readers of different kinds of value never share a mutex).
 pub(super) struct Caches {
     /// Indexed by `Cf::id()`.
-    kinds: [VersionedCache; 4],
+    kinds: [VersionedCache; Cf::VERSIONED.len()],
 }
 
 impl Caches {
@@ -103,7 +103,7 @@ impl Caches {
     }
 
     fn of(&self, cf: Cf) -> &VersionedCache {
-        &self.kinds[cf.id() as usize % 4]
+        &self.kinds[cf.id() as usize % Cf::VERSIONED.len()]
     }
 
     /// Reads `key` of `cf` at `at` through its cache, following the protocol
@@ -172,7 +172,7 @@ impl Caches {
         new_gen: u64,
     ) {
         let t = changes.topoheight;
-        let mut current = [false; 4];
+        let mut current = [false; Cf::VERSIONED.len()];
         for (i, cache) in self.kinds.iter_mut().enumerate() {
             let state = cache.state.get_mut();
             current[i] = state.gen == old_gen && capacity.is_some();
@@ -188,7 +188,7 @@ impl Caches {
         };
         for (key, value) in changes.iter() {
             let cf = super::schema::locate(key).0;
-            let i = cf.id() as usize % 4;
+            let i = cf.id() as usize % Cf::VERSIONED.len();
             if current[i] {
                 self.kinds[i]
                     .state

@@ -15,6 +15,8 @@ pub(super) fn encode_value(value: &StateValue) -> Vec<u8> {
         StateValue::Counter(n) => n.to_be_bytes().to_vec(),
         StateValue::Multisig(config) => encode_multisig(config.as_deref()),
         StateValue::Energy(energy) => encode_energy(energy),
+        StateValue::Code(code) => code.to_vec(),
+        StateValue::Word(word) => word.to_vec(),
     }
 }
 
@@ -24,6 +26,14 @@ pub(super) fn decode_value(cf: Cf, bytes: &[u8]) -> Result<StateValue, StorageEr
         Cf::Nonce | Cf::Balance => StateValue::Counter(decode_u64(cf.name(), bytes)?),
         Cf::Multisig => StateValue::Multisig(decode_multisig(bytes)?.map(Arc::new)),
         Cf::Energy => StateValue::Energy(Arc::new(decode_energy(bytes)?)),
+        // Any length: stored code was checked when it was deployed.
+        Cf::Code => StateValue::Code(Arc::from(bytes)),
+        Cf::Slot => {
+            let mut r = Reader::new(cf.name(), bytes);
+            let word = r.array::<32>()?;
+            r.finish()?;
+            StateValue::Word(word)
+        }
         Cf::Meta | Cf::Info | Cf::Changes => {
             return Err(StorageError::Corrupt {
                 column: cf.name(),

@@ -147,9 +147,10 @@ impl RocksStorage {
         Self::from_db(db, path, config)
     }
 
-    /// Opens an existing database at `path`. Creates nothing: a missing
-    /// directory, or one that does not hold a tos-parallel database, gives
-    /// [`StorageError::NotFound`] and is left untouched.
+    /// Opens an existing database at `path`. Creates nothing but the
+    /// contract column families a database written before SPEC v2 lacks: a
+    /// missing directory, or one that does not hold a tos-parallel
+    /// database, gives [`StorageError::NotFound`] and is left untouched.
     pub fn open(path: &Path, config: RocksConfig) -> Result<Self, StorageError> {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {}
@@ -171,7 +172,16 @@ impl RocksStorage {
             .map(|cf| cf.name().to_string())
             .chain(std::iter::once("default".to_string()))
             .collect();
-        if cfs != expected {
+        // A database written before SPEC v2 lacks the contract column
+        // families (and holds no contract): they are created, empty. Any
+        // other difference is refused.
+        let before_v2: BTreeSet<String> = expected
+            .iter()
+            .filter(|name| !Cf::ADDED_IN_V2.iter().any(|cf| cf.name() == name.as_str()))
+            .cloned()
+            .collect();
+        let upgrade = cfs == before_v2;
+        if cfs != expected && !upgrade {
             return Err(not_found(
                 path,
                 format!(
@@ -180,7 +190,9 @@ impl RocksStorage {
                 ),
             ));
         }
-        let db = DB::open_cf_descriptors(&db_options(false), path, cf_descriptors())
+        let mut opts = db_options(false);
+        opts.create_missing_column_families(upgrade);
+        let db = DB::open_cf_descriptors(&opts, path, cf_descriptors())
             .map_err(StorageError::rocks("open the database"))?;
         Self::from_db(db, path, config)
     }
@@ -238,6 +250,8 @@ impl RocksStorage {
             shared.cf(Cf::Balance)?,
             shared.cf(Cf::Multisig)?,
             shared.cf(Cf::Energy)?,
+            shared.cf(Cf::Code)?,
+            shared.cf(Cf::Slot)?,
         ];
         // In key order: a change set comes in no particular order, and
         // RocksDB inserts a sorted batch into its memtables faster (each
@@ -358,7 +372,8 @@ impl StateRead for RocksStorage {
         out.resize(start + keys.len(), None);
         let mut order: Vec<u32> = (0..keys.len() as u32).collect();
         order.sort_unstable_by_key(|&i| keys[i as usize]);
-        let mut iters: [Option<rocksdb::DBRawIterator<'_>>; 4] = [None, None, None, None];
+        let mut iters: [Option<rocksdb::DBRawIterator<'_>>; Cf::VERSIONED.len()] =
+            std::array::from_fn(|_| None);
         for i in order {
             let key = keys[i as usize];
             let (cf, prefix) = locate(key);
@@ -471,16 +486,12 @@ impl StateScan for RocksStorage {
                 reason: format!("no block meta at topoheight {topoheight} <= top {top:?}"),
             })?;
         let meta = decode_meta(&meta)?;
-        let mut accounts = std::collections::BTreeMap::new();
+        let mut out = StateSnapshot::empty(topoheight, meta);
         for cf in Cf::VERSIONED {
             self.scan_latest(&snapshot, cf, topoheight, |key, value| {
-                apply_to_snapshot(&mut accounts, &key, value)
+                apply_to_snapshot(&mut out, &key, value)
             })?;
         }
-        Ok(StateSnapshot {
-            topoheight,
-            meta,
-            accounts,
-        })
+        Ok(out)
     }
 }

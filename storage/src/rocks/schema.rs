@@ -6,6 +6,8 @@
 //! | `balance`  | account ‖ asset ‖ !topo               | u64                                    |
 //! | `multisig` | account ‖ !topo                       | 0 (deleted) or 1, threshold, n, keys   |
 //! | `energy`   | account ‖ !topo                       | available, frozen, n: u32, records     |
+//! | `code`     | contract ‖ !topo                      | the code's bytes                       |
+//! | `slot`     | contract ‖ slot ‖ !topo               | the word (32 bytes)                    |
 //! | `meta`     | topo                                  | hash ‖ emitted ‖ burned                |
 //! | `info`     | `top` / `params`                      | u64 / blocks_per_day ‖ genesis hash    |
 //! | `changes`  | topo                                  | (cf id, key prefix)* written at topo   |
@@ -30,17 +32,21 @@ pub(super) enum Cf {
     Balance,
     Multisig,
     Energy,
+    Code,
+    Slot,
     Meta,
     Info,
     Changes,
 }
 
 impl Cf {
-    pub(super) const ALL: [Cf; 7] = [
+    pub(super) const ALL: [Cf; 9] = [
         Cf::Nonce,
         Cf::Balance,
         Cf::Multisig,
         Cf::Energy,
+        Cf::Code,
+        Cf::Slot,
         Cf::Meta,
         Cf::Info,
         Cf::Changes,
@@ -48,7 +54,18 @@ impl Cf {
 
     /// The versioned column families, one per [`StateKey`] kind, in the
     /// order of their ids.
-    pub(super) const VERSIONED: [Cf; 4] = [Cf::Nonce, Cf::Balance, Cf::Multisig, Cf::Energy];
+    pub(super) const VERSIONED: [Cf; 6] = [
+        Cf::Nonce,
+        Cf::Balance,
+        Cf::Multisig,
+        Cf::Energy,
+        Cf::Code,
+        Cf::Slot,
+    ];
+
+    /// The column families SPEC v2 added (contracts): a database written
+    /// before v2 lacks them, and opening it creates them (empty).
+    pub(super) const ADDED_IN_V2: [Cf; 2] = [Cf::Code, Cf::Slot];
 
     pub(super) fn name(self) -> &'static str {
         match self {
@@ -56,6 +73,8 @@ impl Cf {
             Cf::Balance => "balance",
             Cf::Multisig => "multisig",
             Cf::Energy => "energy",
+            Cf::Code => "code",
+            Cf::Slot => "slot",
             Cf::Meta => "meta",
             Cf::Info => "info",
             Cf::Changes => "changes",
@@ -70,6 +89,8 @@ impl Cf {
             Cf::Balance => 1,
             Cf::Multisig => 2,
             Cf::Energy => 3,
+            Cf::Code => 4,
+            Cf::Slot => 5,
             Cf::Meta | Cf::Info | Cf::Changes => u8::MAX,
         }
     }
@@ -81,7 +102,7 @@ impl Cf {
     /// Length of the key prefix (everything but the version) of a versioned column family.
     pub(super) fn prefix_len(self) -> usize {
         match self {
-            Cf::Balance => 64,
+            Cf::Balance | Cf::Slot => 64,
             _ => 32,
         }
     }
@@ -104,19 +125,24 @@ impl Prefix {
 pub(super) fn locate(key: &StateKey) -> (Cf, Prefix) {
     let mut bytes = [0u8; 64];
     let (cf, len) = match key {
-        StateKey::Nonce(a) | StateKey::Multisig(a) | StateKey::Energy(a) => {
+        StateKey::Nonce(a) | StateKey::Multisig(a) | StateKey::Energy(a) | StateKey::Code(a) => {
             bytes[..32].copy_from_slice(&a.0);
             let cf = match key {
                 StateKey::Nonce(_) => Cf::Nonce,
                 StateKey::Multisig(_) => Cf::Multisig,
+                StateKey::Code(_) => Cf::Code,
                 _ => Cf::Energy,
             };
             (cf, 32)
         }
-        StateKey::Balance(a, asset) => {
+        StateKey::Balance(a, second) | StateKey::Slot(a, second) => {
             bytes[..32].copy_from_slice(&a.0);
-            bytes[32..].copy_from_slice(&asset.0);
-            (Cf::Balance, 64)
+            bytes[32..].copy_from_slice(&second.0);
+            let cf = match key {
+                StateKey::Slot(..) => Cf::Slot,
+                _ => Cf::Balance,
+            };
+            (cf, 64)
         }
     };
     (cf, Prefix { bytes, len })
@@ -138,10 +164,15 @@ pub(super) fn state_key(cf: Cf, prefix: &[u8]) -> Result<StateKey, StorageError>
         Cf::Nonce => StateKey::Nonce(account),
         Cf::Multisig => StateKey::Multisig(account),
         Cf::Energy => StateKey::Energy(account),
-        Cf::Balance => {
-            let mut asset = [0u8; 32];
-            asset.copy_from_slice(&prefix[32..]);
-            StateKey::Balance(account, Hash(asset))
+        Cf::Code => StateKey::Code(account),
+        Cf::Balance | Cf::Slot => {
+            let mut second = [0u8; 32];
+            second.copy_from_slice(&prefix[32..]);
+            if cf == Cf::Slot {
+                StateKey::Slot(account, Hash(second))
+            } else {
+                StateKey::Balance(account, Hash(second))
+            }
         }
         Cf::Meta | Cf::Info | Cf::Changes => return Err(corrupt()),
     })
@@ -205,6 +236,8 @@ mod tests {
             StateKey::Balance(a, Hash([2; 32])),
             StateKey::Multisig(a),
             StateKey::Energy(a),
+            StateKey::Code(a),
+            StateKey::Slot(a, Hash([3; 32])),
         ] {
             let (cf, prefix) = locate(&key);
             assert_eq!(prefix.as_bytes().len(), cf.prefix_len());
