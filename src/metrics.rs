@@ -9,6 +9,9 @@
 //! | `tos_parallel_blocks_total` | counter | `path`, `reason` | blocks applied, by the path taken and why (`ExecutionPath::name`, `PathReason::name`) |
 //! | `tos_parallel_parallel_engine_blocks_total` | counter | | blocks the parallel engine executed (in verify mode: on its parallel side) |
 //! | `tos_parallel_transactions_total` | counter | | transactions of applied blocks |
+//! | `tos_parallel_optimistic_transactions_total` | counter | | transactions the optimistic path speculated |
+//! | `tos_parallel_optimistic_validations_total` | counter | | speculations it validated |
+//! | `tos_parallel_optimistic_reexecutions_total` | counter | | transactions it executed again (aborts) |
 //! | `tos_parallel_cache_hits_total` | counter | | transactions found checked in the verification cache |
 //! | `tos_parallel_cache_misses_total` | counter | | transactions checked at block time |
 //! | `tos_parallel_mismatches_total` | counter | | differences verify mode found between the engines |
@@ -36,6 +39,18 @@ pub fn describe() {
     describe_counter!(
         "tos_parallel_transactions_total",
         "Transactions of applied blocks"
+    );
+    describe_counter!(
+        "tos_parallel_optimistic_transactions_total",
+        "Transactions the optimistic path speculated"
+    );
+    describe_counter!(
+        "tos_parallel_optimistic_validations_total",
+        "Speculations the optimistic path validated"
+    );
+    describe_counter!(
+        "tos_parallel_optimistic_reexecutions_total",
+        "Transactions the optimistic path executed again (aborts)"
     );
     describe_counter!(
         "tos_parallel_cache_hits_total",
@@ -83,6 +98,12 @@ pub fn record(stats: &BlockStats, txs: usize) {
         metrics::counter!("tos_parallel_parallel_engine_blocks_total").increment(1);
     }
     metrics::counter!("tos_parallel_transactions_total").increment(txs as u64);
+    metrics::counter!("tos_parallel_optimistic_transactions_total")
+        .increment(stats.optimistic as u64);
+    metrics::counter!("tos_parallel_optimistic_validations_total")
+        .increment(stats.validations as u64);
+    metrics::counter!("tos_parallel_optimistic_reexecutions_total")
+        .increment(stats.reexecutions as u64);
     metrics::counter!("tos_parallel_cache_hits_total").increment(stats.cache_hits as u64);
     metrics::counter!("tos_parallel_cache_misses_total").increment(stats.cache_misses as u64);
     metrics::counter!("tos_parallel_mismatches_total").increment(stats.mismatches as u64);

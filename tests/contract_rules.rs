@@ -3,8 +3,8 @@
 //! the block gas limit (§5) and the dump's `contracts` (§7). Every block
 //! goes through `common::Chain::add`: sequential, and the parallel
 //! executors (2 and 4 threads, guards off) on identical copies, which must
-//! agree on statuses, fees and dumps, and say why a block with an
-//! invocation ran in order (`PathReason::Undeclared`).
+//! agree on statuses, fees and dumps; a block with an invocation must have
+//! run on their optimistic path.
 //!
 //! Programs are written as bytes here (the assembler lives in the tools
 //! crate); each carries its disassembly in a comment.

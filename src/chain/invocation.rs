@@ -10,9 +10,10 @@
 //! construction: no write to undo, no account listed by a credit that did
 //! not stay.
 //!
-//! Balances are kept as the value first read and the current value, and
-//! committed as one delta each (`add` or `sub`, even of 0: a credit of 0
-//! lists an account); slots as the word last stored.
+//! Balances are kept as credits and debits, with the view's value read
+//! only when the code needs it (`BALANCE`, a payment from the account), and
+//! committed as one delta each (`add` or `sub`); slots as the word last
+//! stored.
 
 use std::collections::HashMap;
 
@@ -23,14 +24,29 @@ use crate::engine::{StateError, StateResult, View};
 use crate::{Hash, PublicKey, StateKey, StateValue, NATIVE_ASSET};
 
 /// One native balance the invocation touched.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Balance {
-    /// The view's value when first touched.
-    base: u64,
-    /// The value under this invocation's changes.
-    now: u64,
-    /// Credited or debited (then committed, even unchanged).
+    /// The view's value, once the invocation needed it (a `BALANCE`, or a
+    /// payment from this account); a balance only credited is never read,
+    /// so credits to one account (every call's deposit to its contract)
+    /// commute on the engine's optimistic path.
+    base: Option<u64>,
+    /// Credited so far.
+    credit: u64,
+    /// Debited so far (only after reading `base`: a debit checks it).
+    debit: u64,
+    /// Credited or debited, even by 0: committed (a credit of 0 lists an
+    /// account).
     written: bool,
+}
+
+impl Balance {
+    /// The value now, if the base was read.
+    fn now(&self) -> Option<u64> {
+        self.base
+            .and_then(|b| b.checked_add(self.credit))
+            .and_then(|b| b.checked_sub(self.debit))
+    }
 }
 
 /// The state of one invocation of `contract`, on `view`.
@@ -54,45 +70,40 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
         }
     }
 
-    fn balance_entry(&mut self, account: &PublicKey) -> StateResult<&mut Balance, V::ReadError> {
-        if !self.balances.contains_key(account) {
-            let base = self
-                .view
-                .counter(&StateKey::Balance(*account, NATIVE_ASSET))?;
-            self.balances.insert(
-                *account,
-                Balance {
-                    base,
-                    now: base,
-                    written: false,
-                },
+    /// The balance of `account` now, reading its base on first need.
+    fn balance_now(&mut self, account: &PublicKey) -> StateResult<u64, V::ReadError> {
+        let b = self.balances.entry(*account).or_default();
+        if b.base.is_none() {
+            b.base = Some(
+                self.view
+                    .counter(&StateKey::Balance(*account, NATIVE_ASSET))?,
             );
         }
-        self.balances
-            .get_mut(account)
-            .ok_or(StateError::Invariant("a balance just inserted is missing"))
+        b.now()
+            .ok_or(StateError::Invariant("an invocation's balance below zero"))
     }
 
     /// Moves `amount` from `from` to `to` if `from` holds it (`Ok(false)`
-    /// otherwise, changing nothing); both are written, even for 0.
+    /// otherwise, changing nothing); both are written, even for 0. Only
+    /// `from`'s balance is read.
     pub(crate) fn pay(
         &mut self,
         from: &PublicKey,
         to: &PublicKey,
         amount: u64,
     ) -> StateResult<bool, V::ReadError> {
-        let f = self.balance_entry(from)?;
-        if f.now < amount {
+        if self.balance_now(from)? < amount {
             return Ok(false);
         }
-        f.now -= amount;
+        let f = self.balances.entry(*from).or_default();
+        f.debit += amount;
         f.written = true;
-        let t = self.balance_entry(to)?;
-        t.now = t
-            .now
+        let t = self.balances.entry(*to).or_default();
+        t.written = true;
+        t.credit = t
+            .credit
             .checked_add(amount)
             .ok_or(StateError::Overflow("contract credit"))?;
-        t.written = true;
         Ok(true)
     }
 
@@ -109,14 +120,13 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
             }
         }
         for (account, b) in self.balances {
-            if !b.written {
-                continue;
-            }
             let key = StateKey::Balance(account, NATIVE_ASSET);
-            if b.now >= b.base {
-                self.view.add(&key, b.now - b.base)?;
-            } else {
-                self.view.sub(&key, b.base - b.now)?;
+            match b.base {
+                _ if !b.written => {}
+                // Only credited: an add (even of 0: a credit lists the account).
+                None => self.view.add(&key, b.credit)?,
+                Some(_) if b.credit >= b.debit => self.view.add(&key, b.credit - b.debit)?,
+                Some(_) => self.view.sub(&key, b.debit - b.credit)?,
             }
         }
         Ok(())
@@ -145,7 +155,7 @@ impl<V: View<StateKey, StateValue>> Host for Invocation<'_, V> {
     }
 
     fn balance(&mut self, account: &PublicKey) -> Result<u64, Self::Error> {
-        Ok(self.balance_entry(account)?.now)
+        self.balance_now(account)
     }
 
     fn transfer(&mut self, to: &PublicKey, amount: u64) -> Result<bool, Self::Error> {

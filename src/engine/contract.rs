@@ -24,9 +24,10 @@
 //! engines check every access against the declaration and abort the
 //! block with [`StateError::Undeclared`] otherwise, so a chain whose
 //! declarations are wrong gets an error, never a silently different
-//! result. Only the sequential engine runs open transactions: the path
-//! policy (`policy.rs`) routes a block holding one in order, and the
-//! parallel engine's cells refuse any key outside the plan.
+//! result. Open transactions run on the sequential engine (which reads an
+//! undeclared key when first touched) and on the optimistic path (which
+//! records every read and validates it); the dependency-graph scheduler
+//! never sees one (its cells refuse any key outside the plan).
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -194,8 +195,9 @@ impl<K: Key> Accesses<K> {
     /// (still enforced, each in its declared mode), it may read, write and
     /// add to any key it did not declare, found only by running it (a
     /// contract call: a slot computed from a stored word, a payment to an
-    /// account a contract stored). Blocks holding an open transaction run
-    /// in order on the sequential engine ([`crate::PathReason::Undeclared`]).
+    /// account a contract stored). Blocks holding an open transaction take
+    /// the engine's optimistic path (`optimistic.rs`): speculation, then
+    /// validation of every read in block order.
     pub fn set_open(&mut self) {
         self.open = true;
     }
@@ -333,7 +335,9 @@ pub trait Chain: Sync {
         view: &mut V,
     ) -> StateResult<(), V::ReadError>;
 
-    /// Executes one transaction: `Ok(Ok(()))` applied, `Ok(Err(failure))`
+    /// Executes one transaction, as a deterministic function of what its
+    /// reads return (no clock, no randomness, no state outside the view:
+    /// the optimistic path relies on it): `Ok(Ok(()))` applied, `Ok(Err(failure))`
     /// failed (it must then have written nothing, or only what the chain's
     /// rules keep of a failure: the SPEC chain keeps an invocation's nonce
     /// and fee), `Err(_)` the block is abandoned. `proven` is true when its proof

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 
 use super::cells::{Resolve, Sums, TxView};
 use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
+use super::optimistic;
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
 use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
@@ -39,6 +40,10 @@ pub enum Scheduler {
     Graph,
     /// The graph's levels, a barrier between levels.
     Batches,
+    /// Every block on the optimistic path (`optimistic.rs`), declared or
+    /// not: speculation, then validation in block order (blocks with open
+    /// accesses take it whatever the scheduler).
+    Optimistic,
 }
 
 impl std::str::FromStr for Scheduler {
@@ -47,7 +52,10 @@ impl std::str::FromStr for Scheduler {
         match s {
             "graph" => Ok(Scheduler::Graph),
             "batches" => Ok(Scheduler::Batches),
-            other => Err(format!("unknown scheduler `{other}` (graph or batches)")),
+            "optimistic" => Ok(Scheduler::Optimistic),
+            other => Err(format!(
+                "unknown scheduler `{other}` (graph, batches or optimistic)"
+            )),
         }
     }
 }
@@ -302,13 +310,12 @@ impl<C: Chain> Executor<C> {
             let policy = self.policy(guards);
             // One thread: nothing to overlap, so the calling thread runs
             // the sequential engine, exactly as the sequential path.
-            let open = txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open());
-            let facts = Facts::Block {
-                txs: txs.len(),
-                open,
-            };
-            if let Some(reason) = decide(&policy, facts) {
+            if let Some(reason) = decide(&policy, Facts::Block { txs: txs.len() }) {
                 return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
+            }
+            let open = txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open());
+            if open || self.config.scheduler == Scheduler::Optimistic {
+                return self.optimistic(chain, block, txs, reader);
             }
             self.parallel(chain, block, txs, reader, &policy)
         })
@@ -363,6 +370,42 @@ impl<C: Chain> Executor<C> {
         Ok(out)
     }
 
+    /// The optimistic path (`optimistic.rs`), on the pool.
+    fn optimistic<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+    ) -> Result<Executed<C>, EngineError<R::Error>>
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
+        let start = Instant::now();
+        let mut guard = self.scratch();
+        let seq = &mut guard.seq;
+        let mut counts = optimistic::Counts::default();
+        let mut out = self
+            .pool
+            .install(|| optimistic::run(chain, block, txs, reader, seq, &mut counts))?;
+        out.stats = EngineStats {
+            path: ExecutionPath::Optimistic,
+            reason: if counts.bounded {
+                PathReason::Aborts
+            } else {
+                PathReason::Parallel
+            },
+            parallel_engine: true,
+            optimistic: counts.speculated,
+            validations: counts.validations,
+            reexecutions: counts.reexecuted,
+            execute: start.elapsed(),
+            ..EngineStats::default()
+        };
+        Ok(out)
+    }
+
     /// What `txs` offer the parallel engine, measured: each transaction's
     /// execution time in a sequential run (their sum is the work W) and the
     /// cost-weighted critical path C of the dependency graph the parallel
@@ -396,8 +439,8 @@ impl<C: Chain> Executor<C> {
             let work = costs.iter().sum();
             if txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open()) {
                 // Open accesses: the graph is known only by running the
-                // block, and the engine runs it in order (`Undeclared`):
-                // the whole block is the path this engine can take.
+                // block (it takes the optimistic path); no bound is claimed
+                // beyond the whole block.
                 return Ok(Profile {
                     work,
                     critical_path: txs.len(),
@@ -587,7 +630,8 @@ where
     let decided = decide(policy, Facts::Plan { keys });
     let order = match (decided, scheduler) {
         (Some(_), _) => Scheduling::InOrder,
-        (None, Scheduler::Graph) => Scheduling::Graph,
+        // An optimistic executor sends no block here (`execute_with`).
+        (None, Scheduler::Graph | Scheduler::Optimistic) => Scheduling::Graph,
         (None, Scheduler::Batches) => {
             let graph = work.input.graph;
             graph.levels_in_block_order(&view);
@@ -675,6 +719,9 @@ where
             prefetch,
             schedule,
             execute,
+            optimistic: 0,
+            validations: 0,
+            reexecutions: 0,
         },
     })
 }

@@ -38,6 +38,16 @@
 //! 6. **Writes** (`phases.rs`): every written cell, collected per partition
 //!    ([`Writes`]).
 //!
+//! 7. **Optimistic path** (`optimistic.rs`): a block holding a transaction
+//!    with open accesses (keys known only by running it: contract calls),
+//!    or any block under [`Scheduler::Optimistic`], runs in chunks: each
+//!    chunk's transactions are speculated in parallel on the state the
+//!    previous chunks left, recording their first reads and keeping their
+//!    writes local; then, in block order, each is validated (its first
+//!    reads equal the current state) and applied, or executed again on the
+//!    sequential overlay. A block that keeps aborting finishes in order.
+//!    The module's docs give the correctness argument.
+//!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
 //! through a view on a plain overlay, loaded with every declared key in one
 //! batch read before the block runs; [`Executor`] (`executor.rs`) runs
@@ -49,6 +59,7 @@ mod cache;
 mod cells;
 mod contract;
 mod executor;
+mod optimistic;
 mod outcome;
 mod phases;
 mod plan;

@@ -18,6 +18,9 @@ pub enum ExecutionPath {
     InOrder,
     /// The parallel engine (dependency graph or batch scheduler).
     Parallel,
+    /// The parallel engine's optimistic path (`optimistic.rs`):
+    /// speculation in parallel, validation and commit in block order.
+    Optimistic,
     /// Verify mode: both engines ran; the sequential result was kept.
     Verify,
 }
@@ -29,6 +32,7 @@ impl ExecutionPath {
             ExecutionPath::Sequential => "sequential",
             ExecutionPath::InOrder => "in-order",
             ExecutionPath::Parallel => "parallel",
+            ExecutionPath::Optimistic => "optimistic",
             ExecutionPath::Verify => "verify",
         }
     }
@@ -42,9 +46,18 @@ pub struct EngineStats {
     /// Why (the guard that fired, or [`PathReason::Parallel`]); in verify
     /// mode, the path the parallel side took.
     pub reason: PathReason,
-    /// True iff the parallel engine (dependency-graph or batch scheduler)
-    /// executed the block in this run; in verify mode, on the parallel side.
+    /// True iff the parallel engine (dependency-graph or batch scheduler,
+    /// or its optimistic path) executed the block in this run; in verify
+    /// mode, on the parallel side.
     pub parallel_engine: bool,
+    /// Transactions speculated by the optimistic path (0 off it).
+    pub optimistic: usize,
+    /// Speculations the optimistic path validated.
+    pub validations: usize,
+    /// Transactions the optimistic path executed a second time (a failed
+    /// validation, or a speculation that met an error): incarnations
+    /// beyond the first, i.e. aborts.
+    pub reexecutions: usize,
     /// Distinct keys of the plan (0 without a plan).
     pub keys: usize,
     /// Dependency edges of the plan (0 without a plan).

@@ -11,12 +11,17 @@
 //! | stage | guard | reason | why (measured, benches/README.md) |
 //! |---|---|---|---|
 //! | block | mode `sequential` | [`PathReason::SequentialMode`] | the node asked for it |
-//! | block | a transaction with open accesses | [`PathReason::Undeclared`] | not a speed guard: the parallel engine plans declared keys only, so such a block runs on the sequential engine, guards on or off |
 //! | block | fewer than `min_txs_for_parallel` transactions | [`PathReason::SmallBlock`] | a pool hand-off costs more than a small block's execution (default 20) |
 //! | block | one worker thread | [`PathReason::OneThread`] | nothing can overlap; the calling thread verifies and runs the sequential engine (a one-thread pool measured 4-12% slower) |
 //! | sample (first 64 txs) | fewer than 8 distinct keys per thread, or fewer than 1.5 per transaction ([`MIN_KEYS_PER_TX_TENTHS`]) | [`PathReason::FewKeys`] | a small state is hot and cheap to execute, and its transactions contend: the plan costs more than it saves (`uniform` over 10 and 30 accounts: 0.51x and 0.46x on the parallel engine) |
 //! | sample | critical path over 90% of the sample, where reads are cheap | [`PathReason::SerialGraph`] | a serial block gains nothing from a plan; on RocksDB the batched prefetch still pays (`chain`: 1.76x execute phase), so there it goes on |
 //! | plan (whole block) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above; the block then runs in order on the plan's cells (already loaded) |
+//!
+//! A block holding a transaction with open accesses, past the block-level
+//! guards, takes the optimistic path (`optimistic.rs`): the sample and
+//! plan guards count declared keys, which such a block does not have all
+//! of. Its own bound (a chunk that mostly aborts: the rest in order) is
+//! reported as [`PathReason::Aborts`].
 //!
 //! After the plan, the graph's critical path is not known yet: the engine
 //! finds the levels while the transactions run (`run.rs`), and a serial
@@ -49,10 +54,10 @@ pub enum PathReason {
     SerialGraph,
     /// No guard fired: the parallel engine ran the block.
     Parallel,
-    /// A transaction of the block has open accesses (keys found only by
-    /// running it: contract calls): the block runs on the sequential
-    /// engine, whatever the guards.
-    Undeclared,
+    /// The optimistic path re-executed more than half the transactions of
+    /// a chunk (they depend on each other: one hot contract), so the rest
+    /// of the block ran in order on its overlay, without speculation.
+    Aborts,
 }
 
 impl PathReason {
@@ -65,7 +70,7 @@ impl PathReason {
             PathReason::FewKeys => "few-keys",
             PathReason::SerialGraph => "serial-graph",
             PathReason::Parallel => "parallel",
-            PathReason::Undeclared => "undeclared",
+            PathReason::Aborts => "aborts",
         }
     }
 }
@@ -116,13 +121,10 @@ pub struct Shape {
 /// What is known about a block when [`decide`] is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Facts {
-    /// Before anything ran: the number of transactions, and whether any of
-    /// them has open accesses.
+    /// Before anything ran: the number of transactions.
     Block {
         /// Transactions in the block.
         txs: usize,
-        /// Whether a transaction's accesses are open.
-        open: bool,
     },
     /// Before planning: the graph of the block's first [`GUARD_SAMPLE`]
     /// transactions (coverage assumed for every repeated sender).
@@ -144,11 +146,9 @@ pub fn decide(policy: &Policy, facts: Facts) -> Option<PathReason> {
             || s.distinct_keys * 10 < s.txs * MIN_KEYS_PER_TX_TENTHS
     };
     match facts {
-        Facts::Block { txs, open } => {
+        Facts::Block { txs } => {
             if policy.sequential_mode {
                 Some(PathReason::SequentialMode)
-            } else if open {
-                Some(PathReason::Undeclared)
             } else if txs < policy.min_txs_for_parallel {
                 Some(PathReason::SmallBlock)
             } else if policy.guards && policy.threads <= 1 {
@@ -191,44 +191,17 @@ mod tests {
             ..p
         };
         assert_eq!(
-            decide(
-                &seq,
-                Facts::Block {
-                    txs: 100,
-                    open: false
-                }
-            ),
+            decide(&seq, Facts::Block { txs: 100 }),
             Some(PathReason::SequentialMode)
         );
         assert_eq!(
-            decide(
-                &p,
-                Facts::Block {
-                    txs: 19,
-                    open: false
-                }
-            ),
+            decide(&p, Facts::Block { txs: 19 }),
             Some(PathReason::SmallBlock)
         );
-        assert_eq!(
-            decide(
-                &p,
-                Facts::Block {
-                    txs: 20,
-                    open: false
-                }
-            ),
-            None
-        );
+        assert_eq!(decide(&p, Facts::Block { txs: 20 }), None);
         let one = Policy { threads: 1, ..p };
         assert_eq!(
-            decide(
-                &one,
-                Facts::Block {
-                    txs: 20,
-                    open: false
-                }
-            ),
+            decide(&one, Facts::Block { txs: 20 }),
             Some(PathReason::OneThread)
         );
         let shape = |txs, critical_path, distinct_keys| Shape {
@@ -264,53 +237,16 @@ mod tests {
     }
 
     #[test]
-    fn open_accesses_run_in_order_guards_on_or_off() {
-        for guards in [true, false] {
-            let p = policy(guards);
-            assert_eq!(
-                decide(
-                    &p,
-                    Facts::Block {
-                        txs: 1000,
-                        open: true
-                    }
-                ),
-                Some(PathReason::Undeclared)
-            );
-            // Small or not: the reason says why the engine could not run it.
-            assert_eq!(
-                decide(&p, Facts::Block { txs: 1, open: true }),
-                Some(PathReason::Undeclared)
-            );
-        }
-    }
-
-    #[test]
     fn guards_off_only_mode_and_size_count() {
         let p = Policy {
             threads: 1,
             ..policy(false)
         };
         assert_eq!(
-            decide(
-                &p,
-                Facts::Block {
-                    txs: 1,
-                    open: false
-                }
-            ),
+            decide(&p, Facts::Block { txs: 1 }),
             Some(PathReason::SmallBlock)
         );
-        assert_eq!(
-            decide(
-                &p,
-                Facts::Block {
-                    txs: 20,
-                    open: false
-                }
-            ),
-            None
-        );
+        assert_eq!(decide(&p, Facts::Block { txs: 20 }), None);
         let tiny = Shape {
             txs: 64,
             critical_path: 64,

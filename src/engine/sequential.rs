@@ -18,7 +18,7 @@ use super::contract::{
 use super::outcome::{EngineStats, Executed, Writes};
 
 /// One key of the overlay.
-struct Entry<K, V> {
+pub(crate) struct Entry<K, V> {
     key: K,
     hash: u64,
     /// The current value (`None`: absent).
@@ -104,6 +104,32 @@ pub(crate) fn declared<'a, K: super::Key, E>(
     }
 }
 
+/// The table hash under which an access to `key` needing `need` is kept:
+/// its declared access's (precomputed) hash if the declaration permits it;
+/// for an open transaction's undeclared key, `key_hash(key)` (`true`);
+/// else the error `declared` gives. The one resolution rule of the
+/// sequential view and the optimistic path's speculative view.
+#[inline(always)]
+pub(crate) fn resolve<K: super::Key, E>(
+    accesses: &Accesses<K>,
+    key: &K,
+    need: Need,
+) -> StateResult<(u64, bool), E> {
+    match permitted(accesses, false, key, need) {
+        Some((_, a, _)) => Ok((a.hash, false)),
+        None if accesses.is_open() && accesses.find(key).is_none() => {
+            Ok((super::contract::key_hash(key), true))
+        }
+        None => {
+            // The refusal's error (declared() refuses what permitted() did).
+            declared::<K, E>(accesses, false, key, need)?;
+            Err(StateError::Invariant(
+                "an access both refused and permitted",
+            ))
+        }
+    }
+}
+
 /// The error of an access `declared` refused (the cold path).
 #[cold]
 fn undeclared<K: std::fmt::Debug, E>(key: &K, need: Need, declared: Option<Mode>) -> StateError<E> {
@@ -138,6 +164,50 @@ pub(crate) fn add_sum<E>(
     *s = s
         .checked_add(amount)
         .ok_or_else(|| StateError::Overflow("block sum"))?;
+    Ok(())
+}
+
+/// The entry of `key` (hash `hash`) in `table`: found (declared, or
+/// touched earlier in the block), or read now at the block's parent and
+/// inserted unwritten (nothing before it in the block wrote it, or it
+/// would be in the table): an open transaction's undeclared key.
+#[cold]
+fn load_entry<'t, C: Chain, R: Reader<C::Key, C::Value>>(
+    table: &'t mut HashTable<Entry<C::Key, C::Value>>,
+    reader: &R,
+    key: &C::Key,
+    hash: u64,
+) -> StateResult<&'t mut Entry<C::Key, C::Value>, R::Error> {
+    if table.find(hash, |e| e.key == *key).is_none() {
+        let value = reader.read(key).map_err(StateError::Read)?;
+        insert_unwritten::<C, R::Error>(table, key, hash, value)?;
+    }
+    table
+        .find_mut(hash, |e| e.key == *key)
+        .ok_or(StateError::Invariant("an entry just inserted is missing"))
+}
+
+/// Inserts `key` (absent from `table`) with its block-start `value`, unwritten.
+fn insert_unwritten<C: Chain, E>(
+    table: &mut HashTable<Entry<C::Key, C::Value>>,
+    key: &C::Key,
+    hash: u64,
+    value: Option<C::Value>,
+) -> StateResult<(), E> {
+    if key.is_counter() {
+        counter_of::<_, C::Value, E>(key, value.as_ref())?;
+    }
+    table.insert_unique(
+        hash,
+        Entry {
+            key: key.clone(),
+            hash,
+            value,
+            dirty: false,
+            slot: 0,
+        },
+        |e| e.hash,
+    );
     Ok(())
 }
 
@@ -177,48 +247,13 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
         key: &C::Key,
         need: Need,
     ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
-        let hash = match permitted(self.accesses, false, key, need) {
-            Some((_, a, _)) => a.hash,
-            None if self.accesses.is_open() && self.accesses.find(key).is_none() => {
-                return self.open_entry(key);
-            }
-            None => {
-                // The refusal's error (declared() refuses what permitted() did).
-                declared(self.accesses, false, key, need)?;
-                return Err(StateError::Invariant(
-                    "an access both refused and permitted",
-                ));
-            }
-        };
-        self.table
-            .find_mut(hash, |e| e.key == *key)
-            .ok_or(StateError::Invariant("a declared key was not preloaded"))
-    }
-
-    /// [`Self::entry`] of an undeclared key of an open transaction.
-    #[cold]
-    fn open_entry(&mut self, key: &C::Key) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
-        let hash = super::contract::key_hash(key);
-        if self.table.find(hash, |e| e.key == *key).is_none() {
-            let value = self.reader.read(key).map_err(StateError::Read)?;
-            if key.is_counter() {
-                counter_of::<_, C::Value, R::Error>(key, value.as_ref())?;
-            }
-            self.table.insert_unique(
-                hash,
-                Entry {
-                    key: key.clone(),
-                    hash,
-                    value,
-                    dirty: false,
-                    slot: 0,
-                },
-                |e| e.hash,
-            );
+        match resolve(self.accesses, key, need)? {
+            (hash, false) => self
+                .table
+                .find_mut(hash, |e| e.key == *key)
+                .ok_or(StateError::Invariant("a declared key was not preloaded")),
+            (hash, true) => load_entry::<C, R>(self.table, self.reader, key, hash),
         }
-        self.table
-            .find_mut(hash, |e| e.key == *key)
-            .ok_or(StateError::Invariant("an entry just inserted is missing"))
     }
 
     fn update(
@@ -348,6 +383,169 @@ where
     Ok(())
 }
 
+/// One block on the overlay, in block order: [`InOrder::start`] (preload
+/// and the begin hook), [`InOrder::execute`] per transaction (or, for the
+/// optimistic path, [`InOrder::current`] and [`InOrder::apply`] of a
+/// validated speculation), [`InOrder::finish`] (the end hook and the
+/// writes). Invariant: the table holds the state after every transaction
+/// executed or applied so far, i.e. the sequential state at that point.
+pub(crate) struct InOrder<'s, C: Chain, R> {
+    chain: &'s C,
+    block: &'s C::Block,
+    reader: &'s R,
+    table: &'s mut HashTable<Entry<C::Key, C::Value>>,
+    block_accesses: Accesses<C::Key>,
+    sums: [u64; MAX_SUMS],
+    statuses: Vec<Result<(), C::Failure>>,
+}
+
+impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
+    /// Loads every declared key of the block into `scratch`'s emptied
+    /// table and runs the begin hook.
+    pub(crate) fn start<T: std::borrow::Borrow<C::Tx>>(
+        chain: &'s C,
+        block: &'s C::Block,
+        txs: &[T],
+        reader: &'s R,
+        scratch: &'s mut SeqScratch<C::Key, C::Value>,
+    ) -> StateResult<Self, R::Error> {
+        let block_accesses = chain.block_accesses(block);
+        scratch.table.clear();
+        preload(chain, &block_accesses, txs, reader, scratch)?;
+        let mut this = InOrder {
+            chain,
+            block,
+            reader,
+            table: &mut scratch.table,
+            block_accesses,
+            sums: [0u64; MAX_SUMS],
+            statuses: Vec::with_capacity(txs.len()),
+        };
+        let mut view =
+            SeqView::<C, R>::new(this.table, reader, &this.block_accesses, &mut this.sums);
+        chain.begin_block(block, &mut view)?;
+        Ok(this)
+    }
+
+    /// Executes the next transaction on the overlay.
+    pub(crate) fn execute(&mut self, tx: &C::Tx) -> StateResult<(), R::Error> {
+        let mut view = SeqView::<C, R>::new(
+            self.table,
+            self.reader,
+            self.chain.accesses(tx),
+            &mut self.sums,
+        );
+        let status = self.chain.execute(self.block, tx, false, &mut view)?;
+        self.statuses.push(status);
+        Ok(())
+    }
+
+    /// The overlay, read-only: between two transactions, the state after
+    /// the last one (what the optimistic path speculates on).
+    pub(crate) fn table(&self) -> &HashTable<Entry<C::Key, C::Value>> {
+        self.table
+    }
+
+    /// The current value of `key` (hash `hash`). A key the table does not
+    /// hold yet is inserted unwritten with `block_start`, which the caller
+    /// read from the reader: the value it holds while nothing in the block
+    /// wrote it (and a write would have put it in the table).
+    pub(crate) fn current(
+        &mut self,
+        key: &C::Key,
+        hash: u64,
+        block_start: &Option<C::Value>,
+    ) -> StateResult<&Option<C::Value>, R::Error> {
+        if self.table.find(hash, |e| e.key == *key).is_none() {
+            insert_unwritten::<C, R::Error>(self.table, key, hash, block_start.clone())?;
+        }
+        self.table
+            .find(hash, |e| e.key == *key)
+            .map(|e| &e.value)
+            .ok_or(StateError::Invariant("an entry just inserted is missing"))
+    }
+
+    /// Applies the writes of a transaction whose speculation was validated
+    /// (each key's final value, or a sum of adds to a counter it never
+    /// read), its block sums, and records its status.
+    pub(crate) fn apply(
+        &mut self,
+        writes: impl IntoIterator<Item = (C::Key, u64, Applied<C::Value>)>,
+        sums: &[u64; MAX_SUMS],
+        status: Result<(), C::Failure>,
+    ) -> StateResult<(), R::Error> {
+        for (key, hash, w) in writes {
+            let e = load_entry::<C, R>(self.table, self.reader, &key, hash)?;
+            match w {
+                Applied::Set(v) => e.value = Some(v),
+                Applied::Add(amount) => {
+                    let n = counter_of::<_, C::Value, R::Error>(&e.key, e.value.as_ref())?
+                        .checked_add(amount)
+                        .ok_or(StateError::Overflow("counter add"))?;
+                    e.value = Some(C::Value::from_counter(n));
+                }
+            }
+            e.dirty = true;
+        }
+        for (slot, amount) in sums.iter().enumerate() {
+            if *amount != 0 {
+                add_sum(&mut self.sums, slot, *amount)?;
+            }
+        }
+        self.statuses.push(status);
+        Ok(())
+    }
+
+    /// Runs the end hook and returns the block's result.
+    pub(crate) fn finish(mut self) -> StateResult<Executed<C>, R::Error> {
+        {
+            let done = self.sums;
+            let mut view = SeqView::<C, R>::new(
+                self.table,
+                self.reader,
+                &self.block_accesses,
+                &mut self.sums,
+            );
+            self.chain
+                .end_block(self.block, &done[..C::SUMS], &mut view)?;
+        }
+        let mut writes = Vec::with_capacity(self.table.len());
+        for e in self.table.drain() {
+            if let (true, Some(v)) = (e.dirty, e.value) {
+                writes.push((e.key, v));
+            }
+        }
+        Ok(Executed {
+            statuses: self.statuses,
+            sums: self.sums[..C::SUMS].to_vec(),
+            writes: Writes {
+                parts: vec![writes],
+            },
+            stats: EngineStats::default(),
+        })
+    }
+}
+
+/// A validated speculation's write of one key.
+#[derive(Clone, Debug)]
+pub(crate) enum Applied<V> {
+    /// Its final value.
+    Set(V),
+    /// Adds to a counter the transaction never read: their sum, added to
+    /// the current value (as its adds would have been, one by one).
+    Add(u64),
+}
+
+/// The value of `key` in `table`, if the table holds it.
+#[inline]
+pub(crate) fn lookup<'t, K: Key, V>(
+    table: &'t HashTable<Entry<K, V>>,
+    key: &K,
+    hash: u64,
+) -> Option<&'t Option<V>> {
+    table.find(hash, |e| e.key == *key).map(|e| &e.value)
+}
+
 /// Runs the block hooks and every transaction of `txs` in block order on
 /// `reader`, through `scratch`'s table. Nothing is written anywhere. With
 /// `costs`, also records each transaction's execution time (for a
@@ -365,42 +563,13 @@ where
     R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx>,
 {
-    let block_accesses = chain.block_accesses(block);
-    scratch.table.clear();
-    preload(chain, &block_accesses, txs, reader, scratch)?;
-    let table = &mut scratch.table;
-    let mut sums = [0u64; MAX_SUMS];
-    {
-        let mut view = SeqView::<C, R>::new(table, reader, &block_accesses, &mut sums);
-        chain.begin_block(block, &mut view)?;
-    }
-    let mut statuses = Vec::with_capacity(txs.len());
+    let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
     for tx in txs {
-        let tx = tx.borrow();
         let start = costs.is_some().then(std::time::Instant::now);
-        let mut view = SeqView::<C, R>::new(table, reader, chain.accesses(tx), &mut sums);
-        statuses.push(chain.execute(block, tx, false, &mut view)?);
+        run.execute(tx.borrow())?;
         if let (Some(costs), Some(start)) = (costs.as_deref_mut(), start) {
             costs.push(start.elapsed());
         }
     }
-    {
-        let done = sums;
-        let mut view = SeqView::<C, R>::new(table, reader, &block_accesses, &mut sums);
-        chain.end_block(block, &done[..C::SUMS], &mut view)?;
-    }
-    let mut writes = Vec::with_capacity(table.len());
-    for e in table.drain() {
-        if let (true, Some(v)) = (e.dirty, e.value) {
-            writes.push((e.key, v));
-        }
-    }
-    Ok(Executed {
-        statuses,
-        sums: sums[..C::SUMS].to_vec(),
-        writes: Writes {
-            parts: vec![writes],
-        },
-        stats: EngineStats::default(),
-    })
+    run.finish()
 }

@@ -196,8 +196,6 @@ impl<S: Storage> Blockchain<S> {
             &policy,
             Facts::Block {
                 txs: block.txs().len(),
-                // Known once the block is checked: the executor decides on it.
-                open: false,
             },
         );
         let run = match (decided, self.config.mode) {

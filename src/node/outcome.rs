@@ -58,9 +58,17 @@ pub struct BlockStats {
     /// Why (the guard that fired, or [`PathReason::Parallel`]); in verify
     /// mode, the path the parallel side took.
     pub reason: PathReason,
-    /// True iff the parallel engine (dependency-graph or batch scheduler)
-    /// executed the block in this run; in verify mode, on the parallel side.
+    /// True iff the parallel engine (dependency-graph or batch scheduler,
+    /// or its optimistic path) executed the block in this run; in verify
+    /// mode, on the parallel side.
     pub parallel_engine: bool,
+    /// Transactions the optimistic path speculated (0 off that path).
+    pub optimistic: usize,
+    /// Speculations the optimistic path validated.
+    pub validations: usize,
+    /// Transactions the optimistic path executed again (aborts:
+    /// incarnations beyond the first).
+    pub reexecutions: usize,
     /// Distinct keys of the plan (0 when no plan was built).
     pub keys: usize,
     /// Dependency edges of the plan.
@@ -104,6 +112,9 @@ impl BlockStats {
             path: engine.path,
             reason: engine.reason,
             parallel_engine: engine.parallel_engine,
+            optimistic: engine.optimistic,
+            validations: engine.validations,
+            reexecutions: engine.reexecutions,
             keys: engine.keys,
             edges: engine.edges,
             batches: engine.batches,

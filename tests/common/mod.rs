@@ -312,13 +312,16 @@ impl Chain {
                 (Ok(s), Ok(p)) => {
                     assert!(s.same_result(p), "{threads} threads: {s:?} vs {p:?}");
                     assert_eq!(codes(s), codes(p), "{threads} threads");
-                    // A block holding an invocation (open accesses) runs in
-                    // order, and says why; every other block ran the engine.
+                    // Every block ran the parallel engine; a block holding an
+                    // invocation (open accesses), its optimistic path.
+                    assert!(p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
                     if has_invocation(block) {
-                        assert!(!p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
-                        assert_eq!(p.stats.reason, tos_parallel::PathReason::Undeclared);
-                    } else {
-                        assert!(p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
+                        assert_eq!(p.stats.path, tos_parallel::ExecutionPath::Optimistic);
+                        assert!(p.stats.optimistic > 0);
+                        assert_eq!(
+                            p.stats.optimistic == block.txs().len(),
+                            p.stats.reason != tos_parallel::PathReason::Aborts
+                        );
                     }
                 }
                 (Err(s), Err(p)) => assert_eq!(s.to_string(), p.to_string(), "{threads} threads"),

@@ -1,0 +1,395 @@
+//! The optimistic path: blocks whose transactions' keys are known only by
+//! running them (open accesses, `contract.rs`), or any block under
+//! [`Scheduler::Optimistic`](super::Scheduler::Optimistic).
+//!
+//! # The algorithm
+//! The block runs in *chunks* of consecutive transactions (32, then
+//! doubling up to [`MAX_CHUNK`]). For each chunk:
+//! 1. **Speculate** (on the pool, in parallel): every transaction of the
+//!    chunk runs against the overlay as the previous chunks left it
+//!    ([`InOrder::table`], read-only while the chunk speculates), through a
+//!    [`SpecView`] that records the *first* value it reads of each key (an
+//!    absent key as `None`, a counter included) and keeps every write
+//!    local: a final value, or, for adds to a counter it never read, their
+//!    sum (so that credits to one account do not conflict). A transaction
+//!    sees one value per key (its first read, then its own writes), never
+//!    two versions of one key. A speculation that meets any error is
+//!    dropped.
+//! 2. **Validate and commit, in block order** (on the calling thread):
+//!    transaction `i` is valid when every value it first read equals the
+//!    overlay's current value of that key. If so its writes, block sums and
+//!    status are applied as they are ([`InOrder::apply`]); if not (or its
+//!    speculation was dropped), it is executed again, on the overlay itself
+//!    ([`InOrder::execute`]), exactly as the sequential engine runs it.
+//! 3. **Bound**: a chunk where more than half the transactions were
+//!    executed again shows a block whose transactions depend on each other
+//!    (one hot contract): the rest of the block runs in order on the
+//!    overlay, without speculation (`PathReason::Aborts`). Each transaction
+//!    is speculated at most once and executed at most once more: no
+//!    livelock, and memory bounded by one chunk's read and write sets.
+//!
+//! # Why the result is the sequential one
+//! Invariant (`sequential.rs`, [`InOrder`]): when transaction `i` is
+//! validated, the overlay holds the sequential state after transaction
+//! `i - 1`. A chain's rules are a deterministic function of the values
+//! their reads return (the [`Chain`] contract), and a speculation's reads
+//! return either a recorded first read or the transaction's own writes.
+//! So if every first read equals the current value, running `i` now would
+//! make the same reads, return the same values, take the same branches,
+//! and make the same writes, sums and status: applying the speculation is
+//! running it. An add to a counter the transaction never read commutes
+//! with everything before it, so it is applied to the current value (as
+//! the sequential engine's add would be; its overflow is the same error).
+//! A subtraction always reads first (it may fail below zero), so it is
+//! validated like any read. A re-execution is the sequential engine's own
+//! step. By induction the invariant holds after `i`, and at the end of the
+//! block the overlay, sums and statuses are the sequential engine's.
+//! A declared key's access is held to its declaration during speculation
+//! exactly as in the sequential view (`sequential::resolve`, one rule).
+//!
+//! # Synchronisation
+//! None of its own. During a chunk's speculation the overlay is borrowed
+//! shared (`&HashTable`, no writer exists: the borrow checker proves it),
+//! each speculation writes only its own result, and rayon's `collect`
+//! hands the results to the calling thread after every job finished (the
+//! fork-join's happens-before). Validation and commit run on that one
+//! thread with the overlay borrowed mutably again. There is no lock, no
+//! atomic and no flag whose ordering could be wrong (the "done while a
+//! validation is still running" class of bug has nowhere to live), which is
+//! why this path has no loom model: the release protocol of the graph
+//! scheduler (`release.rs`) keeps its own.
+
+use hashbrown::HashTable;
+use rayon::prelude::*;
+
+use super::contract::{
+    Accesses, Chain, Key, Reader, StateError, StateResult, Value, View, MAX_SUMS,
+};
+use super::outcome::Executed;
+use super::sequential::{
+    add_sum, counter_of, lookup, resolve, Applied, Entry, InOrder, Need, SeqScratch,
+};
+
+/// The first chunk's size: small, so a block that keeps aborting is found
+/// early and costs little.
+pub(crate) const FIRST_CHUNK: usize = 32;
+
+/// The largest chunk.
+pub(crate) const MAX_CHUNK: usize = 512;
+
+/// What the optimistic path did in one block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Transactions speculated.
+    pub(crate) speculated: usize,
+    /// Speculations checked against the overlay.
+    pub(crate) validations: usize,
+    /// Transactions executed a second time (a failed validation or a
+    /// dropped speculation): incarnations beyond the first.
+    pub(crate) reexecuted: usize,
+    /// Whether the bound engaged (the rest of the block ran in order).
+    pub(crate) bounded: bool,
+}
+
+/// What one transaction wrote to one key, locally.
+#[derive(Clone, Debug)]
+enum Written<V> {
+    /// Nothing (only read).
+    Nothing,
+    /// Its value now.
+    Set(V),
+    /// Adds to a counter it never read, summed.
+    Add(u64),
+}
+
+/// One key a speculation touched.
+#[derive(Clone, Debug)]
+struct Local<K, V> {
+    key: K,
+    hash: u64,
+    /// The value first read (the read set), if it read the key.
+    read: Option<Option<V>>,
+    /// What it wrote.
+    write: Written<V>,
+}
+
+/// A transaction's speculation: its status, read and write sets, sums.
+struct Speculation<C: Chain> {
+    status: Result<(), C::Failure>,
+    locals: Vec<Local<C::Key, C::Value>>,
+    sums: [u64; MAX_SUMS],
+}
+
+/// Above this many keys, a speculation indexes its keys by hash.
+const INDEX_ABOVE: usize = 16;
+
+/// The view of one speculating transaction.
+struct SpecView<'a, C: Chain, R> {
+    /// The overlay as the previous chunks left it (shared, unchanging).
+    table: &'a HashTable<Entry<C::Key, C::Value>>,
+    reader: &'a R,
+    accesses: &'a Accesses<C::Key>,
+    locals: Vec<Local<C::Key, C::Value>>,
+    /// Index of `locals` by key hash, once there are many.
+    index: HashTable<u32>,
+    sums: [u64; MAX_SUMS],
+}
+
+impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
+    /// The local entry of `key` (resolved and checked against the
+    /// declaration for `need`), created untouched.
+    fn local(&mut self, key: &C::Key, need: Need) -> StateResult<usize, R::Error> {
+        let (hash, _) = resolve(self.accesses, key, need)?;
+        let found = if self.locals.len() > INDEX_ABOVE {
+            let locals = &self.locals;
+            self.index
+                .find(hash, |&i| locals[i as usize].key == *key)
+                .map(|&i| i as usize)
+        } else {
+            self.locals.iter().position(|l| l.key == *key)
+        };
+        if let Some(i) = found {
+            return Ok(i);
+        }
+        let i = self.locals.len();
+        self.locals.push(Local {
+            key: key.clone(),
+            hash,
+            read: None,
+            write: Written::Nothing,
+        });
+        if self.locals.len() > INDEX_ABOVE {
+            if self.index.is_empty() {
+                let locals = &self.locals;
+                for (j, l) in locals.iter().enumerate() {
+                    self.index
+                        .insert_unique(l.hash, j as u32, |&k| locals[k as usize].hash);
+                }
+            } else {
+                let locals = &self.locals;
+                self.index
+                    .insert_unique(hash, i as u32, |&k| locals[k as usize].hash);
+            }
+        }
+        Ok(i)
+    }
+
+    /// The value the key held before this transaction (recorded on first use).
+    fn base(&mut self, i: usize) -> StateResult<Option<C::Value>, R::Error> {
+        let l = &mut self.locals[i];
+        if let Some(v) = &l.read {
+            return Ok(v.clone());
+        }
+        let v = match lookup(self.table, &l.key, l.hash) {
+            Some(v) => v.clone(),
+            None => self.reader.read(&l.key).map_err(StateError::Read)?,
+        };
+        l.read = Some(v.clone());
+        Ok(v)
+    }
+
+    /// The key's value as this transaction sees it now.
+    fn now(&mut self, i: usize) -> StateResult<Option<C::Value>, R::Error> {
+        match &self.locals[i].write {
+            Written::Set(v) => Ok(Some(v.clone())),
+            Written::Nothing => self.base(i),
+            Written::Add(a) => {
+                let a = *a;
+                let base = self.base(i)?;
+                let key = &self.locals[i].key;
+                let n = counter_of::<_, C::Value, R::Error>(key, base.as_ref())?
+                    .checked_add(a)
+                    .ok_or(StateError::Overflow("counter add"))?;
+                let v = C::Value::from_counter(n);
+                self.locals[i].write = Written::Set(v.clone());
+                Ok(Some(v))
+            }
+        }
+    }
+
+    fn counter_now(&mut self, i: usize) -> StateResult<u64, R::Error> {
+        let v = self.now(i)?;
+        counter_of::<_, C::Value, R::Error>(&self.locals[i].key, v.as_ref())
+    }
+
+    fn counter_key(&self, i: usize) -> StateResult<(), R::Error> {
+        let key = &self.locals[i].key;
+        if key.is_counter() {
+            Ok(())
+        } else {
+            Err(StateError::NotCounter(format!("{key:?} is a record")))
+        }
+    }
+}
+
+impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SpecView<'_, C, R> {
+    type ReadError = R::Error;
+
+    fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, R::Error> {
+        let i = self.local(key, Need::Read)?;
+        if key.is_counter() {
+            return Ok(Some(C::Value::from_counter(self.counter_now(i)?)));
+        }
+        self.now(i)
+    }
+
+    fn counter(&mut self, key: &C::Key) -> StateResult<u64, R::Error> {
+        let i = self.local(key, Need::Read)?;
+        self.counter_now(i)
+    }
+
+    fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), R::Error> {
+        let i = self.local(key, Need::Write)?;
+        if key.is_counter() && value.as_counter().is_none() {
+            return Err(StateError::NotCounter(format!("{key:?} set to {value:?}")));
+        }
+        self.locals[i].write = Written::Set(value);
+        Ok(())
+    }
+
+    fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
+        let i = self.local(key, Need::Add)?;
+        self.counter_key(i)?;
+        let write = match (&self.locals[i].write, &self.locals[i].read) {
+            // Never read: a lazy add, applied to the value at commit.
+            (Written::Nothing, None) => Written::Add(amount),
+            (Written::Add(a), _) => Written::Add(
+                a.checked_add(amount)
+                    .ok_or(StateError::Overflow("counter add"))?,
+            ),
+            _ => {
+                let n = self
+                    .counter_now(i)?
+                    .checked_add(amount)
+                    .ok_or(StateError::Overflow("counter add"))?;
+                Written::Set(C::Value::from_counter(n))
+            }
+        };
+        self.locals[i].write = write;
+        Ok(())
+    }
+
+    fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
+        let i = self.local(key, Need::Add)?;
+        self.counter_key(i)?;
+        // A subtraction may fail below zero: it reads (and is validated).
+        let n = self
+            .counter_now(i)?
+            .checked_sub(amount)
+            .ok_or(StateError::Underflow("counter sub"))?;
+        self.locals[i].write = Written::Set(C::Value::from_counter(n));
+        Ok(())
+    }
+
+    fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), R::Error> {
+        add_sum(&mut self.sums, slot, amount)
+    }
+}
+
+/// Speculates `tx` on `table` (`None`: it met an error; it will run again).
+fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
+    chain: &C,
+    block: &C::Block,
+    tx: &C::Tx,
+    table: &HashTable<Entry<C::Key, C::Value>>,
+    reader: &R,
+) -> Option<Speculation<C>> {
+    let mut view = SpecView::<C, R> {
+        table,
+        reader,
+        accesses: chain.accesses(tx),
+        locals: Vec::with_capacity(8),
+        index: HashTable::new(),
+        sums: [0; MAX_SUMS],
+    };
+    let status = chain.execute(block, tx, false, &mut view).ok()?;
+    Some(Speculation {
+        status,
+        locals: view.locals,
+        sums: view.sums,
+    })
+}
+
+/// Whether every first read of `spec` equals the overlay's current value.
+fn valid<C: Chain, R: Reader<C::Key, C::Value>>(
+    run: &mut InOrder<'_, C, R>,
+    spec: &Speculation<C>,
+) -> StateResult<bool, R::Error> {
+    for l in &spec.locals {
+        if let Some(seen) = &l.read {
+            if run.current(&l.key, l.hash, seen)? != seen {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Runs the block on the optimistic path (see the module docs), on the
+/// current rayon pool. Nothing is written anywhere.
+pub(crate) fn run<C, R, T>(
+    chain: &C,
+    block: &C::Block,
+    txs: &[T],
+    reader: &R,
+    scratch: &mut SeqScratch<C::Key, C::Value>,
+    counts: &mut Counts,
+) -> StateResult<Executed<C>, R::Error>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx> + Sync,
+{
+    let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
+    let mut next = 0;
+    let mut chunk = FIRST_CHUNK;
+    while next < txs.len() {
+        if counts.bounded {
+            for tx in &txs[next..] {
+                run.execute(tx.borrow())?;
+            }
+            break;
+        }
+        let end = txs.len().min(next + chunk);
+        let specs: Vec<Option<Speculation<C>>> = {
+            let table = run.table();
+            txs[next..end]
+                .par_iter()
+                .with_max_len(4)
+                .map(|tx| speculate(chain, block, tx.borrow(), table, reader))
+                .collect()
+        };
+        counts.speculated += end - next;
+        let mut again = 0;
+        for (tx, spec) in txs[next..end].iter().zip(specs) {
+            match spec {
+                Some(spec) => {
+                    counts.validations += 1;
+                    if valid(&mut run, &spec)? {
+                        let writes = spec.locals.into_iter().filter_map(|l| {
+                            let applied = match l.write {
+                                Written::Nothing => return None,
+                                Written::Set(v) => Applied::Set(v),
+                                Written::Add(a) => Applied::Add(a),
+                            };
+                            Some((l.key, l.hash, applied))
+                        });
+                        run.apply(writes, &spec.sums, spec.status)?;
+                        continue;
+                    }
+                    again += 1;
+                }
+                None => again += 1,
+            }
+            run.execute(tx.borrow())?;
+        }
+        counts.reexecuted += again;
+        // Mostly executed again: the rest of the block (if any) in order.
+        if again * 2 > end - next && end < txs.len() {
+            counts.bounded = true;
+        }
+        next = end;
+        chunk = (chunk * 2).min(MAX_CHUNK);
+    }
+    run.finish()
+}
