@@ -8,7 +8,9 @@
 //! without signature verification (for parallel: plan, execute, change set),
 //! and the parallel phases. `PAR_EXTRA=k` runs the parallel path k more
 //! times before each measured run (its workers then start warm, as in a
-//! stream of blocks); `UNGUARDED=1` turns the executor's guards off.
+//! stream of blocks); `UNGUARDED=1` turns the executor's guards off;
+//! `BLOCK=n` measures the n-th block of the chain; `SCHEDULER=optimistic`
+//! (or `batches`) picks the parallel executor's scheduler.
 
 use std::time::{Duration, Instant};
 
@@ -26,23 +28,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reps: usize = arg(3, "200").parse()?;
     let threads: usize = arg(4, "2").parse()?;
 
+    // `BLOCK=n` measures the chain's n-th block (1-based; the earlier ones
+    // are applied first): the contract workloads deploy in block 1.
+    let at: usize = std::env::var("BLOCK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let chain = generate(&GeneratorConfig {
         workload,
         accounts,
         txs_per_block,
-        blocks: 1,
+        blocks: at,
         seed: 1,
     })?;
-    let block = &chain.blocks[0];
     let mut storage = MemoryStorage::new();
     init_genesis(&mut storage, &chain.genesis)?;
+    let applier = tos_parallel::Blockchain::new(storage, tos_parallel::ExecutionConfig::default())?;
+    for earlier in &chain.blocks[..at - 1] {
+        applier.add_new_block(earlier)?;
+    }
+    let storage = applier.storage().clone();
+    let block = &chain.blocks[at - 1];
     let pre = locate_block(&storage, block)?;
     let checked = check_block(block, &pre, None, None)?;
     let config = EngineConfig {
         costly_reads: false,
         ..EngineConfig::default()
     };
-    let mut ex = SpecExecutor::new(threads, config)?;
+    let scheduler = std::env::var("SCHEDULER").unwrap_or_else(|_| "graph".into());
+    let mut ex = SpecExecutor::new(
+        threads,
+        EngineConfig {
+            scheduler: scheduler.parse()?,
+            ..config
+        },
+    )?;
     if std::env::var("UNGUARDED").is_ok() {
         ex = ex.always_parallel();
     }

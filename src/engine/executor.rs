@@ -267,6 +267,7 @@ impl<C: Chain> Executor<C> {
             threads: self.threads(),
             guards,
             reads_costly: self.config.costly_reads,
+            optimistic: self.config.scheduler == Scheduler::Optimistic,
         }
     }
 
@@ -310,10 +311,14 @@ impl<C: Chain> Executor<C> {
             let policy = self.policy(guards);
             // One thread: nothing to overlap, so the calling thread runs
             // the sequential engine, exactly as the sequential path.
-            if let Some(reason) = decide(&policy, Facts::Block { txs: txs.len() }) {
+            let open = txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open());
+            let facts = Facts::Block {
+                txs: txs.len(),
+                open,
+            };
+            if let Some(reason) = decide(&policy, facts) {
                 return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
             }
-            let open = txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open());
             if open || self.config.scheduler == Scheduler::Optimistic {
                 return self.optimistic(chain, block, txs, reader);
             }

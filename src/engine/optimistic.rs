@@ -4,20 +4,25 @@
 //!
 //! # The algorithm
 //! The block runs in *chunks* of consecutive transactions (32, then
-//! doubling up to [`MAX_CHUNK`]). For each chunk:
+//! four times larger up to [`MAX_CHUNK`]: each chunk costs the pool's
+//! workers a wake-up). For each chunk:
 //! 1. **Speculate** (on the pool, in parallel): every transaction of the
 //!    chunk runs against the overlay as the previous chunks left it
 //!    ([`InOrder::table`], read-only while the chunk speculates), through a
-//!    [`SpecView`] that records the *first* value it reads of each key (an
-//!    absent key as `None`, a counter included) and keeps every write
+//!    [`SpecView`] that records how it *first* read each key (the overlay
+//!    entry's version: how many times the block wrote it so far; or, for a
+//!    key the overlay lacks, the reader's value, an absent key as `None`,
+//!    a counter included) and keeps every write
 //!    local: a final value, or, for adds to a counter it never read, their
 //!    sum (so that credits to one account do not conflict). A transaction
 //!    sees one value per key (its first read, then its own writes), never
 //!    two versions of one key. A speculation that meets any error is
 //!    dropped.
 //! 2. **Validate and commit, in block order** (on the calling thread):
-//!    transaction `i` is valid when every value it first read equals the
-//!    overlay's current value of that key. If so its writes, block sums and
+//!    transaction `i` is valid when no key it read was written since it
+//!    read it: each overlay key is at the version it saw, each key it read
+//!    from the reader still unwritten (versions only grow, so an equal
+//!    version is an unchanged value). If so its writes, block sums and
 //!    status are applied as they are ([`InOrder::apply`]); if not (or its
 //!    speculation was dropped), it is executed again, on the overlay itself
 //!    ([`InOrder::execute`]), exactly as the sequential engine runs it.
@@ -33,8 +38,10 @@
 //! validated, the overlay holds the sequential state after transaction
 //! `i - 1`. A chain's rules are a deterministic function of the values
 //! their reads return (the [`Chain`] contract), and a speculation's reads
-//! return either a recorded first read or the transaction's own writes.
-//! So if every first read equals the current value, running `i` now would
+//! return either a first read's value (the overlay, unchanged during the
+//! chunk, or the recorded reader value) or the transaction's own writes.
+//! If no key it read was written since (its version unchanged, or still
+//! unwritten), every first read equals the current value, and running `i` now would
 //! make the same reads, return the same values, take the same branches,
 //! and make the same writes, sums and status: applying the speculation is
 //! running it. An add to a counter the transaction never read commutes
@@ -102,13 +109,23 @@ enum Written<V> {
     Add(u64),
 }
 
+/// How a speculation first read a key (its read set).
+#[derive(Clone, Debug)]
+enum Seen<V> {
+    /// From the overlay, at this version (the value is read again from the
+    /// overlay, unchanged during the chunk, when needed: no copy kept).
+    Overlay(u64),
+    /// From the reader (the overlay lacked the key): this value.
+    Reader(Option<V>),
+}
+
 /// One key a speculation touched.
 #[derive(Clone, Debug)]
 struct Local<K, V> {
     key: K,
     hash: u64,
-    /// The value first read (the read set), if it read the key.
-    read: Option<Option<V>>,
+    /// How it first read the key, if it read it.
+    read: Option<Seen<V>>,
     /// What it wrote.
     write: Written<V>,
 }
@@ -174,17 +191,20 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         Ok(i)
     }
 
-    /// The value the key held before this transaction (recorded on first use).
+    /// The value the key held before this transaction (its first read
+    /// recorded: the overlay's version, or the reader's value).
     fn base(&mut self, i: usize) -> StateResult<Option<C::Value>, R::Error> {
         let l = &mut self.locals[i];
-        if let Some(v) = &l.read {
+        match &l.read {
+            Some(Seen::Reader(v)) => return Ok(v.clone()),
+            Some(Seen::Overlay(_)) | None => {}
+        }
+        if let Some((v, version)) = lookup(self.table, &l.key, l.hash) {
+            l.read = Some(Seen::Overlay(version));
             return Ok(v.clone());
         }
-        let v = match lookup(self.table, &l.key, l.hash) {
-            Some(v) => v.clone(),
-            None => self.reader.read(&l.key).map_err(StateError::Read)?,
-        };
-        l.read = Some(v.clone());
+        let v = self.reader.read(&l.key).map_err(StateError::Read)?;
+        l.read = Some(Seen::Reader(v.clone()));
         Ok(v)
     }
 
@@ -310,16 +330,21 @@ fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
     })
 }
 
-/// Whether every first read of `spec` equals the overlay's current value.
+/// Whether every key `spec` read is still as it saw it (same overlay
+/// version, or still never written); a key read from the reader that the
+/// overlay lacks is moved into it (taken out of `spec`).
 fn valid<C: Chain, R: Reader<C::Key, C::Value>>(
     run: &mut InOrder<'_, C, R>,
-    spec: &Speculation<C>,
+    spec: &mut Speculation<C>,
 ) -> StateResult<bool, R::Error> {
-    for l in &spec.locals {
-        if let Some(seen) = &l.read {
-            if run.current(&l.key, l.hash, seen)? != seen {
-                return Ok(false);
-            }
+    for l in &mut spec.locals {
+        let holds = match l.read.take() {
+            None => true,
+            Some(Seen::Overlay(version)) => run.holds(&l.key, l.hash, Some(version), || None)?,
+            Some(Seen::Reader(value)) => run.holds(&l.key, l.hash, None, || value)?,
+        };
+        if !holds {
+            return Ok(false);
         }
     }
     Ok(true)
@@ -363,9 +388,9 @@ where
         let mut again = 0;
         for (tx, spec) in txs[next..end].iter().zip(specs) {
             match spec {
-                Some(spec) => {
+                Some(mut spec) => {
                     counts.validations += 1;
-                    if valid(&mut run, &spec)? {
+                    if valid(&mut run, &mut spec)? {
                         let writes = spec.locals.into_iter().filter_map(|l| {
                             let applied = match l.write {
                                 Written::Nothing => return None,
@@ -389,7 +414,7 @@ where
             counts.bounded = true;
         }
         next = end;
-        chunk = (chunk * 2).min(MAX_CHUNK);
+        chunk = (chunk * 4).min(MAX_CHUNK);
     }
     run.finish()
 }

@@ -13,6 +13,7 @@
 //! | block | mode `sequential` | [`PathReason::SequentialMode`] | the node asked for it |
 //! | block | fewer than `min_txs_for_parallel` transactions | [`PathReason::SmallBlock`] | a pool hand-off costs more than a small block's execution (default 20) |
 //! | block | one worker thread | [`PathReason::OneThread`] | nothing can overlap; the calling thread verifies and runs the sequential engine (a one-thread pool measured 4-12% slower) |
+//! | block | a transaction with open accesses (scheduler not `Optimistic`) | [`PathReason::Undeclared`] | the optimistic path, the only parallel road for such a block, measured slower than the sequential engine (`token` 0.64x at 2 threads: benches/README.md) |
 //! | sample (first 64 txs) | fewer than 8 distinct keys per thread, or fewer than 1.5 per transaction ([`MIN_KEYS_PER_TX_TENTHS`]) | [`PathReason::FewKeys`] | a small state is hot and cheap to execute, and its transactions contend: the plan costs more than it saves (`uniform` over 10 and 30 accounts: 0.51x and 0.46x on the parallel engine) |
 //! | sample | critical path over 90% of the sample, where reads are cheap | [`PathReason::SerialGraph`] | a serial block gains nothing from a plan; on RocksDB the batched prefetch still pays (`chain`: 1.76x execute phase), so there it goes on |
 //! | plan (whole block) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above; the block then runs in order on the plan's cells (already loaded) |
@@ -54,6 +55,14 @@ pub enum PathReason {
     SerialGraph,
     /// No guard fired: the parallel engine ran the block.
     Parallel,
+    /// A transaction of the block has open accesses (keys found only by
+    /// running it: contract calls), and the guards are on: the block runs
+    /// in order, because the optimistic path (the only parallel road for
+    /// such a block) measured slower than the sequential engine on every
+    /// contract workload (benches/README.md). With the guards off (verify
+    /// mode's parallel side, tests, fuzzing) and under
+    /// `Scheduler::Optimistic`, it takes the optimistic path.
+    Undeclared,
     /// The optimistic path re-executed more than half the transactions of
     /// a chunk (they depend on each other: one hot contract), so the rest
     /// of the block ran in order on its overlay, without speculation.
@@ -71,6 +80,7 @@ impl PathReason {
             PathReason::SerialGraph => "serial-graph",
             PathReason::Parallel => "parallel",
             PathReason::Aborts => "aborts",
+            PathReason::Undeclared => "undeclared",
         }
     }
 }
@@ -105,6 +115,9 @@ pub struct Policy {
     /// Whether storage reads are costly enough that planning pays even for
     /// a serial block (the batched prefetch).
     pub reads_costly: bool,
+    /// The executor's scheduler is `Optimistic`: blocks with open accesses
+    /// take the optimistic path even with the guards on.
+    pub optimistic: bool,
 }
 
 /// The shape of a dependency graph: of the sample, or of the whole block.
@@ -121,10 +134,13 @@ pub struct Shape {
 /// What is known about a block when [`decide`] is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Facts {
-    /// Before anything ran: the number of transactions.
+    /// Before anything ran: the number of transactions, and whether one
+    /// of them has open accesses.
     Block {
         /// Transactions in the block.
         txs: usize,
+        /// Whether a transaction's accesses are open.
+        open: bool,
     },
     /// Before planning: the graph of the block's first [`GUARD_SAMPLE`]
     /// transactions (coverage assumed for every repeated sender).
@@ -146,13 +162,15 @@ pub fn decide(policy: &Policy, facts: Facts) -> Option<PathReason> {
             || s.distinct_keys * 10 < s.txs * MIN_KEYS_PER_TX_TENTHS
     };
     match facts {
-        Facts::Block { txs } => {
+        Facts::Block { txs, open } => {
             if policy.sequential_mode {
                 Some(PathReason::SequentialMode)
             } else if txs < policy.min_txs_for_parallel {
                 Some(PathReason::SmallBlock)
             } else if policy.guards && policy.threads <= 1 {
                 Some(PathReason::OneThread)
+            } else if policy.guards && open && !policy.optimistic {
+                Some(PathReason::Undeclared)
             } else {
                 None
             }
@@ -180,6 +198,7 @@ mod tests {
             threads: 2,
             guards,
             reads_costly: false,
+            optimistic: false,
         }
     }
 
@@ -191,17 +210,44 @@ mod tests {
             ..p
         };
         assert_eq!(
-            decide(&seq, Facts::Block { txs: 100 }),
+            decide(
+                &seq,
+                Facts::Block {
+                    txs: 100,
+                    open: false
+                }
+            ),
             Some(PathReason::SequentialMode)
         );
         assert_eq!(
-            decide(&p, Facts::Block { txs: 19 }),
+            decide(
+                &p,
+                Facts::Block {
+                    txs: 19,
+                    open: false
+                }
+            ),
             Some(PathReason::SmallBlock)
         );
-        assert_eq!(decide(&p, Facts::Block { txs: 20 }), None);
+        assert_eq!(
+            decide(
+                &p,
+                Facts::Block {
+                    txs: 20,
+                    open: false
+                }
+            ),
+            None
+        );
         let one = Policy { threads: 1, ..p };
         assert_eq!(
-            decide(&one, Facts::Block { txs: 20 }),
+            decide(
+                &one,
+                Facts::Block {
+                    txs: 20,
+                    open: false
+                }
+            ),
             Some(PathReason::OneThread)
         );
         let shape = |txs, critical_path, distinct_keys| Shape {
@@ -237,16 +283,52 @@ mod tests {
     }
 
     #[test]
+    fn open_blocks_run_in_order_with_the_guards_on_only() {
+        let open = Facts::Block {
+            txs: 1000,
+            open: true,
+        };
+        assert_eq!(decide(&policy(true), open), Some(PathReason::Undeclared));
+        assert_eq!(decide(&policy(false), open), None);
+        let optimistic = Policy {
+            optimistic: true,
+            ..policy(true)
+        };
+        assert_eq!(decide(&optimistic, open), None);
+        // One thread comes first.
+        let one = Policy {
+            threads: 1,
+            ..policy(true)
+        };
+        assert_eq!(decide(&one, open), Some(PathReason::OneThread));
+    }
+
+    #[test]
     fn guards_off_only_mode_and_size_count() {
         let p = Policy {
             threads: 1,
             ..policy(false)
         };
         assert_eq!(
-            decide(&p, Facts::Block { txs: 1 }),
+            decide(
+                &p,
+                Facts::Block {
+                    txs: 1,
+                    open: false
+                }
+            ),
             Some(PathReason::SmallBlock)
         );
-        assert_eq!(decide(&p, Facts::Block { txs: 20 }), None);
+        assert_eq!(
+            decide(
+                &p,
+                Facts::Block {
+                    txs: 20,
+                    open: false
+                }
+            ),
+            None
+        );
         let tiny = Shape {
             txs: 64,
             critical_path: 64,

@@ -191,11 +191,14 @@ impl<S: Storage> Blockchain<S> {
             threads: self.executor.threads(),
             guards: self.config.guards,
             reads_costly: self.config.costly_reads,
+            optimistic: self.config.scheduler == crate::Scheduler::Optimistic,
         };
         let decided = decide(
             &policy,
             Facts::Block {
                 txs: block.txs().len(),
+                // Known once the block is checked: the executor decides on it.
+                open: false,
             },
         );
         let run = match (decided, self.config.mode) {

@@ -414,10 +414,18 @@ pub fn assert_equivalent<S: StateRead + Clone>(
         assert!(seq.outcome.same_result(&par.outcome));
         assert_eq!(seq.changes, par.changes);
         assert_eq!(seq.meta, par.meta);
-        let one_guarded = ex.config().guards && ex.threads() == 1;
-        if has_invocation(block) && !one_guarded {
-            // Open accesses: the optimistic path, on every executor but a
-            // guarded one-thread one (which runs the block in order).
+        if has_invocation(block) && ex.config().guards {
+            // Open accesses, guards on: in order, and said why.
+            let stats = &par.outcome.stats;
+            assert!(!stats.parallel_engine, "{stats:?}");
+            let why = if ex.threads() == 1 {
+                tos_parallel::PathReason::OneThread
+            } else {
+                tos_parallel::PathReason::Undeclared
+            };
+            assert_eq!(stats.reason, why);
+        } else if has_invocation(block) {
+            // Open accesses, guards off: the optimistic path.
             let stats = &par.outcome.stats;
             assert!(stats.parallel_engine, "{stats:?}");
             assert_eq!(stats.path, ExecutionPath::Optimistic);

@@ -13,11 +13,11 @@
 //!   parallel ones (2 and 4 threads, each with the speed guards on and off)
 //!   must agree on every status, total and written key, or reject the
 //!   block with the same index and code. The unguarded executors must have
-//!   run every accepted block without an invocation on the parallel
-//!   engine, and every executor every accepted block with one on the
-//!   optimistic path (both asserted), so the check never compares the
-//!   sequential engine with itself unknowingly; [`ExecutionCheck`] says
-//!   what the engines saw.
+//!   run every accepted block on the parallel engine, a block with an
+//!   invocation on its optimistic path, and the guarded ones a block with
+//!   an invocation in order for `undeclared` (all asserted), so the check
+//!   never compares the sequential engine with itself unknowingly;
+//!   [`ExecutionCheck`] says what the engines saw.
 
 use std::sync::OnceLock;
 
@@ -83,8 +83,8 @@ pub struct ExecutionCheck {
     /// dependency between them, so the scheduler may run them at once);
     /// at least two transactions, so nothing trivially serial.
     pub concurrent_blocks: usize,
-    /// Accepted blocks holding an invocation, each run by every executor on
-    /// the optimistic path (asserted).
+    /// Accepted blocks holding an invocation, each run by the unguarded
+    /// executors on the optimistic path (asserted).
     pub contract_blocks: usize,
     /// Of those, blocks where an executor's optimistic path executed a
     /// transaction again (a validation caught a changed read).
@@ -186,8 +186,12 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
                     assert!(diffs.is_empty(), "{} threads: {}", ex.threads(), diffs[0]);
                     assert_eq!(s.changes, p.changes);
                     let stats = &p.outcome.stats;
-                    if invokes {
-                        // Open accesses: the optimistic path, on every executor.
+                    if invokes && ex.config().guards {
+                        // Open accesses, guards on: in order, and said why.
+                        assert!(!stats.parallel_engine, "{stats:?}");
+                        assert_eq!(stats.reason, tos_parallel::PathReason::Undeclared);
+                    } else if invokes {
+                        // Open accesses, guards off: the optimistic path.
                         assert!(
                             stats.parallel_engine && stats.path == ExecutionPath::Optimistic,
                             "{:?}",
