@@ -670,8 +670,22 @@ fn v2_vectors_replay_exactly_through_the_cli() {
     let blocks_file = vectors.join("blocks.jsonl");
     for (k, args) in [
         vec!["--mode", "sequential"],
-        vec!["--mode", "parallel", "--threads", "2", "--min-txs-for-parallel", "1"],
-        vec!["--mode", "verify", "--threads", "2", "--min-txs-for-parallel", "1"],
+        vec![
+            "--mode",
+            "parallel",
+            "--threads",
+            "2",
+            "--min-txs-for-parallel",
+            "1",
+        ],
+        vec![
+            "--mode",
+            "verify",
+            "--threads",
+            "2",
+            "--min-txs-for-parallel",
+            "1",
+        ],
         vec!["--mode", "parallel", "--threads", "2", "--admit-ahead", "1"],
     ]
     .into_iter()
