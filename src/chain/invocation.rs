@@ -115,7 +115,7 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
             if stored {
                 self.view.set(
                     &StateKey::Slot(contract, Hash(slot)),
-                    StateValue::Word(bytes_of(&word)),
+                    StateValue::Word(std::sync::Arc::new(bytes_of(&word))),
                 )?;
             }
         }

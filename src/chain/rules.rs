@@ -271,7 +271,10 @@ fn apply_effects<V: View<StateKey, StateValue>>(
             let id = tx
                 .deployed_contract()
                 .ok_or(StateError::Invariant("a deploy without a contract id"))?;
-            view.set(&StateKey::Code(id), StateValue::Code(Arc::from(&code[..])))?;
+            view.set(
+                &StateKey::Code(id),
+                StateValue::Code(Arc::new(code.clone())),
+            )?;
         }
         Payload::InvokeContract { .. } => {
             return Err(StateError::Invariant("an invocation outside invoke()"));

@@ -221,10 +221,13 @@ pub enum StateValue {
     /// An energy state.
     Energy(Arc<EnergyState>),
     /// A contract's code (shared: every invocation reads it whole).
-    Code(Arc<[u8]>),
+    /// Behind one thin pointer, as the word: a `StateValue` stays 16 bytes,
+    /// the size every engine table and cell is laid out for (inline, the
+    /// word made it 40 and the sequential engine 20-30% slower).
+    Code(Arc<Vec<u8>>),
     /// A contract slot's word, 32 big-endian bytes (the zero word is kept
     /// as a version: it hides an older non-zero word).
-    Word([u8; 32]),
+    Word(Arc<[u8; 32]>),
 }
 
 /// One contract as a state dump shows it (SPEC v2 §7).
@@ -383,9 +386,10 @@ pub(crate) fn apply_to_snapshot(
 ) -> Result<(), crate::StorageError> {
     match (key, value) {
         (StateKey::Code(c), StateValue::Code(code)) => {
-            snapshot.contracts.entry(*c).or_default().code = code.to_vec();
+            snapshot.contracts.entry(*c).or_default().code = Arc::unwrap_or_clone(code);
         }
         (StateKey::Slot(c, slot), StateValue::Word(word)) => {
+            let word = *word;
             if word != [0u8; 32] {
                 snapshot
                     .contracts

@@ -27,12 +27,12 @@ pub(super) fn decode_value(cf: Cf, bytes: &[u8]) -> Result<StateValue, StorageEr
         Cf::Multisig => StateValue::Multisig(decode_multisig(bytes)?.map(Arc::new)),
         Cf::Energy => StateValue::Energy(Arc::new(decode_energy(bytes)?)),
         // Any length: stored code was checked when it was deployed.
-        Cf::Code => StateValue::Code(Arc::from(bytes)),
+        Cf::Code => StateValue::Code(Arc::new(bytes.to_vec())),
         Cf::Slot => {
             let mut r = Reader::new(cf.name(), bytes);
             let word = r.array::<32>()?;
             r.finish()?;
-            StateValue::Word(word)
+            StateValue::Word(Arc::new(word))
         }
         Cf::Meta | Cf::Info | Cf::Changes => {
             return Err(StorageError::Corrupt {
