@@ -1141,6 +1141,7 @@ fn main() {
     let genesis = LedgerState::genesis(workload.accounts(), GENESIS_BALANCE);
     let (mut par_state, mut seq_state) = (genesis.clone(), genesis);
     let (mut par_time, mut seq_time) = (Duration::ZERO, Duration::ZERO);
+    let mut guarded_time = Duration::ZERO;
     let mut orphans: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut proven = 0;
     let mut guarded_paths: BTreeMap<String, usize> = BTreeMap::new();
@@ -1170,9 +1171,11 @@ fn main() {
             .expect("sequential execution");
         seq_time += start.elapsed();
 
+        let start = Instant::now();
         let node = guarded
             .execute(&ledger, &generated.block, &txs, &par_state)
             .expect("guarded execution");
+        guarded_time += start.elapsed();
         let path = format!("{} ({})", node.stats.path.name(), node.stats.reason.name());
         *guarded_paths.entry(path).or_default() += 1;
         assert_eq!(node.statuses, seq.statuses, "guarded statuses");
@@ -1220,5 +1223,10 @@ fn main() {
     println!(
         "token_ledger: with the speed guards on (a node's executor), the blocks ran: {}",
         paths.join(", ")
+    );
+    println!(
+        "token_ledger: guarded executor {:.2} ms, sequential engine {:.2} ms",
+        guarded_time.as_secs_f64() * 1e3,
+        seq_time.as_secs_f64() * 1e3
     );
 }

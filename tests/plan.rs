@@ -38,9 +38,12 @@ fn keys_edges_and_coverage_of_a_small_block() {
     assert_eq!(st.covered, 0);
 }
 
-/// The in-order guards: blocks without useful parallelism (two accounts, a
-/// chain, one hot sender) run in order, a disjoint block runs on the graph, `always_parallel`
-/// never runs in order; every result equals the sequential one.
+/// The static in-order guards: blocks without useful parallelism (two
+/// accounts, a chain, one hot sender) run in order, a disjoint block runs
+/// on the graph, `always_parallel` never runs in order; every result
+/// equals the sequential one. Each block on a fresh executor: the static
+/// guards decide an executor's first block of a size class (later ones
+/// follow its measurements, `calibration.rs`, tested there).
 #[test]
 fn guards_pick_the_path_and_never_change_the_result() {
     use tos_parallel::{ExecutionPath, PathReason, StateWrite};
@@ -74,8 +77,6 @@ fn guards_pick_the_path_and_never_change_the_result() {
             PathReason::FewKeys,
         ),
     ];
-    let executors = executors(&[2]);
-    let (guarded, forced) = (&executors[0], &executors[1]);
     for (workload, accounts, want, reason) in cases {
         let chain = generate(&GeneratorConfig {
             workload,
@@ -88,7 +89,9 @@ fn guards_pick_the_path_and_never_change_the_result() {
         let mut storage = tos_parallel::MemoryStorage::new();
         tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
         for block in &chain.blocks {
-            let seq = assert_equivalent(&storage, block, &executors);
+            let seq = assert_equivalent(&storage, block, &executors(&[2]));
+            let fresh = executors(&[2]);
+            let (guarded, forced) = (&fresh[0], &fresh[1]);
             let g = run_parallel(guarded, &storage, block);
             assert_eq!(g.outcome.stats.path, want, "{workload}");
             assert_eq!(g.outcome.stats.reason, reason, "{workload}");

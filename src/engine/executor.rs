@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::calibration::{Advice, Calibration};
 use super::cells::{Resolve, Sums, TxView};
 use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
 use super::optimistic;
@@ -180,6 +181,8 @@ pub struct Executor<C: Chain> {
     config: EngineConfig,
     /// Reused allocations; a block running while another holds them gets fresh ones.
     scratch: Mutex<Box<Scratch<C>>>,
+    /// What this executor measured of its own blocks (guards on only).
+    calibration: Calibration,
 }
 
 impl<C: Chain> std::fmt::Debug for Executor<C> {
@@ -218,6 +221,7 @@ impl<C: Chain> Executor<C> {
             pool,
             config,
             scratch: Mutex::new(Box::default()),
+            calibration: Calibration::default(),
         }
     }
 
@@ -322,7 +326,33 @@ impl<C: Chain> Executor<C> {
             if open || self.config.scheduler == Scheduler::Optimistic {
                 return self.optimistic(chain, block, txs, reader);
             }
-            self.parallel(chain, block, txs, reader, &policy)
+            if !policy.guards {
+                return self.parallel(chain, block, txs, reader, &policy);
+            }
+            // Guards on: what this executor measured on blocks of this size
+            // (`calibration.rs`), else the static guards; then measured.
+            let start = Instant::now();
+            let out = match self.calibration.advise(txs.len()) {
+                Advice::Static => self.parallel(chain, block, txs, reader, &policy)?,
+                Advice::InOrder => self.sequential(
+                    chain,
+                    block,
+                    txs,
+                    reader,
+                    ExecutionPath::InOrder,
+                    PathReason::Measured,
+                )?,
+                Advice::Parallel => {
+                    let unguarded = Policy {
+                        guards: false,
+                        ..policy
+                    };
+                    self.parallel(chain, block, txs, reader, &unguarded)?
+                }
+            };
+            self.calibration
+                .record(txs.len(), !out.stats.parallel_engine, start.elapsed());
+            Ok(out)
         })
     }
 

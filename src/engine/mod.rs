@@ -14,7 +14,10 @@
 //!    (at admission: [`VerificationCache`], `cache.rs`).
 //! 2. **Path** (`policy.rs`): one function decides, from the block, a
 //!    sample of its first transactions and then its plan, whether the
-//!    block runs in order (and why) or on the parallel engine.
+//!    block runs in order (and why) or on the parallel engine; with the
+//!    guards on, once the executor has measured both ways on blocks of the
+//!    block's size (`calibration.rs`), the faster way runs instead, the
+//!    other re-probed now and then.
 //! 3. **Team** (`team.rs`): the calling thread works from the first instant
 //!    and `threads - 1` helper jobs on the pool join it; every phase hands
 //!    out its work in claimed pieces, so a helper that wakes late delays
@@ -56,6 +59,7 @@
 //! `verify.rs`.
 
 mod cache;
+mod calibration;
 mod cells;
 mod contract;
 mod executor;

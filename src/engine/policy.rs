@@ -24,6 +24,14 @@
 //! of. Its own bound (a chunk that mostly aborts: the rest in order) is
 //! reported as [`PathReason::Aborts`].
 //!
+//! With the guards on, past the block-level guards, the executor's own
+//! measurements (`calibration.rs`) take over from the sample and plan
+//! guards once it has timed both ways on blocks of the block's size: the
+//! way measured faster runs ([`PathReason::Measured`] when it is in
+//! order), the other is probed again after 16 blocks, then 32, ... 512
+//! while it keeps losing. The static guards below are the prior: they
+//! decide each size class's first block.
+//!
 //! After the plan, the graph's critical path is not known yet: the engine
 //! finds the levels while the transactions run (`run.rs`), and a serial
 //! graph costs the graph scheduler little (each transaction releases the
@@ -55,6 +63,12 @@ pub enum PathReason {
     SerialGraph,
     /// No guard fired: the parallel engine ran the block.
     Parallel,
+    /// The executor measured, on its recent blocks of this size, the
+    /// sequential engine faster than the parallel engine
+    /// (`calibration.rs`): in order. (When it measured the parallel engine
+    /// faster, the static sample and plan guards are skipped and the
+    /// reason is [`PathReason::Parallel`].)
+    Measured,
     /// A transaction of the block has open accesses (keys found only by
     /// running it: contract calls), and the guards are on: the block runs
     /// in order, because the optimistic path (the only parallel road for
@@ -80,6 +94,7 @@ impl PathReason {
             PathReason::SerialGraph => "serial-graph",
             PathReason::Parallel => "parallel",
             PathReason::Aborts => "aborts",
+            PathReason::Measured => "measured",
             PathReason::Undeclared => "undeclared",
         }
     }

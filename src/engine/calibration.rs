@@ -1,0 +1,278 @@
+//! Measured path choice: what the executor learned from the node's own
+//! blocks (issue: a guard tuned to one chain's costs made another chain's
+//! node three times slower).
+//!
+//! For each block-size class (`log2` of the transaction count) the
+//! executor keeps the measured time per transaction of the two ways it can
+//! run a block: in order (the sequential engine) and on the parallel
+//! engine. [`Calibration::advise`] then says:
+//! * nothing ([`Advice::Static`]) until one way was measured: the static
+//!   guards of `policy.rs` decide, and whatever ran is measured;
+//! * the way not measured yet, once (a *probe*);
+//! * then the way measured faster (in order unless the parallel engine is
+//!   at least 3% faster: ties go to the way with no fixed costs), probing
+//!   the other way again after `probe_every` blocks of the class: 16 at
+//!   first, doubled after every probe that lost (up to 512), back to 16
+//!   after one that won. A chain on which one way loses pays for it on at
+//!   most 1 block in 16, then 1 in 512.
+//!
+//! Only speed depends on it: both ways give the same result, so any
+//! advice, from any interleaving, is correct. The state is plain data
+//! behind one mutex, taken twice per block (advise, record) by the thread
+//! executing the block; no ordering of those sections can yield a wrong
+//! result, only a different (valid) path, which is why it has no loom
+//! model. Guards off (verify mode's parallel side, `always_parallel`,
+//! tests, fuzzing), it is never consulted.
+
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// Block-size classes: `log2` of the transaction count, capped.
+const CLASSES: usize = 25;
+
+/// Blocks of a class between two probes, at first and at most.
+pub(crate) const PROBE_FIRST: u32 = 16;
+/// The longest wait between two probes.
+pub(crate) const PROBE_MAX: u32 = 512;
+
+/// Weight of a new measurement in a way's estimate.
+const WEIGHT: f64 = 0.3;
+
+/// The parallel engine is preferred when it measured under this fraction
+/// of the in-order time (ties go in order: no fixed costs).
+const PARALLEL_EDGE: f64 = 0.97;
+
+/// What the executor should do with a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Advice {
+    /// No measurement yet: the static guards decide.
+    Static,
+    /// In order (measured faster, or a probe).
+    InOrder,
+    /// On the parallel engine, static guards skipped (measured faster, or
+    /// a probe).
+    Parallel,
+}
+
+/// A way's measured time per transaction.
+#[derive(Clone, Copy, Debug, Default)]
+struct Estimate {
+    /// Nanoseconds per transaction (an exponentially weighted mean).
+    ns_per_tx: f64,
+    /// Measurements taken.
+    samples: u32,
+}
+
+impl Estimate {
+    fn add(&mut self, ns_per_tx: f64) {
+        self.ns_per_tx = if self.samples == 0 {
+            ns_per_tx
+        } else {
+            self.ns_per_tx + WEIGHT * (ns_per_tx - self.ns_per_tx)
+        };
+        self.samples = self.samples.saturating_add(1);
+    }
+}
+
+/// One block-size class.
+#[derive(Clone, Copy, Debug)]
+struct Class {
+    in_order: Estimate,
+    parallel: Estimate,
+    /// Blocks of the class before the next probe.
+    until_probe: u32,
+    /// What `until_probe` restarts from.
+    probe_every: u32,
+    /// The way the advice in flight probes (`Some(true)`: in order).
+    probing: Option<bool>,
+}
+
+impl Default for Class {
+    fn default() -> Self {
+        Class {
+            in_order: Estimate::default(),
+            parallel: Estimate::default(),
+            until_probe: PROBE_FIRST,
+            probe_every: PROBE_FIRST,
+            probing: None,
+        }
+    }
+}
+
+impl Class {
+    /// The way measured faster (`true`: in order), once both were measured.
+    fn preferred(&self) -> Option<bool> {
+        (self.in_order.samples > 0 && self.parallel.samples > 0)
+            .then(|| self.parallel.ns_per_tx >= self.in_order.ns_per_tx * PARALLEL_EDGE)
+    }
+}
+
+/// The executor's measurements, by block-size class.
+#[derive(Debug, Default)]
+pub(crate) struct Calibration {
+    /// Invariant: only `advise` and `record` touch it, each in one section.
+    classes: Mutex<[Class; CLASSES]>,
+}
+
+fn class_of(txs: usize) -> usize {
+    (usize::BITS - txs.max(1).leading_zeros()) as usize % CLASSES
+}
+
+fn way(in_order: bool) -> Advice {
+    if in_order {
+        Advice::InOrder
+    } else {
+        Advice::Parallel
+    }
+}
+
+impl Calibration {
+    /// What to do with a block of `txs` transactions.
+    pub(crate) fn advise(&self, txs: usize) -> Advice {
+        let mut classes = self.classes.lock();
+        let c = &mut classes[class_of(txs)];
+        c.probing = None;
+        match (c.in_order.samples, c.parallel.samples) {
+            (0, 0) => Advice::Static,
+            (_, 0) => {
+                c.probing = Some(false);
+                Advice::Parallel
+            }
+            (0, _) => {
+                c.probing = Some(true);
+                Advice::InOrder
+            }
+            _ => {
+                let in_order = c.preferred().unwrap_or(true);
+                if c.until_probe == 0 {
+                    c.probing = Some(!in_order);
+                    way(!in_order)
+                } else {
+                    c.until_probe -= 1;
+                    way(in_order)
+                }
+            }
+        }
+    }
+
+    /// Records that a block of `txs` transactions ran in order
+    /// (`in_order`) or on the parallel engine, taking `elapsed`.
+    pub(crate) fn record(&self, txs: usize, in_order: bool, elapsed: Duration) {
+        let ns_per_tx = elapsed.as_nanos() as f64 / txs.max(1) as f64;
+        let mut classes = self.classes.lock();
+        let c = &mut classes[class_of(txs)];
+        let before = c.preferred();
+        if in_order {
+            c.in_order.add(ns_per_tx);
+        } else {
+            c.parallel.add(ns_per_tx);
+        }
+        if let (Some(probed), Some(was)) = (c.probing.take(), before) {
+            if probed == in_order {
+                // A probe of the way that was not preferred: did it win?
+                let won = c.preferred() != Some(was);
+                c.probe_every = if won {
+                    PROBE_FIRST
+                } else {
+                    (c.probe_every * 2).min(PROBE_MAX)
+                };
+                c.until_probe = c.probe_every;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Runs `blocks` blocks of `txs` with the given costs per way; returns
+    /// how many ran in order and how many in parallel (the first one as
+    /// the static guards choose: `static_in_order`).
+    fn drive(blocks: usize, txs: usize, in_order_ms: u32, parallel_ms: u32) -> (usize, usize) {
+        let cal = Calibration::default();
+        let (mut seq, mut par) = (0, 0);
+        for _ in 0..blocks {
+            let in_order = match cal.advise(txs) {
+                Advice::Static => false,
+                Advice::InOrder => true,
+                Advice::Parallel => false,
+            };
+            let cost = if in_order { in_order_ms } else { parallel_ms };
+            cal.record(txs, in_order, MS * cost);
+            if in_order {
+                seq += 1
+            } else {
+                par += 1
+            }
+        }
+        (seq, par)
+    }
+
+    #[test]
+    fn no_measurement_leaves_it_to_the_static_guards_then_probes_the_other_way() {
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, false, MS * 7);
+        assert_eq!(cal.advise(1000), Advice::InOrder, "the other way, once");
+        cal.record(1000, true, MS * 2);
+        assert_eq!(cal.advise(1000), Advice::InOrder, "then the faster one");
+        // Another size class knows nothing yet.
+        assert_eq!(cal.advise(10), Advice::Static);
+    }
+
+    #[test]
+    fn a_losing_parallel_engine_runs_on_few_blocks_and_fewer_over_time() {
+        // The token ledger's shape: parallel 3.5x slower.
+        let (seq, par) = drive(1000, 2000, 2, 7);
+        // Static first block, then probes after 16, 32, 64, 128, 256, 512.
+        assert!(par <= 8, "{par} parallel blocks of 1000");
+        assert_eq!(seq + par, 1000);
+    }
+
+    #[test]
+    fn a_winning_parallel_engine_is_kept_whatever_the_static_guards_said() {
+        // Static guards chose in order (few keys) but parallel is faster.
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, true, MS * 5);
+        assert_eq!(cal.advise(1000), Advice::Parallel, "probe");
+        cal.record(1000, false, MS * 3);
+        let parallel = (0..100)
+            .filter(|_| {
+                let a = cal.advise(1000);
+                let in_order = a == Advice::InOrder;
+                cal.record(1000, in_order, MS * if in_order { 5 } else { 3 });
+                a == Advice::Parallel
+            })
+            .count();
+        assert!(parallel >= 94, "{parallel} of 100 on the parallel engine");
+    }
+
+    #[test]
+    fn ties_go_in_order_and_a_change_of_costs_is_followed() {
+        let (seq, par) = drive(200, 1000, 5, 5);
+        assert!(
+            seq >= 190,
+            "{seq} in order of 200 at equal cost ({par} parallel)"
+        );
+        // Costs that flip: parallel becomes faster; the next probe finds it.
+        let cal = Calibration::default();
+        let mut parallel_late = 0;
+        for b in 0..300 {
+            let in_order = match cal.advise(1000) {
+                Advice::Static => true,
+                a => a == Advice::InOrder,
+            };
+            let (s, p) = if b < 100 { (2, 7) } else { (7, 2) };
+            cal.record(1000, in_order, MS * if in_order { s } else { p });
+            if b >= 250 && !in_order {
+                parallel_late += 1;
+            }
+        }
+        assert_eq!(parallel_late, 50, "the flipped costs were found and kept");
+    }
+}
