@@ -9,12 +9,20 @@
 //! * nothing ([`Advice::Static`]) until one way was measured: the static
 //!   guards of `policy.rs` decide, and whatever ran is measured;
 //! * the way not measured yet, once (a *probe*);
-//! * then the way measured faster (in order unless the parallel engine is
-//!   at least 3% faster: ties go to the way with no fixed costs), probing
-//!   the other way again after `probe_every` blocks of the class: 16 at
-//!   first, doubled after every probe that lost (up to 512), back to 16
-//!   after one that won. A chain on which one way loses pays for it on at
-//!   most 1 block in 16, then 1 in 512.
+//! * then the static guards' way (the *default*: what they chose for the
+//!   class's first block) unless the other way measured at least
+//!   [`MARGIN`] times faster per transaction, probing the way not taken
+//!   again after `probe_every` blocks of the class: 16 at first, doubled
+//!   after every probe that lost (up to 512), back to 16 after one that
+//!   won. A chain on which one way loses pays for it on at most 1 block in
+//!   16, then 1 in 512.
+//!
+//! The margin: estimates come from different blocks, whose costs drift (a
+//! database growing, caches warming, a mix of payloads): measured on
+//! `mixed` blocks over RocksDB, a plain "faster estimate wins" flipped a
+//! chain the parallel engine runs 1.3-1.5x faster to in order. The
+//! motivating chains lose or gain far more than that (the token ledger's
+//! parallel engine: 3.5x slower).
 //!
 //! Only speed depends on it: both ways give the same result, so any
 //! advice, from any interleaving, is correct. The state is plain data
@@ -39,9 +47,9 @@ pub(crate) const PROBE_MAX: u32 = 512;
 /// Weight of a new measurement in a way's estimate.
 const WEIGHT: f64 = 0.3;
 
-/// The parallel engine is preferred when it measured under this fraction
-/// of the in-order time (ties go in order: no fixed costs).
-const PARALLEL_EDGE: f64 = 0.97;
+/// How much faster per transaction the way the static guards did not
+/// choose must measure to be taken instead.
+pub(crate) const MARGIN: f64 = 1.25;
 
 /// What the executor should do with a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +94,9 @@ struct Class {
     probe_every: u32,
     /// The way the advice in flight probes (`Some(true)`: in order).
     probing: Option<bool>,
+    /// The static guards' way for the class (`true`: in order), from its
+    /// first block.
+    default_in_order: Option<bool>,
 }
 
 impl Default for Class {
@@ -96,15 +107,23 @@ impl Default for Class {
             until_probe: PROBE_FIRST,
             probe_every: PROBE_FIRST,
             probing: None,
+            default_in_order: None,
         }
     }
 }
 
 impl Class {
-    /// The way measured faster (`true`: in order), once both were measured.
+    /// The way to take (`true`: in order), once both were measured: the
+    /// default, unless the other measured [`MARGIN`] times faster.
     fn preferred(&self) -> Option<bool> {
-        (self.in_order.samples > 0 && self.parallel.samples > 0)
-            .then(|| self.parallel.ns_per_tx >= self.in_order.ns_per_tx * PARALLEL_EDGE)
+        if self.in_order.samples == 0 || self.parallel.samples == 0 {
+            return None;
+        }
+        let (s, p) = (self.in_order.ns_per_tx, self.parallel.ns_per_tx);
+        Some(match self.default_in_order {
+            Some(false) => p > s * MARGIN,
+            _ => p * MARGIN >= s,
+        })
     }
 }
 
@@ -162,6 +181,9 @@ impl Calibration {
         let ns_per_tx = elapsed.as_nanos() as f64 / txs.max(1) as f64;
         let mut classes = self.classes.lock();
         let c = &mut classes[class_of(txs)];
+        if c.default_in_order.is_none() {
+            c.default_in_order = Some(in_order);
+        }
         let before = c.preferred();
         if in_order {
             c.in_order.add(ns_per_tx);
@@ -253,11 +275,22 @@ mod tests {
     }
 
     #[test]
-    fn ties_go_in_order_and_a_change_of_costs_is_followed() {
+    fn the_static_way_stays_unless_the_other_is_clearly_faster() {
+        // The static guards chose parallel (drive's first block); in order
+        // measures 20% faster: within the margin, parallel stays.
+        let (seq, par) = drive(200, 1000, 5, 6);
+        assert!(par >= 190, "{par} parallel of 200 ({seq} in order)");
+        // 50% faster: in order is taken.
+        let (seq, par) = drive(200, 1000, 4, 6);
+        assert!(seq >= 190, "{seq} in order of 200 ({par} parallel)");
+    }
+
+    #[test]
+    fn ties_keep_the_static_way_and_a_change_of_costs_is_followed() {
         let (seq, par) = drive(200, 1000, 5, 5);
         assert!(
-            seq >= 190,
-            "{seq} in order of 200 at equal cost ({par} parallel)"
+            par >= 190,
+            "{par} parallel of 200 at equal cost ({seq} in order)"
         );
         // Costs that flip: parallel becomes faster; the next probe finds it.
         let cal = Calibration::default();
@@ -273,6 +306,9 @@ mod tests {
                 parallel_late += 1;
             }
         }
-        assert_eq!(parallel_late, 50, "the flipped costs were found and kept");
+        assert!(
+            parallel_late >= 45,
+            "{parallel_late} of the last 50 blocks parallel: the flipped costs were found and kept"
+        );
     }
 }

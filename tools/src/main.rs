@@ -58,7 +58,10 @@ enum Command {
         /// Blocks with fewer transactions run sequentially.
         #[arg(long, default_value_t = 20)]
         min_txs_for_parallel: usize,
-        /// graph (no barriers) or batches (a barrier between conflict-free batches).
+        /// graph (no barriers), batches (a barrier between conflict-free
+        /// batches) or optimistic (every block speculated, then validated in
+        /// block order; blocks with contract calls take it whatever this says
+        /// when the guards are off or in verify mode).
         #[arg(long, default_value = "graph")]
         scheduler: Scheduler,
         /// Write per-block results (SPEC §7 JSON Lines) to this file.
@@ -95,7 +98,9 @@ enum Command {
     },
     /// Write genesis.json and blocks.jsonl of a deterministic workload.
     Generate {
-        /// uniform, disjoint, hot-receiver\[:H\], hot-sender, chain or mixed.
+        /// uniform, disjoint, hot-receiver\[:H\], hot-sender, chain, mixed,
+        /// token, auction or contracts-mixed (the last three deploy their
+        /// contracts in block 1).
         #[arg(long, default_value = "uniform")]
         workload: Kind,
         /// Funded accounts.
@@ -117,7 +122,7 @@ enum Command {
     /// Benchmark sequential against parallel execution (same run, alternating,
     /// medians over blocks) and print a table (or JSON lines with --json).
     Bench {
-        /// Workloads to run (comma separated).
+        /// Workloads to run (comma separated; any `generate --workload`).
         #[arg(long, value_delimiter = ',', default_value = "uniform,mixed")]
         workload: Vec<Kind>,
         /// Funded accounts.
@@ -136,7 +141,8 @@ enum Command {
         /// (reopened before every timed execution).
         #[arg(long, value_delimiter = ',', default_value = "memory,rocks")]
         storage: Vec<StorageKind>,
-        /// Schedulers (comma separated): graph, batches.
+        /// Schedulers (comma separated): graph, batches, optimistic (the same
+        /// blocks through the dependency graph and through the optimistic road).
         #[arg(long, value_delimiter = ',', default_value = "graph")]
         scheduler: Vec<Scheduler>,
         /// checked: every timed run checks every transaction (Ed25519
