@@ -49,7 +49,10 @@
 //!    writes local; then, in block order, each is validated (its first
 //!    reads equal the current state) and applied, or executed again on the
 //!    sequential overlay. A block that keeps aborting finishes in order.
-//!    The module's docs give the correctness argument.
+//!    The module's docs give the correctness argument. It runs with the
+//!    guards off and under `Scheduler::Optimistic`; with the guards on an
+//!    open block runs in order (`PathReason::Undeclared`: the optimistic
+//!    path measured slower than the sequential engine, benches/README.md).
 //!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
 //! through a view on a plain overlay, loaded with every declared key in one
