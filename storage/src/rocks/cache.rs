@@ -30,12 +30,10 @@
 //!   happen after that write's first bump, and the re-check would not load
 //!   `g`. Invariant: an entry tagged with an even `g` is exactly the latest
 //!   version of its key (or its absence) in the state of generation `g`.
-//! * Write-through. A committer holds `write_lock` and `&mut self` (no reader
-//!   uses this clone meanwhile). Let `g0` (even) be the generation it loads
-//!   under the lock before writing. By the invariant, a cache with `gen == g0`
-//!   holds entries of exactly state `g0`; inserting the committed values gives
-//!   entries of the state after the commit, whose generation is `g0 + 2`, so it
-//!   sets `gen = g0 + 2`. A cache that was not current is cleared instead.
+//! * A commit writes nothing into any cache (not even the committing
+//!   clone's): it bumps `generation`, so every cache, the committer's
+//!   included, is cleared when next used (the committing clone is not the
+//!   one an executor reads: a node executes each block on a fresh clone).
 //! * Entries hold the LATEST version overall (or "never written"), so an entry
 //!   with version `v` answers any read at `T >= v`; a read below `v` goes to the
 //!   database and is not cached.
@@ -47,7 +45,7 @@ use lru::LruCache;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::schema::Cf;
-use crate::{ChangeSet, StateKey, StateValue, StorageError, TopoHeight};
+use crate::{StateKey, StateValue, StorageError, TopoHeight};
 
 /// A cached key: `None` if the key was never written, else its latest version and value.
 pub(super) type Entry = Option<(TopoHeight, StateValue)>;
@@ -158,45 +156,5 @@ impl Caches {
                 .put(*key, latest.clone());
         }
         Ok(latest.map(|(_, v)| v))
-    }
-
-    /// After a successful commit that produced generation `new_gen` from
-    /// `old_gen` (the caller holds the write lock and `&mut` of the clone):
-    /// inserts the committed values into the caches that were current,
-    /// clears the others.
-    pub(super) fn write_through(
-        &mut self,
-        capacity: Option<NonZeroUsize>,
-        changes: &ChangeSet,
-        old_gen: u64,
-        new_gen: u64,
-    ) {
-        let t = changes.topoheight;
-        let mut current = [false; Cf::VERSIONED.len()];
-        for (i, cache) in self.kinds.iter_mut().enumerate() {
-            let state = cache.state.get_mut();
-            current[i] = state.gen == old_gen && capacity.is_some();
-            if !current[i] {
-                if let Some(lru) = state.lru.as_mut() {
-                    lru.clear();
-                }
-            }
-            state.gen = new_gen;
-        }
-        let Some(capacity) = capacity else {
-            return;
-        };
-        for (key, value) in changes.iter() {
-            let cf = super::schema::locate(key).0;
-            let i = cf.id() as usize % Cf::VERSIONED.len();
-            if current[i] {
-                self.kinds[i]
-                    .state
-                    .get_mut()
-                    .lru
-                    .get_or_insert_with(|| LruCache::new(capacity))
-                    .put(*key, Some((t, value.clone())));
-            }
-        }
     }
 }

@@ -9,6 +9,16 @@ use crate::{
     StorageError,
 };
 
+/// Appends the stored encoding of `value` to `out`.
+pub(super) fn encode_value_into(value: &StateValue, out: &mut Vec<u8>) {
+    match value {
+        StateValue::Counter(n) => out.extend_from_slice(&n.to_be_bytes()),
+        StateValue::Code(code) => out.extend_from_slice(code),
+        StateValue::Word(word) => out.extend_from_slice(&word[..]),
+        other => out.extend_from_slice(&encode_value(other)),
+    }
+}
+
 /// The stored encoding of `value` (checked against its key by `check.rs`).
 pub(super) fn encode_value(value: &StateValue) -> Vec<u8> {
     match value {

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -26,10 +26,11 @@ use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, ReadOptions, W
 use self::cache::Caches;
 use self::codec::{
     decode_changes, decode_meta, decode_params, decode_u64, decode_value, encode_meta,
-    encode_params, encode_value, push_change,
+    encode_params, encode_value_into, push_change,
 };
 use self::schema::{
-    locate, split_versioned_key, state_key, versioned_key, Cf, INFO_PARAMS, INFO_TOP,
+    locate, split_versioned_key, state_key, versioned_key, versioned_key_on_stack, Cf, INFO_PARAMS,
+    INFO_TOP,
 };
 use self::store::Shared;
 use crate::check::{check_commit, check_init, check_rewind};
@@ -233,7 +234,7 @@ impl RocksStorage {
 
     /// Writes `changes` (and `meta`, the `changes` index, the new top and,
     /// at genesis, `params`) in one batch, under the write lock the caller
-    /// holds, then writes the values through this clone's caches.
+    /// holds.
     fn write_state(
         &mut self,
         changes: &ChangeSet,
@@ -255,18 +256,22 @@ impl RocksStorage {
         ];
         // In key order: a change set comes in no particular order, and
         // RocksDB inserts a sorted batch into its memtables faster (each
-        // insert starts next to the last).
-        let mut puts: Vec<(u8, Vec<u8>, &StateValue)> = changes
-            .iter()
-            .map(|(key, value)| {
-                let (cf, prefix) = locate(key);
-                push_change(&mut index, cf, prefix.as_bytes());
-                (cf.id(), versioned_key(prefix.as_bytes(), t), value)
-            })
-            .collect();
-        puts.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (cf, key, value) in puts {
-            batch.put_cf(handles[cf as usize], key, encode_value(value));
+        // insert starts next to the last). `StateKey`'s order is the
+        // database's (column families in `Cf::id` order, then the prefix's
+        // bytes; one version for the whole batch), so the entries are
+        // sorted as they are, by reference, and each key is built on the
+        // stack and each value in one reused buffer (the batch copies
+        // both): no allocation per write.
+        let mut puts: Vec<&(StateKey, StateValue)> = changes.iter().collect();
+        puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut value = Vec::with_capacity(64);
+        for (key, v) in puts {
+            let (cf, prefix) = locate(key);
+            push_change(&mut index, cf, prefix.as_bytes());
+            let (buf, n) = versioned_key_on_stack(prefix.as_bytes(), t);
+            value.clear();
+            encode_value_into(v, &mut value);
+            batch.put_cf(handles[cf.id() as usize], &buf[..n], &value);
         }
         batch.put_cf(shared.cf(Cf::Meta)?, t.to_be_bytes(), encode_meta(meta));
         batch.put_cf(shared.cf(Cf::Changes)?, t.to_be_bytes(), index);
@@ -275,11 +280,12 @@ impl RocksStorage {
         if let Some(params) = params {
             batch.put_cf(info_cf, INFO_PARAMS, encode_params(params));
         }
-        // Stable and even: only writers change it, and the caller holds the write lock.
-        let old_gen = shared.generation.load(Ordering::Acquire);
-        let new_gen = shared.write(batch)?;
-        self.caches
-            .write_through(shared.cache_capacity, changes, old_gen, new_gen);
+        // No write-through into this clone's caches: the clone a node
+        // commits through is not the one its executor reads (every block
+        // reads on a fresh clone), and copying every value of a block into
+        // an LRU (a clone and an insert per write) was work no read used.
+        // The new generation clears them when next used.
+        shared.write(batch)?;
         Ok(())
     }
 
