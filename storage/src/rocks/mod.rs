@@ -263,7 +263,7 @@ impl RocksStorage {
         // stack and each value in one reused buffer (the batch copies
         // both): no allocation per write.
         let mut puts: Vec<&(StateKey, StateValue)> = changes.iter().collect();
-        puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        puts.sort_unstable_by_key(|entry| entry.0);
         let mut value = Vec::with_capacity(64);
         for (key, v) in puts {
             let (cf, prefix) = locate(key);
