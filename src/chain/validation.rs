@@ -216,7 +216,7 @@ pub fn accesses_of(tx: &Transaction, spending: &Spending) -> Accesses<StateKey> 
             a.push(StateKey::Code(id), Mode::Write);
         }
         Payload::InvokeContract { contract, .. } => {
-            a.push(StateKey::Balance(src, NATIVE_ASSET), Mode::Write);
+            // Its native balance is declared above (the fee is native).
             a.push(StateKey::Code(*contract), Mode::Read);
             a.set_open();
         }

@@ -329,7 +329,7 @@ impl<'a, V: Value> CellAt<'a, V> {
     ) -> StateResult<(), E> {
         match self {
             CellAt::Counter(c, s) => c.apply(*s, me, exclusive, sub, amount),
-            CellAt::Record(_) => Err(StateError::NotCounter(format!("{key:?} is a record"))),
+            CellAt::Record(_) => Err(super::sequential::record_key(key)),
         }
     }
 }

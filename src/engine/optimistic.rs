@@ -74,7 +74,8 @@ use super::contract::{
 };
 use super::outcome::Executed;
 use super::sequential::{
-    add_sum, counter_of, lookup, resolve, Applied, Entry, InOrder, Need, SeqScratch,
+    add_sum, counter_of, lookup, minus, plus, record_key, resolve, settable, Applied, Entry,
+    InOrder, Need, SeqScratch,
 };
 
 /// The first chunk's size: small, so a block that keeps aborting is found
@@ -217,10 +218,8 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
                 let a = *a;
                 let base = self.base(i)?;
                 let key = &self.locals[i].key;
-                let n = counter_of::<_, C::Value, R::Error>(key, base.as_ref())?
-                    .checked_add(a)
-                    .ok_or(StateError::Overflow("counter add"))?;
-                let v = C::Value::from_counter(n);
+                let n = counter_of::<_, C::Value, R::Error>(key, base.as_ref())?;
+                let v = C::Value::from_counter(plus(n, a)?);
                 self.locals[i].write = Written::Set(v.clone());
                 Ok(Some(v))
             }
@@ -237,7 +236,7 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         if key.is_counter() {
             Ok(())
         } else {
-            Err(StateError::NotCounter(format!("{key:?} is a record")))
+            Err(record_key(key))
         }
     }
 }
@@ -260,9 +259,7 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SpecView<
 
     fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), R::Error> {
         let i = self.local(key, Need::Write)?;
-        if key.is_counter() && value.as_counter().is_none() {
-            return Err(StateError::NotCounter(format!("{key:?} set to {value:?}")));
-        }
+        settable(key, &value)?;
         self.locals[i].write = Written::Set(value);
         Ok(())
     }
@@ -273,17 +270,8 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SpecView<
         let write = match (&self.locals[i].write, &self.locals[i].read) {
             // Never read: a lazy add, applied to the value at commit.
             (Written::Nothing, None) => Written::Add(amount),
-            (Written::Add(a), _) => Written::Add(
-                a.checked_add(amount)
-                    .ok_or(StateError::Overflow("counter add"))?,
-            ),
-            _ => {
-                let n = self
-                    .counter_now(i)?
-                    .checked_add(amount)
-                    .ok_or(StateError::Overflow("counter add"))?;
-                Written::Set(C::Value::from_counter(n))
-            }
+            (Written::Add(a), _) => Written::Add(plus(*a, amount)?),
+            _ => Written::Set(C::Value::from_counter(plus(self.counter_now(i)?, amount)?)),
         };
         self.locals[i].write = write;
         Ok(())
@@ -293,10 +281,7 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SpecView<
         let i = self.local(key, Need::Add)?;
         self.counter_key(i)?;
         // A subtraction may fail below zero: it reads (and is validated).
-        let n = self
-            .counter_now(i)?
-            .checked_sub(amount)
-            .ok_or(StateError::Underflow("counter sub"))?;
+        let n = minus(self.counter_now(i)?, amount)?;
         self.locals[i].write = Written::Set(C::Value::from_counter(n));
         Ok(())
     }

@@ -154,6 +154,36 @@ pub(crate) fn counter_of<K: std::fmt::Debug, V: Value, E>(
     }
 }
 
+/// `n + amount`, or the overflow every engine reports for a counter add.
+#[inline]
+pub(crate) fn plus<E>(n: u64, amount: u64) -> StateResult<u64, E> {
+    n.checked_add(amount)
+        .ok_or(StateError::Overflow("counter add"))
+}
+
+/// `n - amount`, or the underflow every engine reports for a counter sub.
+#[inline]
+pub(crate) fn minus<E>(n: u64, amount: u64) -> StateResult<u64, E> {
+    n.checked_sub(amount)
+        .ok_or(StateError::Underflow("counter sub"))
+}
+
+/// The error of an add or sub to a record key (every engine reports it
+/// after the declaration check).
+#[cold]
+pub(crate) fn record_key<K: std::fmt::Debug, E>(key: &K) -> StateError<E> {
+    StateError::NotCounter(format!("{key:?} is a record"))
+}
+
+/// Whether `value` may be set on `key`: a counter key takes only counters.
+#[inline]
+pub(crate) fn settable<K: Key, V: Value, E>(key: &K, value: &V) -> StateResult<(), E> {
+    if key.is_counter() && value.as_counter().is_none() {
+        return Err(StateError::NotCounter(format!("{key:?} set to {value:?}")));
+    }
+    Ok(())
+}
+
 /// Adds `amount` to block sum `slot`.
 pub(crate) fn add_sum<E>(
     sums: &mut [u64; MAX_SUMS],
@@ -172,7 +202,7 @@ pub(crate) fn add_sum<E>(
 /// The entry of `key` (hash `hash`) in `table`: found (declared, or
 /// touched earlier in the block), or read now at the block's parent and
 /// inserted unwritten (nothing before it in the block wrote it, or it
-/// would be in the table): an open transaction's undeclared key.
+/// would be in the table): an open transaction's undeclared key. One probe.
 #[cold]
 fn load_entry<'t, C: Chain, R: Reader<C::Key, C::Value>>(
     table: &'t mut HashTable<Entry<C::Key, C::Value>>,
@@ -180,37 +210,33 @@ fn load_entry<'t, C: Chain, R: Reader<C::Key, C::Value>>(
     key: &C::Key,
     hash: u64,
 ) -> StateResult<&'t mut Entry<C::Key, C::Value>, R::Error> {
-    if table.find(hash, |e| e.key == *key).is_none() {
-        let value = reader.read(key).map_err(StateError::Read)?;
-        insert_unwritten::<C, R::Error>(table, key, hash, value)?;
+    match table.entry(hash, |e| e.key == *key, |e| e.hash) {
+        hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
+        hashbrown::hash_table::Entry::Vacant(v) => {
+            let value = reader.read(key).map_err(StateError::Read)?;
+            Ok(v.insert(unwritten::<C, R::Error>(key, hash, value)?)
+                .into_mut())
+        }
     }
-    table
-        .find_mut(hash, |e| e.key == *key)
-        .ok_or(StateError::Invariant("an entry just inserted is missing"))
 }
 
-/// Inserts `key` (absent from `table`) with its block-start `value`, unwritten.
-fn insert_unwritten<C: Chain, E>(
-    table: &mut HashTable<Entry<C::Key, C::Value>>,
+/// The entry of `key` (absent from the overlay) holding its block-start
+/// `value`, unwritten; a counter key must hold a counter (as at preload).
+fn unwritten<C: Chain, E>(
     key: &C::Key,
     hash: u64,
     value: Option<C::Value>,
-) -> StateResult<(), E> {
+) -> StateResult<Entry<C::Key, C::Value>, E> {
     if key.is_counter() {
         counter_of::<_, C::Value, E>(key, value.as_ref())?;
     }
-    table.insert_unique(
+    Ok(Entry {
+        key: key.clone(),
         hash,
-        Entry {
-            key: key.clone(),
-            hash,
-            value,
-            version: 0,
-            slot: 0,
-        },
-        |e| e.hash,
-    );
-    Ok(())
+        value,
+        version: 0,
+        slot: 0,
+    })
 }
 
 /// The view of one transaction (or block hook) on the overlay.
@@ -266,7 +292,7 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
         let e = self.entry(key, Need::Add)?;
         if !e.key.is_counter() {
             // After the declaration check, as the parallel engine's cells.
-            return Err(StateError::NotCounter(format!("{key:?} is a record")));
+            return Err(record_key(key));
         }
         let n = f(counter_of(&e.key, e.value.as_ref())?)?;
         e.value = Some(C::Value::from_counter(n));
@@ -294,26 +320,18 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'
 
     fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), R::Error> {
         let e = self.entry(key, Need::Write)?;
-        if e.key.is_counter() && value.as_counter().is_none() {
-            return Err(StateError::NotCounter(format!("{key:?} set to {value:?}")));
-        }
+        settable(key, &value)?;
         e.value = Some(value);
         e.version += 1;
         Ok(())
     }
 
     fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
-        self.update(key, |n| {
-            n.checked_add(amount)
-                .ok_or_else(|| StateError::Overflow("counter add"))
-        })
+        self.update(key, |n| plus(n, amount))
     }
 
     fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), R::Error> {
-        self.update(key, |n| {
-            n.checked_sub(amount)
-                .ok_or_else(|| StateError::Underflow("counter sub"))
-        })
+        self.update(key, |n| minus(n, amount))
     }
 
     fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), R::Error> {
@@ -387,7 +405,7 @@ where
 
 /// One block on the overlay, in block order: [`InOrder::start`] (preload
 /// and the begin hook), [`InOrder::execute`] per transaction (or, for the
-/// optimistic path, [`InOrder::current`] and [`InOrder::apply`] of a
+/// optimistic path, [`InOrder::holds`] and [`InOrder::apply`] of a
 /// validated speculation), [`InOrder::finish`] (the end hook and the
 /// writes). Invariant: the table holds the state after every transaction
 /// executed or applied so far, i.e. the sequential state at that point.
@@ -466,17 +484,7 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
                 Ok(o.get().version == version.unwrap_or(0))
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
-                let value = block_start();
-                if key.is_counter() {
-                    counter_of::<_, C::Value, R::Error>(key, value.as_ref())?;
-                }
-                v.insert(Entry {
-                    key: key.clone(),
-                    hash,
-                    value,
-                    version: 0,
-                    slot: 0,
-                });
+                v.insert(unwritten::<C, R::Error>(key, hash, block_start())?);
                 // Absent at speculation, absent now: only `None` saw it so.
                 Ok(version.is_none())
             }
@@ -493,20 +501,14 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
         status: Result<(), C::Failure>,
     ) -> StateResult<(), R::Error> {
         for (key, hash, w) in writes {
-            let e = match self.table.entry(hash, |e| e.key == key, |e| e.hash) {
-                hashbrown::hash_table::Entry::Occupied(o) => o.into_mut(),
-                // A key it wrote without reading, that nothing before it touched.
-                hashbrown::hash_table::Entry::Vacant(_) => {
-                    load_entry::<C, R>(self.table, self.reader, &key, hash)?
-                }
-            };
+            // Absent only for a key it wrote without reading, that nothing
+            // before it touched: read then.
+            let e = load_entry::<C, R>(self.table, self.reader, &key, hash)?;
             match w {
                 Applied::Set(v) => e.value = Some(v),
                 Applied::Add(amount) => {
-                    let n = counter_of::<_, C::Value, R::Error>(&e.key, e.value.as_ref())?
-                        .checked_add(amount)
-                        .ok_or(StateError::Overflow("counter add"))?;
-                    e.value = Some(C::Value::from_counter(n));
+                    let n = counter_of::<_, C::Value, R::Error>(&e.key, e.value.as_ref())?;
+                    e.value = Some(C::Value::from_counter(plus(n, amount)?));
                 }
             }
             e.version += 1;

@@ -80,6 +80,19 @@ pub enum Contention {
     Keys(usize),
 }
 
+/// Picks accounts of `n` as `contention` says: in turn (disjoint) or
+/// among the first `k`.
+pub fn picker(contention: Contention, n: usize) -> impl FnMut(&mut ChaCha8Rng) -> usize {
+    let mut next = 0usize;
+    move |rng: &mut ChaCha8Rng| match contention {
+        Contention::Disjoint => {
+            next += 1;
+            (next - 1) % n
+        }
+        Contention::Keys(k) => rng.gen_range(0..k.clamp(2, n)),
+    }
+}
+
 /// Builds a block of `txs` chaotic transactions on `storage`: every type,
 /// correct and wrong nonces, multisig proofs right and wrong, energy fees,
 /// amounts over the balance. Nonces are tracked optimistically within the
@@ -94,17 +107,7 @@ pub fn chaos_block<S: StateRead>(
     let top = storage.top_topoheight().unwrap().unwrap();
     let n = world.pubs.len();
     let mut next_nonce: HashMap<usize, u64> = HashMap::new();
-    let mut disjoint_next = 0usize;
-    let mut pick = |rng: &mut ChaCha8Rng| -> usize {
-        match contention {
-            Contention::Disjoint => {
-                let i = disjoint_next % n;
-                disjoint_next += 1;
-                i
-            }
-            Contention::Keys(k) => rng.gen_range(0..k.clamp(2, n)),
-        }
-    };
+    let mut pick = picker(contention, n);
     let mut out = Vec::with_capacity(txs);
     for _ in 0..txs {
         let i = pick(rng);
@@ -259,16 +262,7 @@ pub fn contract_chaos_block<S: StateRead>(
     let top = storage.top_topoheight().unwrap().unwrap();
     let n = world.pubs.len();
     let mut next_nonce: HashMap<usize, u64> = HashMap::new();
-    let mut disjoint_next = 0usize;
-    let mut pick = |rng: &mut ChaCha8Rng| -> usize {
-        match contention {
-            Contention::Disjoint => {
-                disjoint_next += 1;
-                (disjoint_next - 1) % n
-            }
-            Contention::Keys(k) => rng.gen_range(0..k.clamp(2, n)),
-        }
-    };
+    let mut pick = picker(contention, n);
     let mut out = Vec::with_capacity(txs);
     for _ in 0..txs {
         let i = pick(rng);
