@@ -62,3 +62,19 @@ pub(crate) fn panic_if_marked(hash: &crate::Hash) {
         panic!("fault injection: rule panicked on transaction {hash}");
     }
 }
+
+/// Block writes left before the one that fails (0: none fails).
+static FAIL_WRITE: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes the `n`-th block write from now fail (`1`: the next one) with a
+/// typed storage error, as a full disk would: inline or by the committer
+/// thread, nothing of that block is written. `0` disarms. Process-wide:
+/// a test that arms it must not write blocks of other chains meanwhile.
+pub fn fail_write(n: usize) {
+    FAIL_WRITE.store(n, Ordering::SeqCst);
+}
+
+/// True for the write [`fail_write`] chose (called before every block write).
+pub(crate) fn write_fails() -> bool {
+    FAIL_WRITE.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1)
+}

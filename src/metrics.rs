@@ -15,7 +15,7 @@
 //! | `tos_parallel_cache_hits_total` | counter | | transactions found checked in the verification cache |
 //! | `tos_parallel_cache_misses_total` | counter | | transactions checked at block time |
 //! | `tos_parallel_mismatches_total` | counter | | differences verify mode found between the engines |
-//! | `tos_parallel_phase_seconds` | histogram | `phase` = `verify`, `plan`, `execute`, `commit` | time of each phase of a block |
+//! | `tos_parallel_phase_seconds` | histogram | `phase` = `verify`, `plan`, `execute`, `commit`, `commit_wait` | time of each phase of a block (`commit`: the write, inline or by the committer thread; `commit_wait`: a pipelined block's wait for room in the commit queue) |
 //! | `tos_parallel_critical_path` | histogram | | longest chain of dependent transactions of a planned block |
 //! | `tos_parallel_covered` | histogram | | transactions of covered sender chains in a planned block |
 //! | `tos_parallel_hot_counters` | histogram | | counters striped per worker in a planned block |
@@ -86,6 +86,13 @@ pub fn describe() {
     );
 }
 
+/// Records the committer thread's time writing one block (pipelined
+/// commits: [`record`] then leaves the `commit` phase to it).
+pub fn record_commit(took: std::time::Duration) {
+    metrics::histogram!("tos_parallel_phase_seconds", "phase" => "commit")
+        .record(took.as_secs_f64());
+}
+
 /// Records the stats of one applied block of `txs` transactions.
 pub fn record(stats: &BlockStats, txs: usize) {
     metrics::counter!(
@@ -107,12 +114,19 @@ pub fn record(stats: &BlockStats, txs: usize) {
     metrics::counter!("tos_parallel_cache_hits_total").increment(stats.cache_hits as u64);
     metrics::counter!("tos_parallel_cache_misses_total").increment(stats.cache_misses as u64);
     metrics::counter!("tos_parallel_mismatches_total").increment(stats.mismatches as u64);
+    let inline_commit = (!stats.pipelined).then_some(("commit", stats.commit));
+    let waited = stats
+        .pipelined
+        .then_some(("commit_wait", stats.commit_wait));
     for (phase, time) in [
         ("verify", stats.verify),
         ("plan", stats.plan),
         ("execute", stats.execute),
-        ("commit", stats.commit),
-    ] {
+    ]
+    .into_iter()
+    .chain(inline_commit)
+    .chain(waited)
+    {
         metrics::histogram!("tos_parallel_phase_seconds", "phase" => phase)
             .record(time.as_secs_f64());
     }

@@ -1,12 +1,24 @@
 //! [`Blockchain`]: the API a synchronous node calls, for the SPEC chain.
 //!
-//! The node owns its storage (`RwLock<S>`, no `Arc<S>`). To add a block the
-//! chain takes a cheap clone of the storage under the read lock, checks and
-//! executes on the clone without holding any lock (readers are never
-//! blocked by execution), then takes the write lock only to commit the
-//! change set in one atomic write. A `writer` mutex serialises block
-//! additions and rewinds so the top cannot move between locating a block
-//! and committing it.
+//! The node owns its storage (`RwLock<S>`, no `Arc<S>` on the API). To add
+//! a block the chain takes a cheap clone of the storage under the read
+//! lock, checks and executes on the clone without holding any lock
+//! (readers are never blocked by execution), then commits the change set in
+//! one atomic write (inline under the write lock, or by the committer
+//! thread through its own clone: then no reader waits for a write). A
+//! `writer` mutex serialises block additions, rewinds and recoveries so the
+//! top cannot move between locating a block and committing it.
+//!
+//! The commit pipeline (`ExecutionConfig::pipeline`, on by default): the
+//! write goes to a committer thread (`committer.rs`) and `add_new_block`
+//! returns once the block is queued; the next block executes on the
+//! storage seen through the queued blocks (`overlay.rs`), so the write of
+//! block N overlaps the execution of block N+1. Each block is still one
+//! atomic write with its topoheight, in order: after a crash the storage
+//! holds the state after some whole block and a replay resumes from it.
+//! [`Blockchain::flush`] and [`Blockchain::wait_persisted`] wait for the
+//! writes; a failed write stops the chain ([`BlockError::PersistFailed`])
+//! until [`Blockchain::recover`].
 //!
 //! The mempool side: [`Blockchain::admit`] checks a transaction (every SPEC
 //! §5 check but `reference_in_future`) and keeps it in the verification
@@ -15,7 +27,7 @@
 //! transactions leave the cache.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
@@ -24,17 +36,20 @@ use crate::chain::error::StatelessError;
 use crate::chain::validation::check_admission;
 use crate::engine::policy::{decide, Facts, PathReason, Policy};
 use crate::engine::EngineConfig;
+use crate::node::committer::{write_block, Committer};
 use crate::node::config::{ExecutionConfig, ExecutionMode};
 use crate::node::error::BlockError;
 use crate::node::outcome::BlockOutcome;
+use crate::node::overlay::{Layered, PendingBlock};
 use crate::node::pipeline::{
     execute_block, locate_block, ExecutedBlock, PreState, Run, SpecExecutor, TxCache,
 };
-use crate::{Hash, StateSnapshot, Storage, TopoHeight};
+use crate::{Hash, StateRead, StateSnapshot, Storage, TopoHeight};
 
 /// A chain on storage `S`, executing blocks as its [`ExecutionConfig`] says.
 pub struct Blockchain<S: Storage> {
-    /// The node's storage. Invariant: holds the state after a whole block.
+    /// The node's storage (the committer thread writes through a clone).
+    /// Invariant: holds the state after a whole block.
     storage: RwLock<S>,
     /// Execution settings, fixed at construction.
     config: ExecutionConfig,
@@ -42,8 +57,10 @@ pub struct Blockchain<S: Storage> {
     executor: SpecExecutor,
     /// Admitted transactions; shared with whoever else holds the `Arc`.
     cache: Arc<TxCache>,
-    /// Held for the whole of `add_new_block` and `rewind_to`.
+    /// Held for the whole of `add_new_block`, `rewind_to` and `recover`.
     writer: Mutex<()>,
+    /// The commit pipeline (`None`: blocks are written inline).
+    committer: Option<Committer>,
 }
 
 impl<S: Storage> Blockchain<S> {
@@ -70,12 +87,21 @@ impl<S: Storage> Blockchain<S> {
             ExecutionMode::Sequential => SpecExecutor::on_current_pool(engine),
             _ => SpecExecutor::new(config.effective_threads(), engine)?,
         };
+        let committer = if config.pipeline {
+            Some(
+                Committer::spawn(storage.clone(), config.pipeline_depth)
+                    .map_err(BlockError::CommitterThread)?,
+            )
+        } else {
+            None
+        };
         Ok(Blockchain {
             storage: RwLock::new(storage),
             config,
             executor,
             cache,
             writer: Mutex::new(()),
+            committer,
         })
     }
 
@@ -89,28 +115,99 @@ impl<S: Storage> Blockchain<S> {
         &self.cache
     }
 
-    /// Read access to the storage (holds the read lock while the guard lives).
+    /// Read access to the storage (holds the read lock while the guard
+    /// lives), once every executed block is written: with the commit
+    /// pipeline it first waits for the committer. After a failed write it
+    /// gives the storage as it is (the state after the last written block).
+    /// With the pipeline, blocks added meanwhile by another thread may be
+    /// written while the guard lives (reads at a topoheight are stable).
     pub fn storage(&self) -> RwLockReadGuard<'_, S> {
+        // A failure is reported by `add_new_block` and `flush`; the storage
+        // is whole either way.
+        let _ = self.flush();
         self.storage.read()
     }
 
-    /// Gives the storage back.
-    pub fn into_storage(self) -> S {
+    /// Gives the storage back, once every executed block is written (a
+    /// failed write is logged; the storage then holds the blocks before it).
+    pub fn into_storage(mut self) -> S {
+        // Dropping the committer writes what is pending and joins it.
+        drop(self.committer.take());
         self.storage.into_inner()
     }
 
-    /// The top topoheight (`None` before genesis).
+    /// The chain's top topoheight, executed blocks not yet written
+    /// included (`None` before genesis).
     pub fn top_topoheight(&self) -> Result<Option<TopoHeight>, BlockError> {
+        Ok(self.view()?.top_topoheight()?)
+    }
+
+    /// The top topoheight the storage holds (below [`Self::top_topoheight`]
+    /// while the committer has blocks to write).
+    pub fn persisted_topoheight(&self) -> Result<Option<TopoHeight>, BlockError> {
         Ok(self.storage.read().top_topoheight()?)
     }
 
-    /// The full state at `at` (default: the top).
+    /// Waits until the storage holds every executed block. Returns the
+    /// failure of a write if one stopped the chain. Without the pipeline
+    /// there is never anything to wait for.
+    pub fn flush(&self) -> Result<(), BlockError> {
+        self.wait_persisted(TopoHeight::MAX)
+    }
+
+    /// Waits until the storage holds every executed block up to
+    /// `topoheight`, or returns the failure of a write that stopped the chain.
+    pub fn wait_persisted(&self, topoheight: TopoHeight) -> Result<(), BlockError> {
+        match &self.committer {
+            Some(c) => c.queue.wait_until(topoheight).map_err(persist_failed),
+            None => Ok(()),
+        }
+    }
+
+    /// After [`BlockError::PersistFailed`]: forgets the failure so the chain
+    /// accepts blocks again, from the state the storage holds. Returns that
+    /// top topoheight: the node adds the blocks above it again. Does
+    /// nothing (and returns the top) when no write failed.
+    pub fn recover(&self) -> Result<Option<TopoHeight>, BlockError> {
+        let _writer = self.writer.lock();
+        if let Some(c) = &self.committer {
+            if let Some((topoheight, error)) = c.queue.recover() {
+                log::warn!("recovering from the failed write of block {topoheight}: {error}");
+            }
+        }
+        self.persisted_topoheight()
+    }
+
+    /// The committer thread's time writing the block at `topoheight`, once
+    /// written (pipelined blocks; the last 4,096 writes are kept). `None`
+    /// without the pipeline: the write is then in [`BlockOutcome`]'s
+    /// `stats.commit`.
+    pub fn commit_time(&self, topoheight: TopoHeight) -> Option<Duration> {
+        self.committer
+            .as_ref()
+            .and_then(|c| c.queue.commit_time(topoheight))
+    }
+
+    /// The full state at `at` (default: the top), once every executed
+    /// block is written.
     pub fn snapshot(&self, at: Option<TopoHeight>) -> Result<StateSnapshot, BlockError> {
+        self.flush()?;
         let storage = self.storage.read();
         let top = storage
             .top_topoheight()?
             .ok_or(BlockError::NotInitialized)?;
         Ok(storage.snapshot(at.unwrap_or(top))?)
+    }
+
+    /// The storage seen through the executed blocks not yet written.
+    fn view(&self) -> Result<Layered<S>, BlockError> {
+        let pending = match &self.committer {
+            Some(c) => c.queue.view().map_err(persist_failed)?,
+            None => Vec::new(),
+        };
+        // Pending first, then the storage: a block leaves `pending` only
+        // once written (`overlay.rs` on why the view is exact).
+        Ok(Layered::new(self.storage.read().clone(), pending))
     }
 
     /// Admits a transaction into the verification cache (a node's mempool
@@ -159,16 +256,26 @@ impl<S: Storage> Blockchain<S> {
     /// execution is contained ([`BlockError::Panicked`]); the chain stays usable.
     pub fn add_new_block(&self, block: &Block) -> Result<BlockOutcome, BlockError> {
         let _writer = self.writer.lock();
-        let snapshot = self.storage.read().clone();
-        let pre = locate_block(&snapshot, block)?;
+        let view = self.view()?;
+        let pre = locate_block(&view, block)?;
         let ExecutedBlock {
             mut outcome,
             changes,
             meta,
-        } = self.execute(&snapshot, block, &pre)?;
-        let start = Instant::now();
-        self.storage.write().commit(&changes, &meta)?;
-        outcome.stats.commit = start.elapsed();
+        } = self.execute(&view, block, &pre)?;
+        drop(view);
+        match &self.committer {
+            Some(c) => {
+                let pending = Arc::new(PendingBlock::new(changes, meta));
+                outcome.stats.commit_wait = c.queue.push(pending).map_err(persist_failed)?;
+                outcome.stats.pipelined = true;
+            }
+            None => {
+                let start = Instant::now();
+                write_block(&mut *self.storage.write(), &changes, &meta)?;
+                outcome.stats.commit = start.elapsed();
+            }
+        }
         // Included transactions leave the mempool's cache.
         for hash in block.tx_hashes() {
             self.cache.remove(&hash.0);
@@ -181,7 +288,7 @@ impl<S: Storage> Blockchain<S> {
     /// Checks and executes `block` on `snapshot` at `pre` as the config says.
     fn execute(
         &self,
-        snapshot: &S,
+        snapshot: &Layered<S>,
         block: &Block,
         pre: &PreState,
     ) -> Result<ExecutedBlock, BlockError> {
@@ -213,10 +320,17 @@ impl<S: Storage> Blockchain<S> {
         Ok(out)
     }
 
-    /// Deletes every block above `topoheight` (for reorgs). Clones' caches
+    /// Deletes every block above `topoheight` (for reorgs), executed blocks
+    /// not yet written included (they are written first). Clones' caches
     /// never serve a rewound value afterwards.
     pub fn rewind_to(&self, topoheight: TopoHeight) -> Result<(), BlockError> {
         let _writer = self.writer.lock();
+        self.flush()?;
         Ok(self.storage.write().rewind_to(topoheight)?)
     }
+}
+
+/// The error of a failed write, as the chain reports it.
+fn persist_failed((topoheight, source): (TopoHeight, Arc<crate::StorageError>)) -> BlockError {
+    BlockError::PersistFailed { topoheight, source }
 }

@@ -53,6 +53,17 @@ pub struct ExecutionConfig {
     pub costly_reads: bool,
     /// Entries of the verification cache (`Blockchain::admit`); 0 keeps none.
     pub cache_capacity: usize,
+    /// Whether blocks are written by a committer thread while the next ones
+    /// execute (default on). On, `add_new_block` returns once the block is
+    /// executed and queued: later blocks, reads through the chain and
+    /// verify mode see it at once, the storage holds it once written
+    /// (`Blockchain::flush`, `persisted_topoheight`). Off, each block is
+    /// written before `add_new_block` returns.
+    pub pipeline: bool,
+    /// Blocks that may wait for their write at once when pipelined (at
+    /// least 1; default 2): `add_new_block` waits for room beyond it, so
+    /// memory holds at most this many change sets.
+    pub pipeline_depth: usize,
 }
 
 impl Default for ExecutionConfig {
@@ -65,6 +76,8 @@ impl Default for ExecutionConfig {
             guards: true,
             costly_reads: true,
             cache_capacity: 100_000,
+            pipeline: true,
+            pipeline_depth: 2,
         }
     }
 }

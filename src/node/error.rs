@@ -58,6 +58,22 @@ pub enum BlockError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The committer thread failed to write the block at `topoheight`
+    /// (commit pipeline): the storage holds the state after the block
+    /// before it, and that block and every later unpersisted one were
+    /// dropped. The chain accepts no block until the node calls
+    /// [`crate::Blockchain::recover`] and adds them again.
+    #[error("writing block {topoheight} failed: {source}; the storage holds the blocks before it, later ones were dropped (call Blockchain::recover)")]
+    PersistFailed {
+        /// The block whose write failed.
+        topoheight: TopoHeight,
+        /// The storage's error.
+        #[source]
+        source: std::sync::Arc<StorageError>,
+    },
+    /// The committer thread could not be started.
+    #[error("cannot start the committer thread: {0}")]
+    CommitterThread(#[source] std::io::Error),
     /// The execution thread pool could not be built.
     #[error(transparent)]
     ThreadPool(#[from] PoolError),

@@ -2,9 +2,14 @@
 //! node calls: admission, blocks, rewinds), its configuration, the block
 //! pipeline it runs (`pipeline.rs`: locate, check, run, what is committed),
 //! what a block returns (`outcome.rs`) and why one is refused (`error.rs`).
+//! The commit pipeline: executed blocks wait for their write in a queue
+//! that a committer thread drains (`committer.rs`), and later blocks read
+//! the storage through them (`overlay.rs`).
 
 pub mod blockchain;
+mod committer;
 pub mod config;
 pub mod error;
 pub mod outcome;
+mod overlay;
 pub mod pipeline;

@@ -99,8 +99,17 @@ pub struct BlockStats {
     pub schedule: Duration,
     /// Execution: the reward, every transaction, the fees, the change set.
     pub execute: Duration,
-    /// Commit.
+    /// The write of the block, when it was inline (`pipelined` false);
+    /// zero for a pipelined block, whose write the committer thread times
+    /// ([`crate::Blockchain::commit_time`]).
     pub commit: Duration,
+    /// True when the block was handed to the committer thread (the commit
+    /// pipeline of [`crate::ExecutionConfig::pipeline`]) instead of
+    /// written before `add_new_block` returned.
+    pub pipelined: bool,
+    /// Time `add_new_block` waited for room in the commit queue (its
+    /// back-pressure; zero when not pipelined).
+    pub commit_wait: Duration,
     /// Differences found in verify mode (0 otherwise).
     pub mismatches: usize,
 }

@@ -309,6 +309,11 @@ impl ChangeSet {
         self.parts.iter().flatten()
     }
 
+    /// The writes as they were recorded, part by part.
+    pub fn parts(&self) -> &[Vec<(StateKey, StateValue)>] {
+        &self.parts
+    }
+
     /// Number of writes.
     pub fn len(&self) -> usize {
         self.parts.iter().map(Vec::len).sum()

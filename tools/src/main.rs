@@ -73,9 +73,17 @@ enum Command {
         stats: Option<PathBuf>,
         /// Admit the transactions of the next N blocks into the verification
         /// cache on the pool while a block executes and commits, as a node's
-        /// mempool holds them (0: every transaction is checked at block time).
-        #[arg(long, default_value_t = 0)]
-        admit_ahead: usize,
+        /// mempool holds them (0: every transaction is checked at block time);
+        /// `all`: admit every transaction of the file before the first block
+        /// (timed on a line of its own), so the summary times the block loop
+        /// alone, as a node with a warm mempool runs it.
+        #[arg(long, default_value = "0", value_parser = parse_ahead)]
+        admit_ahead: Ahead,
+        /// on: each block is written by a committer thread while the next
+        /// ones execute (the summary's time includes the final flush); off:
+        /// each block is written before the next executes.
+        #[arg(long, default_value = "on")]
+        pipeline: Switch,
     },
     /// Print the state (SPEC §7 JSON) at the top or at an earlier topoheight.
     Dump {
@@ -207,12 +215,14 @@ fn main() -> ExitCode {
             results,
             stats,
             admit_ahead,
+            pipeline,
         } => {
             let config = ExecutionConfig {
                 mode,
                 min_txs_for_parallel,
                 threads,
                 scheduler,
+                pipeline: pipeline == Switch::On,
                 ..ExecutionConfig::default()
             };
             let outputs = Outputs {
@@ -330,7 +340,44 @@ struct ReplaySummary {
     txs: usize,
     ok: usize,
     mismatches: usize,
+    /// The block loop, the final flush included.
     elapsed: Duration,
+    /// The final flush (pipelined: the writes still queued at the end).
+    flush: Duration,
+    /// Time the loop waited for room in the commit queue.
+    commit_wait: Duration,
+}
+
+/// How far a replay admits transactions ahead of execution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Ahead {
+    /// Nothing: every transaction is checked when its block executes.
+    #[default]
+    None,
+    /// The transactions of the next N blocks, in the background.
+    Blocks(usize),
+    /// Every transaction of the file, before the first block.
+    All,
+}
+
+fn parse_ahead(s: &str) -> Result<Ahead, String> {
+    match s {
+        "all" => Ok(Ahead::All),
+        "0" => Ok(Ahead::None),
+        n => n
+            .parse::<usize>()
+            .map(Ahead::Blocks)
+            .map_err(|_| format!("`{n}`: expected a number of blocks or `all`")),
+    }
+}
+
+/// On or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// What a replay writes (one JSON line per applied block each) and how far
@@ -341,8 +388,8 @@ struct Outputs<'a> {
     results: Option<&'a Path>,
     /// Execution stats ([`stats_line`]).
     stats: Option<&'a Path>,
-    /// Blocks whose transactions are admitted ahead of execution.
-    admit_ahead: usize,
+    /// Transactions admitted ahead of execution.
+    admit_ahead: Ahead,
 }
 
 fn create(path: Option<&Path>) -> Result<Option<std::io::BufWriter<std::fs::File>>, Failure> {
@@ -355,7 +402,7 @@ fn create(path: Option<&Path>) -> Result<Option<std::io::BufWriter<std::fs::File
 }
 
 /// One `--stats` line: how the block ran (README.md documents every field).
-fn stats_line(outcome: &tos_parallel::BlockOutcome) -> String {
+fn stats_line(outcome: &tos_parallel::BlockOutcome) -> serde_json::Value {
     let st = &outcome.stats;
     serde_json::json!({
         "topoheight": outcome.topoheight,
@@ -382,8 +429,9 @@ fn stats_line(outcome: &tos_parallel::BlockOutcome) -> String {
         "schedule_ms": ms(st.schedule),
         "execute_ms": ms(st.execute),
         "commit_ms": ms(st.commit),
+        "pipelined": st.pipelined,
+        "commit_wait_ms": ms(st.commit_wait),
     })
-    .to_string()
 }
 
 fn cmd_replay(
@@ -416,6 +464,14 @@ fn cmd_replay(
             String::new()
         }
     );
+    if config.pipeline {
+        eprintln!(
+            "pipeline on: the loop waited {:.2?} for the committer, the final flush took {:.2?}",
+            summary.commit_wait, summary.flush
+        );
+    } else {
+        eprintln!("pipeline off: each block was written before the next executed");
+    }
     Ok(summary)
 }
 
@@ -438,14 +494,36 @@ fn replay_into<S: Storage>(
         None
     };
     let mut summary = ReplaySummary::default();
-    let start = Instant::now();
     let mut file = read_blocks_file(blocks_path)?;
     // Blocks read but not applied yet, oldest first; every one of them but
     // the next had its transactions handed to admission.
     let mut ahead: VecDeque<(usize, Block)> = VecDeque::new();
     let mut file_done = false;
+    let window = match outputs.admit_ahead {
+        Ahead::None => 0,
+        Ahead::Blocks(n) => n,
+        Ahead::All => {
+            for item in file.by_ref() {
+                ahead.push_back(item?);
+            }
+            file_done = true;
+            let start = Instant::now();
+            let txs = admit_all(chain, &ahead);
+            if !quiet {
+                eprintln!(
+                    "admitted {txs} transaction(s) of {} block(s) ahead in {:.2?}",
+                    ahead.len(),
+                    start.elapsed()
+                );
+            }
+            0
+        }
+    };
+    // Stats lines of pipelined blocks wait for their write's time.
+    let mut unwritten: VecDeque<(u64, serde_json::Value)> = VecDeque::new();
+    let start = Instant::now();
     loop {
-        while !file_done && ahead.len() <= outputs.admit_ahead {
+        while !file_done && ahead.len() <= window {
             match file.next() {
                 Some(item) => {
                     let (line, block) = item?;
@@ -466,11 +544,13 @@ fn replay_into<S: Storage>(
                 summary.txs += outcome.results.len();
                 summary.ok += outcome.ok_count();
                 summary.mismatches += outcome.stats.mismatches;
+                summary.commit_wait += outcome.stats.commit_wait;
                 if let Some(w) = out.as_mut() {
                     writeln!(w, "{}", results_line(&outcome))?;
                 }
                 if let Some(w) = stats_out.as_mut() {
-                    writeln!(w, "{}", stats_line(&outcome))?;
+                    unwritten.push_back((outcome.topoheight, stats_line(&outcome)));
+                    write_stats(chain, w, &mut unwritten, false)?;
                 }
                 if let Some(pb) = &progress {
                     pb.inc(1);
@@ -483,15 +563,26 @@ fn replay_into<S: Storage>(
                 index,
                 error,
             }) => {
+                chain.flush()?;
                 return Err(Failure(format!(
                     "block at topoheight {topoheight} (line {line}) rejected: transaction {index}: {}: {error}",
                     error.code()
-                )))
+                )));
             }
-            Err(e) => return Err(Failure(format!("block at line {line}: {e}"))),
+            Err(e) => {
+                // What was executed before is written before the exit.
+                let _ = chain.flush();
+                return Err(Failure(format!("block at line {line}: {e}")));
+            }
         }
     }
+    let flush = Instant::now();
+    chain.flush()?;
+    summary.flush = flush.elapsed();
     summary.elapsed = start.elapsed();
+    if let Some(w) = stats_out.as_mut() {
+        write_stats(chain, w, &mut unwritten, true)?;
+    }
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -499,6 +590,43 @@ fn replay_into<S: Storage>(
         w.into_inner().map_err(|e| Failure(e.to_string()))?;
     }
     Ok(summary)
+}
+
+/// Admits every transaction of `blocks` on all cores; returns how many.
+fn admit_all<S: Storage>(chain: &Blockchain<S>, blocks: &VecDeque<(usize, Block)>) -> usize {
+    use rayon::prelude::*;
+    let txs: Vec<&[u8]> = blocks
+        .iter()
+        .flat_map(|(_, b)| b.txs().iter().map(|t| &t[..]))
+        .collect();
+    // A transaction that fails a check is not cached: its block checks it
+    // again and rejects it with its code.
+    txs.par_iter().for_each(|tx| {
+        let _ = chain.admit(tx);
+    });
+    txs.len()
+}
+
+/// Writes the stats lines whose block is written (all of them when `all`,
+/// after the flush), with the committer's time as `commit_ms`.
+fn write_stats<S: Storage>(
+    chain: &Blockchain<S>,
+    w: &mut impl Write,
+    unwritten: &mut VecDeque<(u64, serde_json::Value)>,
+    all: bool,
+) -> Result<(), Failure> {
+    while let Some((topoheight, line)) = unwritten.front_mut() {
+        if line["pipelined"] == serde_json::Value::Bool(true) {
+            match chain.commit_time(*topoheight) {
+                Some(took) => line["commit_ms"] = serde_json::json!(ms(took)),
+                None if !all => break,
+                None => {}
+            }
+        }
+        writeln!(w, "{line}")?;
+        unwritten.pop_front();
+    }
+    Ok(())
 }
 
 fn cmd_dump(data_dir: &Path, at: Option<u64>) -> Result<(), Failure> {

@@ -99,27 +99,29 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
         let chain = generate(dir.path(), workload, accounts, "60", "8", "9");
         let mut dumps = Vec::new();
         let mut results = Vec::new();
-        for (mode, threads, ahead) in [
-            ("sequential", "1", "0"),
-            ("parallel", "1", "0"),
-            ("parallel", "2", "0"),
-            ("parallel", "8", "0"),
-            ("verify", "3", "0"),
+        for (mode, threads, ahead, pipeline) in [
+            ("sequential", "1", "0", "on"),
+            ("parallel", "1", "0", "on"),
+            ("parallel", "2", "0", "on"),
+            ("parallel", "8", "0", "on"),
+            ("verify", "3", "0", "on"),
+            // Each block written before the next executes.
+            ("sequential", "1", "0", "off"),
+            ("parallel", "2", "0", "off"),
+            ("verify", "2", "0", "off"),
             // As a node with a mempool: the next blocks' transactions are
-            // admitted into the cache while a block executes.
-            ("sequential", "1", "3"),
-            ("parallel", "2", "2"),
-            ("verify", "2", "1"),
+            // admitted into the cache while a block executes, or all of
+            // them before the first block.
+            ("sequential", "1", "3", "on"),
+            ("parallel", "2", "2", "on"),
+            ("verify", "2", "1", "on"),
+            ("parallel", "2", "all", "on"),
+            ("sequential", "1", "all", "off"),
         ] {
-            let data = dir
-                .path()
-                .join(format!("{workload}-{mode}-{threads}-{ahead}"));
-            let res = dir
-                .path()
-                .join(format!("{workload}-{mode}-{threads}-{ahead}.jsonl"));
-            let stats = dir
-                .path()
-                .join(format!("{workload}-{mode}-{threads}-{ahead}.stats"));
+            let name = format!("{workload}-{mode}-{threads}-{ahead}-{pipeline}");
+            let data = dir.path().join(&name);
+            let res = dir.path().join(format!("{name}.jsonl"));
+            let stats = dir.path().join(format!("{name}.stats"));
             init(&data, &chain);
             let out = ok(&[
                 "replay",
@@ -137,10 +139,19 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
                 s(&stats),
                 "--admit-ahead",
                 ahead,
+                "--pipeline",
+                pipeline,
             ]);
+            let err = String::from_utf8_lossy(&out.stderr);
             if mode == "verify" {
-                let err = String::from_utf8_lossy(&out.stderr);
                 assert!(err.contains(", 0 mismatch(es)"), "{err}");
+            }
+            assert!(err.contains(&format!("pipeline {pipeline}")), "{err}");
+            if ahead == "all" {
+                assert!(
+                    err.contains("admitted 480 transaction(s) of 8 block(s) ahead"),
+                    "{err}"
+                );
             }
             // Which engine ran each block, and why: verify mode always
             // compares against the parallel engine; in parallel mode the
@@ -148,6 +159,11 @@ fn every_mode_gives_byte_identical_dumps_and_results() {
             for line in std::fs::read_to_string(&stats).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 let engine = v["parallel_engine"].as_bool().unwrap();
+                // Pipelined or not, the line carries the block's write time
+                // (the committer's, once written) and the loop's wait.
+                assert_eq!(v["pipelined"], pipeline == "on", "{line}");
+                assert!(v["commit_ms"].as_f64().unwrap() > 0.0, "{line}");
+                assert!(v["commit_wait_ms"].as_f64().unwrap() >= 0.0, "{line}");
                 match mode {
                     "verify" => assert!(engine, "{line}"),
                     "parallel" => assert_eq!(engine, v["reason"] == "parallel", "{line}"),

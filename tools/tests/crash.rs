@@ -1,5 +1,6 @@
 //! Crash safety: `tos-parallel replay` is killed with SIGKILL at random
-//! moments (sequential and parallel mode alternately); after every kill the
+//! moments (sequential and parallel mode alternately, the commit pipeline
+//! on and off, admission ahead or not); after every kill the
 //! data dir must hold exactly the sequential state after some whole block,
 //! and a resumed replay skips the applied blocks and ends at the expected
 //! final state. Run on the `mixed` workload (every v1 payload) and on
@@ -103,6 +104,8 @@ fn sigkill_during_replay(workload: &str, blocks: u64) {
         let mode = if k % 2 == 0 { "sequential" } else { "parallel" };
         // Every other kill of each mode with the next blocks admitted ahead.
         let ahead = if k % 4 < 2 { "0" } else { "2" };
+        // Half of the kills of each of those with the commit pipeline off.
+        let pipeline = if k % 8 < 4 { "on" } else { "off" };
         let mut child = bin()
             .args([
                 "replay",
@@ -118,6 +121,8 @@ fn sigkill_during_replay(workload: &str, blocks: u64) {
                 "1",
                 "--admit-ahead",
                 ahead,
+                "--pipeline",
+                pipeline,
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

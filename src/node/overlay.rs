@@ -1,0 +1,249 @@
+//! Executed but unpersisted blocks, and the state view that reads through
+//! them: what lets [`crate::Blockchain`] execute block N+1 while block N is
+//! still being written (`committer.rs`).
+//!
+//! A [`PendingBlock`] is one block's change set and metadata with an index
+//! by key. A [`Layered`] view is a storage clone plus the pending blocks of
+//! the moment it was made, newest first: a read at topoheight `at` returns
+//! the value of the newest pending block at or below `at` that wrote the
+//! key, else the storage's answer at `at`.
+//!
+//! Why the view is exact while the committer writes under it: the pending
+//! blocks of a view are consecutive and end at the chain's top, and a block
+//! leaves the pending list only after the storage holds it
+//! (`committer.rs`). So for any key, either one of the view's pending
+//! blocks wrote it (and the overlay answers with the newest such value,
+//! which is what the storage holds or will hold at that topoheight), or
+//! none did, and its latest version at or below `at` is at or below the
+//! persisted top: the storage answers it whether or not it has meanwhile
+//! written some of the view's blocks (they do not touch the key). The view
+//! is only made under the chain's writer lock, so no block is added or
+//! rewound while it lives.
+
+use std::sync::Arc;
+
+use ahash::RandomState;
+use hashbrown::HashTable;
+
+use crate::{
+    BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateValue, StorageError, TopoHeight,
+};
+
+/// One executed block waiting for (or in) its write.
+pub(crate) struct PendingBlock {
+    /// Every write of the block, at `changes.topoheight`.
+    pub(crate) changes: ChangeSet,
+    /// Its metadata.
+    pub(crate) meta: BlockMeta,
+    /// (part, index) of each key's write in `changes`, hashed by `hasher`.
+    index: HashTable<(u32, u32)>,
+    /// The index's hasher.
+    hasher: RandomState,
+}
+
+impl PendingBlock {
+    /// Indexes `changes` (each key is written once in a change set).
+    pub(crate) fn new(changes: ChangeSet, meta: BlockMeta) -> Self {
+        let hasher = RandomState::new();
+        let mut index = HashTable::with_capacity(changes.len());
+        for (p, part) in changes.parts().iter().enumerate() {
+            for (i, (key, _)) in part.iter().enumerate() {
+                let hash = hasher.hash_one(key);
+                index.insert_unique(hash, (p as u32, i as u32), |&(p, i)| {
+                    hasher.hash_one(changes.parts()[p as usize][i as usize].0)
+                });
+            }
+        }
+        PendingBlock {
+            changes,
+            meta,
+            index,
+            hasher,
+        }
+    }
+
+    /// The topoheight the block produces.
+    pub(crate) fn topoheight(&self) -> TopoHeight {
+        self.changes.topoheight
+    }
+
+    /// The value the block wrote to `key`, if it wrote it.
+    pub(crate) fn get(&self, key: &StateKey) -> Option<&StateValue> {
+        let parts = self.changes.parts();
+        self.index
+            .find(self.hasher.hash_one(key), |&(p, i)| {
+                parts[p as usize][i as usize].0 == *key
+            })
+            .map(|&(p, i)| &parts[p as usize][i as usize].1)
+    }
+}
+
+/// A storage clone seen through the pending blocks above it (module doc).
+#[derive(Clone)]
+pub(crate) struct Layered<S> {
+    /// The node's storage (a clone sharing its data).
+    base: S,
+    /// Pending blocks, newest first, consecutive, the first at the top.
+    pending: Arc<[Arc<PendingBlock>]>,
+}
+
+impl<S: StateRead> Layered<S> {
+    /// `base` seen through `pending` (newest first).
+    pub(crate) fn new(base: S, pending: Vec<Arc<PendingBlock>>) -> Self {
+        Layered {
+            base,
+            pending: pending.into(),
+        }
+    }
+
+    /// The value of the newest pending block at or below `at` that wrote
+    /// `key`, or `None` when the storage answers.
+    fn overlay(&self, key: &StateKey, at: TopoHeight) -> Option<&StateValue> {
+        self.pending
+            .iter()
+            .filter(|b| b.topoheight() <= at)
+            .find_map(|b| b.get(key))
+    }
+}
+
+impl<S: StateRead> StateRead for Layered<S> {
+    fn top_topoheight(&self) -> Result<Option<TopoHeight>, StorageError> {
+        match self.pending.first() {
+            Some(b) => Ok(Some(b.topoheight())),
+            None => self.base.top_topoheight(),
+        }
+    }
+
+    fn chain_params(&self) -> Result<Option<ChainParams>, StorageError> {
+        self.base.chain_params()
+    }
+
+    fn block_meta(&self, topoheight: TopoHeight) -> Result<Option<BlockMeta>, StorageError> {
+        match self.pending.iter().find(|b| b.topoheight() == topoheight) {
+            Some(b) => Ok(Some(b.meta)),
+            None => self.base.block_meta(topoheight),
+        }
+    }
+
+    fn get(
+        &self,
+        key: &StateKey,
+        topoheight: TopoHeight,
+    ) -> Result<Option<StateValue>, StorageError> {
+        match self.overlay(key, topoheight) {
+            Some(v) => Ok(Some(v.clone())),
+            None => self.base.get(key, topoheight),
+        }
+    }
+
+    fn get_batch(
+        &self,
+        keys: &[&StateKey],
+        topoheight: TopoHeight,
+        out: &mut Vec<Option<StateValue>>,
+    ) -> Result<(), StorageError> {
+        if self.pending.iter().all(|b| b.topoheight() > topoheight) {
+            return self.base.get_batch(keys, topoheight, out);
+        }
+        let start = out.len();
+        let mut misses: Vec<&StateKey> = Vec::new();
+        let mut miss_at: Vec<usize> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match self.overlay(key, topoheight) {
+                Some(v) => out.push(Some(v.clone())),
+                None => {
+                    out.push(None);
+                    misses.push(key);
+                    miss_at.push(start + i);
+                }
+            }
+        }
+        if !misses.is_empty() {
+            let mut loaded = Vec::with_capacity(misses.len());
+            self.base.get_batch(&misses, topoheight, &mut loaded)?;
+            if loaded.len() != misses.len() {
+                return Err(StorageError::Corrupt {
+                    column: "batch",
+                    reason: format!(
+                        "a batch read of {} keys answered {}",
+                        misses.len(),
+                        loaded.len()
+                    ),
+                });
+            }
+            for (slot, value) in miss_at.into_iter().zip(loaded) {
+                out[slot] = value;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hash, MemoryStorage, PublicKey, StateWrite};
+
+    fn meta(n: u8) -> BlockMeta {
+        BlockMeta {
+            hash: Hash([n; 32]),
+            emitted_supply: n as u64,
+            burned_supply: 0,
+        }
+    }
+
+    fn nonce(n: u8) -> StateKey {
+        StateKey::Nonce(PublicKey([n; 32]))
+    }
+
+    /// Storage holds genesis and block 1; blocks 2 and 3 are pending. Every
+    /// read of the view, one by one and in a batch, at every topoheight,
+    /// equals the read of a storage that holds all four.
+    #[test]
+    fn layered_reads_equal_a_storage_holding_the_pending_blocks() {
+        let params = ChainParams {
+            blocks_per_day: 10,
+            genesis_hash: Hash([7; 32]),
+        };
+        let mut genesis = ChangeSet::new(0);
+        genesis.set_nonce(PublicKey([1; 32]), 1);
+        genesis.set_nonce(PublicKey([2; 32]), 1);
+        let mut blocks = Vec::new();
+        for t in 1..=3u64 {
+            let mut c = ChangeSet::new(t);
+            c.set_nonce(PublicKey([t as u8; 32]), 10 + t);
+            c.set_nonce(PublicKey([9; 32]), 20 + t);
+            blocks.push(c);
+        }
+        let mut full = MemoryStorage::new();
+        full.init(&genesis, &meta(0), &params).unwrap();
+        let mut base = MemoryStorage::new();
+        base.init(&genesis, &meta(0), &params).unwrap();
+        for (i, c) in blocks.iter().enumerate() {
+            full.commit(c, &meta(i as u8 + 1)).unwrap();
+        }
+        base.commit(&blocks[0], &meta(1)).unwrap();
+        let pending = vec![
+            Arc::new(PendingBlock::new(blocks[2].clone(), meta(3))),
+            Arc::new(PendingBlock::new(blocks[1].clone(), meta(2))),
+        ];
+        let view = Layered::new(base, pending);
+        assert_eq!(view.top_topoheight().unwrap(), Some(3));
+        let keys: Vec<StateKey> = (1..=9).map(nonce).collect();
+        let refs: Vec<&StateKey> = keys.iter().collect();
+        for at in 0..=3 {
+            assert_eq!(view.block_meta(at).unwrap(), full.block_meta(at).unwrap());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            view.get_batch(&refs, at, &mut a).unwrap();
+            full.get_batch(&refs, at, &mut b).unwrap();
+            assert_eq!(a, b, "batch at {at}");
+            for k in &keys {
+                assert_eq!(
+                    view.get(k, at).unwrap(),
+                    full.get(k, at).unwrap(),
+                    "{k} at {at}"
+                );
+            }
+        }
+    }
+}
