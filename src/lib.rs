@@ -20,8 +20,12 @@
 //!   owns its storage in a `RwLock<S>`; the executor works on a cheap
 //!   clone; `admit` feeds the verification cache), [`ExecutionConfig`]
 //!   (modes sequential, parallel and verify, `min_txs_for_parallel`), the
-//!   block pipeline ([`pipeline`]: locate, check, run, commit) and
-//!   [`BlockOutcome`] with its [`BlockStats`].
+//!   block pipeline ([`pipeline`]: locate, check, run, commit),
+//!   [`BlockOutcome`] with its [`BlockStats`], and the commit pipeline: a
+//!   committer thread writes each executed block (`committer.rs`, one
+//!   atomic write per block, in order, a bounded queue) while the next
+//!   blocks execute on the storage seen through the queued ones
+//!   (`overlay.rs`).
 //! * Storage (`tos-storage`, re-exported here) is versioned by topoheight:
 //!   [`StateRead`] (what execution reads) apart from [`StateWrite`] (init,
 //!   commit, rewind), RocksDB and in-memory.
@@ -34,7 +38,8 @@
 //! ## Features
 //! * `rocksdb` (default): `RocksStorage`.
 //! * `metrics`: every block's stats through the `metrics` facade (`metrics.rs`).
-//! * `fault-injection`: test-only hooks (`fault.rs`); never in a node.
+//! * `fault-injection`: test-only hooks (`fault.rs`: corrupt a verify-mode
+//!   result, panic in a rule, fail the `n`-th block write); never in a node.
 #![deny(missing_docs)]
 
 pub mod chain;

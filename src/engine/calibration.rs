@@ -9,6 +9,9 @@
 //! * nothing ([`Advice::Static`]) until one way was measured: the static
 //!   guards of `policy.rs` decide, and whatever ran is measured;
 //! * the way not measured yet, once (a *probe*);
+//!   a probe's measurement replaces that way's estimate (it is a fresh
+//!   look; the old one may come from a cold first block, which once kept
+//!   a warm `disjoint` block in order for good);
 //! * then the static guards' way (the *default*: what they chose for the
 //!   class's first block) unless the other way measured at least
 //!   [`MARGIN`] times faster per transaction, probing the way not taken
@@ -185,10 +188,22 @@ impl Calibration {
             c.default_in_order = Some(in_order);
         }
         let before = c.preferred();
-        if in_order {
-            c.in_order.add(ns_per_tx);
+        let probe = c.probing == Some(in_order);
+        let estimate = if in_order {
+            &mut c.in_order
         } else {
-            c.parallel.add(ns_per_tx);
+            &mut c.parallel
+        };
+        if probe {
+            // A probe is a fresh look at a way not run for a while: its
+            // old estimate is stale (or came from a cold first block: a
+            // pool's first run, empty caches) and must not outweigh it.
+            *estimate = Estimate {
+                ns_per_tx,
+                samples: estimate.samples.saturating_add(1),
+            };
+        } else {
+            estimate.add(ns_per_tx);
         }
         if let (Some(probed), Some(was)) = (c.probing.take(), before) {
             if probed == in_order {
@@ -283,6 +298,28 @@ mod tests {
         // 50% faster: in order is taken.
         let (seq, par) = drive(200, 1000, 4, 6);
         assert!(seq >= 190, "{seq} in order of 200 ({par} parallel)");
+    }
+
+    #[test]
+    fn a_cold_first_block_does_not_keep_the_parallel_engine_away() {
+        // The first parallel block ran cold (10 ms: a pool's first run);
+        // in order then measures 5 ms and is taken; the next probe of the
+        // parallel engine (3 ms warm) wins it back.
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, false, MS * 10);
+        assert_eq!(cal.advise(1000), Advice::InOrder);
+        cal.record(1000, true, MS * 5);
+        let mut ways = Vec::new();
+        for _ in 0..40 {
+            let a = cal.advise(1000);
+            let in_order = a == Advice::InOrder;
+            cal.record(1000, in_order, MS * if in_order { 5 } else { 3 });
+            ways.push(in_order);
+        }
+        // Parallel from its probe on, but for one probe of in order.
+        let parallel = ways[20..].iter().filter(|&&in_order| !in_order).count();
+        assert!(parallel >= 19, "parallel after its warm probe: {ways:?}");
     }
 
     #[test]
