@@ -94,6 +94,8 @@ fn block_stats_reach_the_recorder() {
         txs += block.txs().len();
         chain.add_new_block(&block).unwrap();
     }
+    // The committer thread records each write's time once written.
+    chain.flush().unwrap();
     let seen = seen.0.lock().unwrap();
     let get = |k: &str| seen.get(k).copied().unwrap_or(0.0);
     assert_eq!(
@@ -106,7 +108,7 @@ fn block_stats_reach_the_recorder() {
     assert_eq!(get("tos_parallel_cache_hits_total{}"), 30.0);
     assert_eq!(get("tos_parallel_cache_misses_total{}"), (txs - 30) as f64);
     assert_eq!(get("tos_parallel_mismatches_total{}"), 0.0);
-    for phase in ["verify", "plan", "execute", "commit"] {
+    for phase in ["verify", "plan", "execute", "commit", "commit_wait"] {
         assert_eq!(
             get(&format!(
                 "tos_parallel_phase_seconds{{phase={phase}}} count"

@@ -22,6 +22,7 @@ const CONFIG: EngineConfig = EngineConfig {
     scheduler: Scheduler::Graph,
     guards: true,
     costly_reads: false,
+    reserved_cores: 0,
 };
 
 /// What the runs saw.

@@ -72,6 +72,13 @@ pub struct EngineConfig {
     /// Whether the reader's reads are costly (a database): then even a
     /// block whose sample is serial is planned, for the parallel prefetch.
     pub costly_reads: bool,
+    /// Cores the node keeps busy with other work while blocks execute (a
+    /// commit pipeline's writer: `Blockchain` sets 1 when pipelined). With
+    /// the guards on, when fewer than two of the pool's cores are left, a
+    /// block size's first block runs in order (`PathReason::CoresBusy`)
+    /// and the parallel engine must then measure clearly faster to be
+    /// taken. Default 0.
+    pub reserved_cores: usize,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +87,7 @@ impl Default for EngineConfig {
             scheduler: Scheduler::Graph,
             guards: true,
             costly_reads: true,
+            reserved_cores: 0,
         }
     }
 }
@@ -275,6 +283,15 @@ impl<C: Chain> Executor<C> {
         }
     }
 
+    /// The pool's cores not kept busy by the node: its threads, at most
+    /// the machine's cores, less `reserved_cores`.
+    fn cores_left(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads()
+            .min(cores)
+            .saturating_sub(self.config.reserved_cores)
+    }
+
     fn scratch(&self) -> parking_lot::MutexGuard<'_, Box<Scratch<C>>> {
         // A concurrent block on the same executor waits for the scratch: a
         // node runs one block at a time, so this is never contended there.
@@ -333,6 +350,14 @@ impl<C: Chain> Executor<C> {
             // (`calibration.rs`), else the static guards; then measured.
             let start = Instant::now();
             let out = match self.calibration.advise(txs.len()) {
+                Advice::Static if self.cores_left() < 2 => self.sequential(
+                    chain,
+                    block,
+                    txs,
+                    reader,
+                    ExecutionPath::InOrder,
+                    PathReason::CoresBusy,
+                )?,
                 Advice::Static => self.parallel(chain, block, txs, reader, &policy)?,
                 Advice::InOrder => self.sequential(
                     chain,

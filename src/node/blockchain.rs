@@ -81,6 +81,8 @@ impl<S: Storage> Blockchain<S> {
             scheduler: config.scheduler,
             guards: config.guards,
             costly_reads: config.costly_reads,
+            // The committer thread writes while the next block executes.
+            reserved_cores: usize::from(config.pipeline),
         };
         let executor = match config.mode {
             // No pool: everything runs on the calling thread.

@@ -555,7 +555,7 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
     );
     assert!(*min >= 2, "{sizes:?}");
 
-    let replay = |mode: &str, name: &str, chain: &Path| -> Vec<serde_json::Value> {
+    let replay = |mode: &str, name: &str, chain: &Path, pipeline: &str| -> Vec<serde_json::Value> {
         let data = dir.path().join(name);
         let stats = dir.path().join(format!("{name}.stats.jsonl"));
         init(&data, chain);
@@ -573,6 +573,8 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
             "2",
             "--stats",
             s(&stats),
+            "--pipeline",
+            pipeline,
         ]);
         std::fs::read_to_string(&stats)
             .unwrap()
@@ -580,7 +582,7 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
             .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
             .collect()
     };
-    let verify = replay("verify", "verify", &chain);
+    let verify = replay("verify", "verify", &chain, "on");
     assert_eq!(verify.len(), 12);
     for (i, line) in verify.iter().enumerate() {
         assert_eq!(line["topoheight"], i as u64 + 1);
@@ -602,15 +604,17 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
     }
     // Parallel mode on the same chain: each block says which path it took
     // and why, consistently (after the static guards' first block of a
-    // size, the executor follows what it measured: `measured`).
-    let parallel = replay("parallel", "parallel", &chain);
+    // size, the executor follows what it measured: `measured`; with the
+    // commit pipeline on 2 threads, that first block runs in order:
+    // `cores-busy`).
+    let parallel = replay("parallel", "parallel", &chain, "on");
     assert_eq!(parallel.len(), 12);
     for line in &parallel {
         match line["path"].as_str().unwrap() {
             "in-order" => {
                 assert_eq!(line["parallel_engine"], false, "{line}");
                 assert!(
-                    ["few-keys", "serial-graph", "measured"]
+                    ["few-keys", "serial-graph", "measured", "cores-busy"]
                         .contains(&line["reason"].as_str().unwrap()),
                     "{line}"
                 );
@@ -626,8 +630,10 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
     // the first block in order and says so; the second block probes the
     // parallel engine (the executor had measured only the in-order way);
     // every block says which it took.
+    // (Without the commit pipeline: with it, 2 threads keep a core for the
+    // writer and the first block says `cores-busy`, checked last.)
     let two = generate(dir.path(), "uniform", "2", "40", "3", "8");
-    let lines = replay("parallel", "two", &two);
+    let lines = replay("parallel", "two", &two, "off");
     assert_eq!(lines[0]["path"], "in-order", "{}", lines[0]);
     assert_eq!(lines[0]["reason"], "few-keys", "{}", lines[0]);
     assert_eq!(lines[1]["path"], "parallel", "{}", lines[1]);
@@ -638,6 +644,10 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
             assert_eq!(line["reason"], "parallel", "{line}");
         }
     }
+    let lines = replay("parallel", "two-pipelined", &two, "on");
+    assert_eq!(lines[0]["path"], "in-order", "{}", lines[0]);
+    assert_eq!(lines[0]["reason"], "cores-busy", "{}", lines[0]);
+    assert_eq!(lines[1]["path"], "parallel", "{}", lines[1]);
 }
 
 /// A data dir whose `CURRENT` names a manifest that does not exist: `dump`
