@@ -46,6 +46,16 @@ fn a_failed_write_loses_nothing_pipelined_or_inline() {
         .map(|b| results_line(&reference.add_new_block(b).unwrap()))
         .collect();
     let dump = |t: u64| state_json_string(&reference.snapshot(Some(t)).unwrap());
+    // Adds blocks `from..` and checks their results and the final state.
+    let finish_from = |chain: &Blockchain<tos_parallel::MemoryStorage>, from: usize| {
+        for (i, b) in blocks.iter().enumerate().skip(from) {
+            assert_eq!(results_line(&chain.add_new_block(b).unwrap()), results[i]);
+        }
+        assert_eq!(
+            state_json_string(&chain.snapshot(None).unwrap()),
+            dump(blocks.len() as u64)
+        );
+    };
 
     // Pipelined: the second write fails.
     let chain = Blockchain::new(world.storage(1), config(true)).unwrap();
@@ -70,13 +80,7 @@ fn a_failed_write_loses_nothing_pipelined_or_inline() {
     assert_eq!(chain.persisted_topoheight().unwrap(), Some(1));
     assert_eq!(chain.recover().unwrap(), Some(1));
     assert_eq!(state_json_string(&chain.snapshot(None).unwrap()), dump(1));
-    for (i, b) in blocks.iter().enumerate().skip(1) {
-        assert_eq!(results_line(&chain.add_new_block(b).unwrap()), results[i]);
-    }
-    assert_eq!(
-        state_json_string(&chain.snapshot(None).unwrap()),
-        dump(blocks.len() as u64)
-    );
+    finish_from(&chain, 1);
 
     // Inline: the write of block 2 fails; the block is refused, the chain
     // goes on from block 1.
@@ -89,11 +93,5 @@ fn a_failed_write_loses_nothing_pipelined_or_inline() {
     ));
     assert_eq!(chain.top_topoheight().unwrap(), Some(1));
     assert_eq!(state_json_string(&chain.snapshot(None).unwrap()), dump(1));
-    for (i, b) in blocks.iter().enumerate().skip(1) {
-        assert_eq!(results_line(&chain.add_new_block(b).unwrap()), results[i]);
-    }
-    assert_eq!(
-        state_json_string(&chain.snapshot(None).unwrap()),
-        dump(blocks.len() as u64)
-    );
+    finish_from(&chain, 1);
 }
