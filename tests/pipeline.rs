@@ -280,6 +280,11 @@ fn blocks_execute_on_unpersisted_blocks_and_a_snapshot_waits_for_them() {
         assert_eq!(chain.persisted_topoheight().unwrap(), Some(0));
         assert_eq!(chain.top_topoheight().unwrap(), Some(blocks.len() as u64));
         assert_eq!(chain.commit_time(1), None);
+        // A snapshot of a persisted topoheight does not wait.
+        assert_eq!(
+            state_json_string(&chain.snapshot(Some(0)).unwrap()),
+            dumps[0]
+        );
         // A snapshot of an unpersisted topoheight waits for the writes.
         let opener = gate.open_after(Duration::from_millis(30));
         assert_eq!(

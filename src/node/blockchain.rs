@@ -190,10 +190,16 @@ impl<S: Storage> Blockchain<S> {
             .and_then(|c| c.queue.commit_time(topoheight))
     }
 
-    /// The full state at `at` (default: the top), once every executed
-    /// block is written.
+    /// The full state at `at` (default: the top). A topoheight the storage
+    /// already holds is read at once; the top, or a block not yet written,
+    /// once the writes up to it are done.
     pub fn snapshot(&self, at: Option<TopoHeight>) -> Result<StateSnapshot, BlockError> {
-        self.flush()?;
+        let persisted = self.persisted_topoheight()?;
+        match at {
+            Some(t) if persisted.is_some_and(|p| t <= p) => {}
+            Some(t) => self.wait_persisted(t)?,
+            None => self.flush()?,
+        }
         let storage = self.storage.read();
         let top = storage
             .top_topoheight()?
@@ -323,8 +329,9 @@ impl<S: Storage> Blockchain<S> {
     }
 
     /// Deletes every block above `topoheight` (for reorgs), executed blocks
-    /// not yet written included (they are written first). Clones' caches
-    /// never serve a rewound value afterwards.
+    /// not yet written included (they are written first; after a failed
+    /// write, [`Self::recover`] first). Clones' caches never serve a
+    /// rewound value afterwards.
     pub fn rewind_to(&self, topoheight: TopoHeight) -> Result<(), BlockError> {
         let _writer = self.writer.lock();
         self.flush()?;
