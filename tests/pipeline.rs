@@ -291,7 +291,9 @@ fn blocks_execute_on_unpersisted_blocks_and_a_snapshot_waits_for_them() {
             state_json_string(&chain.snapshot(Some(3)).unwrap()),
             dumps[3]
         );
+        assert!(chain.persisted_topoheight().unwrap() >= Some(3));
         opener.join().unwrap();
+        chain.flush().unwrap();
         assert_eq!(
             chain.persisted_topoheight().unwrap(),
             Some(blocks.len() as u64)
