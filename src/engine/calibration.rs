@@ -8,7 +8,10 @@
 //! engine. [`Calibration::advise`] then says:
 //! * nothing ([`Advice::Static`]) until one way was measured: the static
 //!   guards of `policy.rs` decide, and whatever ran is measured;
-//! * the way not measured yet, once (a *probe*);
+//! * the way not measured yet, once (a *probe*), on the next block, or
+//!   after `probe_every` blocks when the first block ran in order by
+//!   prediction (`Executor::predicts_in_order`: its first transactions'
+//!   in-order cost against their plan's);
 //!   a probe's measurement replaces that way's estimate (it is a fresh
 //!   look; the old one may come from a cold first block, which once kept
 //!   a warm `disjoint` block in order for good);
@@ -100,6 +103,9 @@ struct Class {
     /// The static guards' way for the class (`true`: in order), from its
     /// first block.
     default_in_order: Option<bool>,
+    /// The first block was predicted faster in order: the first probe of
+    /// the parallel engine waits `until_probe` blocks, as later ones do.
+    deferred: bool,
 }
 
 impl Default for Class {
@@ -111,6 +117,7 @@ impl Default for Class {
             probe_every: PROBE_FIRST,
             probing: None,
             default_in_order: None,
+            deferred: false,
         }
     }
 }
@@ -157,6 +164,10 @@ impl Calibration {
         c.probing = None;
         match (c.in_order.samples, c.parallel.samples) {
             (0, 0) => Advice::Static,
+            (_, 0) if c.deferred && c.until_probe > 0 => {
+                c.until_probe -= 1;
+                Advice::InOrder
+            }
             (_, 0) => {
                 c.probing = Some(false);
                 Advice::Parallel
@@ -178,6 +189,13 @@ impl Calibration {
         }
     }
 
+    /// The first block of `txs`'s class runs in order by prediction
+    /// (`PathReason::Predicted`): the parallel engine is first probed after
+    /// `PROBE_FIRST` blocks instead of on the next.
+    pub(crate) fn defer_probe(&self, txs: usize) {
+        self.classes.lock()[class_of(txs)].deferred = true;
+    }
+
     /// Records that a block of `txs` transactions ran in order
     /// (`in_order`) or on the parallel engine, taking `elapsed`.
     pub(crate) fn record(&self, txs: usize, in_order: bool, elapsed: Duration) {
@@ -187,7 +205,6 @@ impl Calibration {
         if c.default_in_order.is_none() {
             c.default_in_order = Some(in_order);
         }
-        let before = c.preferred();
         let probe = c.probing == Some(in_order);
         let estimate = if in_order {
             &mut c.in_order
@@ -205,10 +222,11 @@ impl Calibration {
         } else {
             estimate.add(ns_per_tx);
         }
-        if let (Some(probed), Some(was)) = (c.probing.take(), before) {
+        if let Some(probed) = c.probing.take() {
             if probed == in_order {
-                // A probe of the way that was not preferred: did it win?
-                let won = c.preferred() != Some(was);
+                // A probe of the way that was not preferred (or not yet
+                // measured): did it win?
+                let won = c.preferred() == Some(in_order);
                 c.probe_every = if won {
                     PROBE_FIRST
                 } else {
@@ -298,6 +316,26 @@ mod tests {
         // 50% faster: in order is taken.
         let (seq, par) = drive(200, 1000, 4, 6);
         assert!(seq >= 190, "{seq} in order of 200 ({par} parallel)");
+    }
+
+    #[test]
+    fn a_first_block_predicted_in_order_defers_the_first_probe() {
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(2000), Advice::Static);
+        cal.defer_probe(2000);
+        cal.record(2000, true, MS * 2);
+        // In order until the first probe, PROBE_FIRST blocks later.
+        for b in 0..PROBE_FIRST {
+            assert_eq!(cal.advise(2000), Advice::InOrder, "block {b}");
+            cal.record(2000, true, MS * 2);
+        }
+        assert_eq!(cal.advise(2000), Advice::Parallel, "the deferred probe");
+        cal.record(2000, false, MS * 7);
+        assert_eq!(cal.advise(2000), Advice::InOrder);
+        // Another class is not deferred.
+        assert_eq!(cal.advise(10), Advice::Static);
+        cal.record(10, true, MS);
+        assert_eq!(cal.advise(10), Advice::Parallel);
     }
 
     #[test]

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::calibration::{Advice, Calibration};
+use super::calibration::{Advice, Calibration, MARGIN};
 use super::cells::{Resolve, Sums, TxView};
 use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
 use super::optimistic;
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
 use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
-use super::policy::{decide, Facts, PathReason, Policy, GUARD_SAMPLE};
+use super::policy::{decide, Facts, PathReason, Policy, Shape, GUARD_SAMPLE};
 use super::run::{BatchPlan, Outcomes, Run, Scheduling};
 use super::sequential::{self, SeqScratch};
 use super::team::{self, Aborted, On};
@@ -281,6 +281,49 @@ impl<C: Chain> Executor<C> {
             reads_costly: self.config.costly_reads,
             optimistic: self.config.scheduler == Scheduler::Optimistic,
         }
+    }
+
+    /// For a block size's first block (nothing measured yet): whether its
+    /// first [`GUARD_SAMPLE`] transactions predict the parallel engine no
+    /// clearly faster than the in-order one. Their in-order cost is timed
+    /// by running them on the sequential engine's scratch overlay (the
+    /// result is dropped), their plan's cost by the sample guard's graph
+    /// (`shape`, built in `plan`); called after the sample guards passed;
+    /// the parallel engine is predicted at (plan + in-order) shared by the
+    /// free cores, at most the sample's own parallelism (transactions over
+    /// critical path). In order unless that is [`MARGIN`] times faster.
+    /// Only speed depends on it; a sample that cannot run (a failed read,
+    /// a chain error) predicts nothing.
+    fn predicts_in_order<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+        shape: Shape,
+        plan: Duration,
+    ) -> bool
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
+        if txs.len() < 2 * GUARD_SAMPLE {
+            return false;
+        }
+        let sample = &txs[..GUARD_SAMPLE];
+        let start = Instant::now();
+        let ran = {
+            let mut scratch = self.scratch();
+            sequential::run(chain, block, sample, reader, &mut scratch.seq, None).is_ok()
+        };
+        let in_order = start.elapsed().as_secs_f64();
+        if !ran {
+            return false;
+        }
+        let cores = self.cores_left() as f64;
+        let parallelism = shape.txs as f64 / shape.critical_path.max(1) as f64;
+        let parallel = (plan.as_secs_f64() + in_order) / cores.min(parallelism).max(1.0);
+        parallel * MARGIN >= in_order
     }
 
     /// The pool's cores not kept busy by the node: its threads, at most
@@ -541,9 +584,23 @@ impl<C: Chain> Executor<C> {
         // A sample that already shows no useful parallelism: in order,
         // without paying for a plan.
         if policy.guards {
+            let start = Instant::now();
             let sample = sample_shape(chain, &txs[..txs.len().min(GUARD_SAMPLE)]);
             if let Some(reason) = decide(policy, Facts::Sample(sample)) {
                 return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
+            }
+            // Guards on and nothing measured yet (the static way): predict.
+            if self.predicts_in_order(chain, block, txs, reader, sample, start.elapsed()) {
+                // The parallel engine gets probed later, not next.
+                self.calibration.defer_probe(txs.len());
+                return self.sequential(
+                    chain,
+                    block,
+                    txs,
+                    reader,
+                    ExecutionPath::InOrder,
+                    PathReason::Predicted,
+                );
             }
         }
         let mut guard = self.scratch();

@@ -30,7 +30,13 @@
 //! way measured faster runs ([`PathReason::Measured`] when it is in
 //! order), the other is probed again after 16 blocks, then 32, ... 512
 //! while it keeps losing. The static guards below are the prior: they
-//! decide each size class's first block.
+//! decide each size class's first block, after two more checks of the
+//! executor's: when the node keeps a core busy (the commit pipeline's
+//! writer) and fewer than two of the pool's are left, the first block runs
+//! in order ([`PathReason::CoresBusy`]); when the block's first 64
+//! transactions, timed in order and planned, predict the parallel engine
+//! not 1.25x faster, it runs in order and the parallel engine is first
+//! probed 16 blocks later ([`PathReason::Predicted`]).
 //!
 //! After the plan, the graph's critical path is not known yet: the engine
 //! finds the levels while the transactions run (`run.rs`), and a serial
@@ -86,6 +92,12 @@ pub enum PathReason {
     /// `uniform` transfers on 2 cores, the parallel engine's loop ran
     /// 0.89x the in-order loop (its extra work took the writer's core).
     CoresBusy,
+    /// Nothing measured yet for blocks of this size, and the block's first
+    /// transactions, timed in order and planned, predict the parallel
+    /// engine no clearly faster (cheap rules: the plan costs as much as
+    /// the execution): in order; the executor probes the parallel engine
+    /// after 16 blocks of the size (`calibration.rs`).
+    Predicted,
     /// The optimistic path re-executed more than half the transactions of
     /// a chunk (they depend on each other: one hot contract), so the rest
     /// of the block ran in order on its overlay, without speculation.
@@ -106,6 +118,7 @@ impl PathReason {
             PathReason::Measured => "measured",
             PathReason::Undeclared => "undeclared",
             PathReason::CoresBusy => "cores-busy",
+            PathReason::Predicted => "predicted",
         }
     }
 }

@@ -614,8 +614,14 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
             "in-order" => {
                 assert_eq!(line["parallel_engine"], false, "{line}");
                 assert!(
-                    ["few-keys", "serial-graph", "measured", "cores-busy"]
-                        .contains(&line["reason"].as_str().unwrap()),
+                    [
+                        "few-keys",
+                        "serial-graph",
+                        "measured",
+                        "cores-busy",
+                        "predicted"
+                    ]
+                    .contains(&line["reason"].as_str().unwrap()),
                     "{line}"
                 );
             }
