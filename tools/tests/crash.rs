@@ -128,8 +128,10 @@ fn sigkill_during_replay(workload: &str, blocks: u64) {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        // Kill somewhere within the first part of the remaining work.
-        let delay = full.mul_f64(rng.gen_range(0.03..0.12));
+        // Kill somewhere within the first part of the remaining work (the
+        // process start and the first write, delayed by the commit
+        // pipeline, take a good part of it).
+        let delay = full.mul_f64(rng.gen_range(0.05..0.3));
         std::thread::sleep(delay);
         child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix
         child.wait().expect("wait");
