@@ -381,7 +381,7 @@ impl<C: Chain> Executor<C> {
                 open,
             };
             if let Some(reason) = decide(&policy, facts) {
-                return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
+                return self.in_order(chain, block, txs, reader, reason);
             }
             if open || self.config.scheduler == Scheduler::Optimistic {
                 return self.optimistic(chain, block, txs, reader);
@@ -393,23 +393,13 @@ impl<C: Chain> Executor<C> {
             // (`calibration.rs`), else the static guards; then measured.
             let start = Instant::now();
             let out = match self.calibration.advise(txs.len()) {
-                Advice::Static if self.cores_left() < 2 => self.sequential(
-                    chain,
-                    block,
-                    txs,
-                    reader,
-                    ExecutionPath::InOrder,
-                    PathReason::CoresBusy,
-                )?,
+                Advice::Static if self.cores_left() < 2 => {
+                    self.in_order(chain, block, txs, reader, PathReason::CoresBusy)?
+                }
                 Advice::Static => self.parallel(chain, block, txs, reader, &policy)?,
-                Advice::InOrder => self.sequential(
-                    chain,
-                    block,
-                    txs,
-                    reader,
-                    ExecutionPath::InOrder,
-                    PathReason::Measured,
-                )?,
+                Advice::InOrder => {
+                    self.in_order(chain, block, txs, reader, PathReason::Measured)?
+                }
                 Advice::Parallel => {
                     let unguarded = Policy {
                         guards: false,
@@ -446,6 +436,23 @@ impl<C: Chain> Executor<C> {
                 PathReason::SequentialMode,
             )
         })
+    }
+
+    /// The sequential engine, run by the parallel executor because of
+    /// `reason` ([`ExecutionPath::InOrder`]).
+    fn in_order<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+        reason: PathReason,
+    ) -> Result<Executed<C>, EngineError<R::Error>>
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
+        self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason)
     }
 
     fn sequential<R, T>(
@@ -586,21 +593,17 @@ impl<C: Chain> Executor<C> {
         if policy.guards {
             let start = Instant::now();
             let sample = sample_shape(chain, &txs[..txs.len().min(GUARD_SAMPLE)]);
-            if let Some(reason) = decide(policy, Facts::Sample(sample)) {
-                return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
-            }
-            // Guards on and nothing measured yet (the static way): predict.
-            if self.predicts_in_order(chain, block, txs, reader, sample, start.elapsed()) {
-                // The parallel engine gets probed later, not next.
-                self.calibration.defer_probe(txs.len());
-                return self.sequential(
-                    chain,
-                    block,
-                    txs,
-                    reader,
-                    ExecutionPath::InOrder,
-                    PathReason::Predicted,
-                );
+            // Then, guards on and nothing measured yet (the static way):
+            // the prediction; the parallel engine is then probed later.
+            let reason = decide(policy, Facts::Sample(sample)).or_else(|| {
+                self.predicts_in_order(chain, block, txs, reader, sample, start.elapsed())
+                    .then(|| {
+                        self.calibration.defer_probe(txs.len());
+                        PathReason::Predicted
+                    })
+            });
+            if let Some(reason) = reason {
+                return self.in_order(chain, block, txs, reader, reason);
             }
         }
         let mut guard = self.scratch();
