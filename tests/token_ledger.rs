@@ -16,7 +16,11 @@ use token_ledger::*;
 use tos_parallel::engine::{EngineConfig, Executor};
 use tos_parallel::Scheduler;
 
-const LEDGER: Ledger = Ledger { issuer: 0, fee: 1 };
+const LEDGER: Ledger = Ledger {
+    issuer: 0,
+    fee: 1,
+    work: 0,
+};
 
 const CONFIG: EngineConfig = EngineConfig {
     scheduler: Scheduler::Graph,
