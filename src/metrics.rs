@@ -89,8 +89,12 @@ pub fn describe() {
 /// Records the committer thread's time writing one block (pipelined
 /// commits: [`record`] then leaves the `commit` phase to it).
 pub fn record_commit(took: std::time::Duration) {
-    metrics::histogram!("tos_parallel_phase_seconds", "phase" => "commit")
-        .record(took.as_secs_f64());
+    phase("commit", took);
+}
+
+/// One sample of `tos_parallel_phase_seconds`.
+fn phase(name: &'static str, time: std::time::Duration) {
+    metrics::histogram!("tos_parallel_phase_seconds", "phase" => name).record(time.as_secs_f64());
 }
 
 /// Records the stats of one applied block of `txs` transactions.
@@ -118,7 +122,7 @@ pub fn record(stats: &BlockStats, txs: usize) {
     let waited = stats
         .pipelined
         .then_some(("commit_wait", stats.commit_wait));
-    for (phase, time) in [
+    for (name, time) in [
         ("verify", stats.verify),
         ("plan", stats.plan),
         ("execute", stats.execute),
@@ -127,8 +131,7 @@ pub fn record(stats: &BlockStats, txs: usize) {
     .chain(inline_commit)
     .chain(waited)
     {
-        metrics::histogram!("tos_parallel_phase_seconds", "phase" => phase)
-            .record(time.as_secs_f64());
+        phase(name, time);
     }
     if stats.keys > 0 {
         metrics::histogram!("tos_parallel_critical_path").record(stats.critical_path as f64);

@@ -20,7 +20,7 @@
 //! is only made under the chain's writer lock, so no block is added or
 //! rewound while it lives.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ahash::RandomState;
 use hashbrown::HashTable;
@@ -29,28 +29,32 @@ use crate::{
     BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateValue, StorageError, TopoHeight,
 };
 
+/// The hasher of every pending block's index: one for the process, so a
+/// read hashes its key once however many blocks are pending.
+fn key_hash(key: &StateKey) -> u64 {
+    static STATE: OnceLock<RandomState> = OnceLock::new();
+    STATE.get_or_init(RandomState::new).hash_one(key)
+}
+
 /// One executed block waiting for (or in) its write.
 pub(crate) struct PendingBlock {
     /// Every write of the block, at `changes.topoheight`.
     pub(crate) changes: ChangeSet,
     /// Its metadata.
     pub(crate) meta: BlockMeta,
-    /// (part, index) of each key's write in `changes`, hashed by `hasher`.
+    /// (part, index) of each key's write in `changes`, by [`key_hash`].
     index: HashTable<(u32, u32)>,
-    /// The index's hasher.
-    hasher: RandomState,
 }
 
 impl PendingBlock {
     /// Indexes `changes` (each key is written once in a change set).
     pub(crate) fn new(changes: ChangeSet, meta: BlockMeta) -> Self {
-        let hasher = RandomState::new();
         let mut index = HashTable::with_capacity(changes.len());
-        for (p, part) in changes.parts().iter().enumerate() {
+        let parts = changes.parts();
+        for (p, part) in parts.iter().enumerate() {
             for (i, (key, _)) in part.iter().enumerate() {
-                let hash = hasher.hash_one(key);
-                index.insert_unique(hash, (p as u32, i as u32), |&(p, i)| {
-                    hasher.hash_one(changes.parts()[p as usize][i as usize].0)
+                index.insert_unique(key_hash(key), (p as u32, i as u32), |&(p, i)| {
+                    key_hash(&parts[p as usize][i as usize].0)
                 });
             }
         }
@@ -58,7 +62,6 @@ impl PendingBlock {
             changes,
             meta,
             index,
-            hasher,
         }
     }
 
@@ -67,13 +70,12 @@ impl PendingBlock {
         self.changes.topoheight
     }
 
-    /// The value the block wrote to `key`, if it wrote it.
-    pub(crate) fn get(&self, key: &StateKey) -> Option<&StateValue> {
+    /// The value the block wrote to `key` (whose [`key_hash`] is `hash`),
+    /// if it wrote it.
+    fn get(&self, key: &StateKey, hash: u64) -> Option<&StateValue> {
         let parts = self.changes.parts();
         self.index
-            .find(self.hasher.hash_one(key), |&(p, i)| {
-                parts[p as usize][i as usize].0 == *key
-            })
+            .find(hash, |&(p, i)| parts[p as usize][i as usize].0 == *key)
             .map(|&(p, i)| &parts[p as usize][i as usize].1)
     }
 }
@@ -99,10 +101,14 @@ impl<S: StateRead> Layered<S> {
     /// The value of the newest pending block at or below `at` that wrote
     /// `key`, or `None` when the storage answers.
     fn overlay(&self, key: &StateKey, at: TopoHeight) -> Option<&StateValue> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let hash = key_hash(key);
         self.pending
             .iter()
             .filter(|b| b.topoheight() <= at)
-            .find_map(|b| b.get(key))
+            .find_map(|b| b.get(key, hash))
     }
 }
 
