@@ -10,7 +10,10 @@
 //! times before each measured run (its workers then start warm, as in a
 //! stream of blocks); `UNGUARDED=1` turns the executor's guards off;
 //! `BLOCK=n` measures the n-th block of the chain; `SCHEDULER=optimistic`
-//! (or `batches`) picks the parallel executor's scheduler.
+//! (or `batches`) picks the parallel executor's scheduler. `HINTS=1` hints
+//! every invocation on the block's parent state first (as a node's
+//! `admit` does); `HINTS=compare` runs both engines on the block with and
+//! without hints, alternating, and prints the four medians.
 
 use std::time::{Duration, Instant};
 
@@ -51,7 +54,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let storage = applier.storage().clone();
     let block = &chain.blocks[at - 1];
     let pre = locate_block(&storage, block)?;
-    let checked = check_block(block, &pre, None, None)?;
+    let mut checked = check_block(block, &pre, None, None)?;
+    let hints = std::env::var("HINTS").unwrap_or_default();
+    let unhinted = checked.clone();
+    if !hints.is_empty() {
+        let mut n = 0;
+        for tx in &mut checked.txs {
+            let mut vtx = (**tx).clone();
+            n += tos_parallel::pipeline::hint(&mut vtx, &storage, pre.ctx.parent_topoheight);
+            *tx = std::sync::Arc::new(vtx);
+        }
+        println!("hints: {n} keys over {} transactions", checked.txs.len());
+    }
     let config = EngineConfig {
         costly_reads: false,
         ..EngineConfig::default()
@@ -69,6 +83,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let sequential = SpecExecutor::on_current_pool(config);
 
+    if hints == "compare" {
+        // Four runs in turn: each engine on the hinted and unhinted block.
+        let mut t: Vec<Vec<Duration>> = (0..4).map(|_| Vec::with_capacity(reps)).collect();
+        for _ in 0..reps {
+            for (k, (e, c, run)) in [
+                (&sequential, &unhinted, Run::Sequential),
+                (&sequential, &checked, Run::Sequential),
+                (&ex, &unhinted, Run::Parallel),
+                (&ex, &checked, Run::Parallel),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let start = Instant::now();
+                run_block(e, &storage, block, &pre, c, run)?;
+                t[k].push(start.elapsed());
+            }
+        }
+        let med = |v: &mut Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2].as_secs_f64() * 1e3
+        };
+        let m: Vec<f64> = t.iter_mut().map(med).collect();
+        println!(
+            "{workload} {txs_per_block} txs, {threads} threads: sequential {:.3} ms unhinted, {:.3} ms hinted ({:.2}x); parallel {:.3} ms unhinted, {:.3} ms hinted ({:.2}x); parallel/sequential hinted {:.2}x",
+            m[0], m[1], m[0] / m[1], m[2], m[3], m[2] / m[3], m[1] / m[3]
+        );
+        return Ok(());
+    }
     // Sequential and parallel alternate on the same pre-verified
     // transactions, so both run on equally warm caches.
     let mut seq = Vec::with_capacity(reps);

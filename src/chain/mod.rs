@@ -82,6 +82,15 @@ impl Chain for SpecChain {
         rules::execute(tx, block, proven, view)
     }
 
+    fn explore<V: View<StateKey, StateValue>>(
+        &self,
+        block: &BlockContext,
+        tx: &VerifiedTx,
+        view: &mut V,
+    ) -> StateResult<(), V::ReadError> {
+        rules::explore(tx, block, view)
+    }
+
     fn end_block<V: View<StateKey, StateValue>>(
         &self,
         block: &BlockContext,

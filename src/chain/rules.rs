@@ -188,6 +188,25 @@ pub(crate) fn execute<V: View<StateKey, StateValue>>(
     Ok(Ok(()))
 }
 
+/// Runs `vtx` only to see what it touches ([`Chain::explore`](crate::engine::Chain::explore)): an
+/// invocation runs its contract without the checks before it (nonce,
+/// multisig, funds), so that one whose nonce is not yet the next still
+/// gets its contract's keys; anything else executes as in a block.
+pub(crate) fn explore<V: View<StateKey, StateValue>>(
+    vtx: &VerifiedTx,
+    ctx: &BlockContext,
+    view: &mut V,
+) -> StateResult<(), V::ReadError> {
+    if let Payload::InvokeContract { contract, .. } = &vtx.tx.payload {
+        if let Some(StateValue::Code(code)) = view.get(&StateKey::Code(*contract))? {
+            // A revert or a failure still touched what it touched.
+            let _status = invoke(vtx, ctx, &code, view)?;
+        }
+        return Ok(());
+    }
+    execute(vtx, ctx, false, view).map(drop)
+}
+
 /// An invocation whose checks passed (SPEC §6 `InvokeContract`, §8): the
 /// nonce and the fee are charged for good; the deposit and everything the
 /// code does go through an [`Invocation`], written only if the code ends

@@ -135,7 +135,16 @@ pub struct Accesses<K> {
     /// Whether the transaction may also touch keys it did not declare
     /// ([`Accesses::set_open`]).
     open: bool,
+    /// Keys an open transaction is expected to touch beyond its declared
+    /// ones ([`Accesses::hint`]): never enforced, each key once, none
+    /// declared, at most [`MAX_HINTS`].
+    hints: Vec<Access<K>>,
 }
+
+/// The most hints one transaction keeps ([`Accesses::hint`]): a hint costs
+/// a read before the block runs, so a transaction cannot make a block read
+/// more than this many keys it may never touch.
+pub const MAX_HINTS: usize = 64;
 
 impl<K> Default for Accesses<K> {
     fn default() -> Self {
@@ -144,6 +153,7 @@ impl<K> Default for Accesses<K> {
             affinities: SmallVec::new(),
             group: None,
             open: false,
+            hints: Vec::new(),
         }
     }
 }
@@ -163,6 +173,10 @@ impl<K: Key> Accesses<K> {
     /// Declares an access to `key` in `mode`, which becomes `proven` when the
     /// transaction's proof group is proven to commute.
     pub fn push_provable(&mut self, key: K, mode: Mode, proven: Mode) {
+        if !self.hints.is_empty() {
+            // Declared now: no longer a hint.
+            self.hints.retain(|h| h.key != key);
+        }
         if let Some(a) = self.list.iter_mut().find(|a| a.key == key) {
             a.mode = a.mode.merge(mode);
             a.proven = a.proven.merge(proven);
@@ -206,6 +220,58 @@ impl<K: Key> Accesses<K> {
     #[inline]
     pub fn is_open(&self) -> bool {
         self.open
+    }
+
+    /// Hints that an open transaction will touch `key` in `mode`, beyond
+    /// what it declared: what the node learned before the block, e.g. by
+    /// running the transaction on the state at the tip when it was
+    /// admitted ([`discover`](super::discover)). A hint is never enforced
+    /// and never changes a result: the transaction still touches whatever
+    /// its execution touches. The engine reads hinted keys with the
+    /// declared ones, in the batch read before the block runs (so an open
+    /// transaction's first touch of the key finds it loaded, and a failed
+    /// read of it abandons the block as a declared key's does), and may
+    /// use them to schedule. A wrong or stale hint costs a read. Ignored
+    /// unless the accesses are open ([`Self::set_open`]), for a key already
+    /// declared (or hinted: the modes merge), and beyond [`MAX_HINTS`].
+    pub fn hint(&mut self, key: K, mode: Mode) {
+        if !self.open || self.find(&key).is_some() {
+            return;
+        }
+        if let Some(h) = self.hints.iter_mut().find(|h| h.key == key) {
+            h.mode = h.mode.merge(mode);
+            h.proven = h.mode;
+            return;
+        }
+        if self.hints.len() >= MAX_HINTS {
+            return;
+        }
+        let hash = key_hash(&key);
+        let affinity = key.affinity();
+        self.hints.push(Access {
+            key,
+            hash,
+            affinity,
+            mode,
+            proven: mode,
+        });
+    }
+
+    /// The hints ([`Self::hint`]), each key once, none declared.
+    #[inline]
+    pub fn hints(&self) -> &[Access<K>] {
+        &self.hints
+    }
+
+    /// Drops every hint (a node whose hints went stale, say).
+    pub fn clear_hints(&mut self) {
+        self.hints.clear();
+    }
+
+    /// The precomputed hash of `key` if it is hinted.
+    #[inline]
+    pub(crate) fn hinted_hash(&self, key: &K) -> Option<u64> {
+        self.hints.iter().find(|h| h.key == *key).map(|h| h.hash)
     }
 
     /// The accesses.
@@ -350,6 +416,22 @@ pub trait Chain: Sync {
         proven: bool,
         view: &mut V,
     ) -> StateResult<Result<(), Self::Failure>, V::ReadError>;
+
+    /// Runs `tx` only to see what it touches, for its hints
+    /// ([`Accesses::hint`], [`discover`](super::discover)): on a view of
+    /// some state (the tip, when the node admitted it), whose writes go
+    /// nowhere. It may skip what does not decide the keys (the SPEC chain
+    /// skips an invocation's nonce and fee checks, so that a transaction
+    /// whose nonce is not yet the next one still gets its contract's
+    /// keys). An error only means no hints. The default executes it.
+    fn explore<V: View<Self::Key, Self::Value>>(
+        &self,
+        block: &Self::Block,
+        tx: &Self::Tx,
+        view: &mut V,
+    ) -> StateResult<(), V::ReadError> {
+        self.execute(block, tx, false, view).map(drop)
+    }
 
     /// Runs after every transaction, with the block sums (fees to the miner).
     fn end_block<V: View<Self::Key, Self::Value>>(

@@ -54,6 +54,12 @@
 //!    open block runs in order (`PathReason::Undeclared`: the optimistic
 //!    path measured slower than the sequential engine, benches/README.md).
 //!
+//! 8. **Hints** (`hints.rs`): an open transaction may carry keys the node
+//!    expects it to touch, learned before the block ([`discover`]: the
+//!    transaction run on the tip at admission). Never enforced, they are
+//!    read in the block's batch read with the declared keys, so a first
+//!    touch finds them loaded; a wrong hint costs one read.
+//!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
 //! through a view on a plain overlay, loaded with every declared key in one
 //! batch read before the block runs; [`Executor`] (`executor.rs`) runs
@@ -66,6 +72,7 @@ mod calibration;
 mod cells;
 mod contract;
 mod executor;
+mod hints;
 mod optimistic;
 mod outcome;
 mod phases;
@@ -80,10 +87,11 @@ mod verify;
 pub use cache::VerificationCache;
 pub use contract::{
     key_hash, Access, Accesses, Chain, Key, Mode, ProofView, Reader, StateError, StateResult,
-    Value, View, MAX_SUMS,
+    Value, View, MAX_HINTS, MAX_SUMS,
 };
 pub(crate) use executor::panic_message;
 pub use executor::{EngineConfig, EngineError, Executor, PoolError, Profile, Scheduler};
+pub use hints::discover;
 pub use outcome::{EngineStats, Executed, ExecutionPath, Writes};
 pub use policy::PathReason;
 pub use verify::{compare, Mismatch, MismatchOf};

@@ -70,7 +70,7 @@ use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use super::contract::{
-    Accesses, Chain, Key, Reader, StateError, StateResult, Value, View, MAX_SUMS,
+    Accesses, Chain, Key, Mode, Reader, StateError, StateResult, Value, View, MAX_SUMS,
 };
 use super::outcome::Executed;
 use super::sequential::{
@@ -164,7 +164,9 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
                 .find(hash, |&i| locals[i as usize].key == *key)
                 .map(|&i| i as usize)
         } else {
-            self.locals.iter().position(|l| l.key == *key)
+            self.locals
+                .iter()
+                .position(|l| l.hash == hash && l.key == *key)
         };
         if let Some(i) = found {
             return Ok(i);
@@ -313,6 +315,43 @@ fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
         locals: view.locals,
         sums: view.sums,
     })
+}
+
+/// The keys `tx` touches beyond its declaration, each once with the mode
+/// of its use, when explored ([`Chain::explore`]) on `reader` alone (the
+/// speculative view over an empty overlay: the reads it records are the
+/// reader's values).
+pub(crate) fn explore<C: Chain, R: Reader<C::Key, C::Value>>(
+    chain: &C,
+    block: &C::Block,
+    tx: &C::Tx,
+    reader: &R,
+) -> StateResult<Vec<(C::Key, Mode)>, R::Error> {
+    let empty = HashTable::new();
+    let accesses = chain.accesses(tx);
+    let mut view = SpecView::<C, R> {
+        table: &empty,
+        reader,
+        accesses,
+        locals: Vec::with_capacity(8),
+        index: HashTable::new(),
+        sums: [0; MAX_SUMS],
+    };
+    chain.explore(block, tx, &mut view)?;
+    Ok(view
+        .locals
+        .into_iter()
+        .filter(|l| accesses.find(&l.key).is_none())
+        .filter_map(|l| {
+            let mode = match (&l.write, &l.read) {
+                (Written::Set(_), _) => Mode::Write,
+                (Written::Add(_), _) => Mode::Add,
+                (Written::Nothing, Some(_)) => Mode::Read,
+                (Written::Nothing, None) => return None,
+            };
+            Some((l.key, mode))
+        })
+        .collect())
 }
 
 /// Whether every key `spec` read is still as it saw it (same overlay

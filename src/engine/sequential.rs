@@ -117,12 +117,17 @@ pub(crate) fn resolve<K: super::Key, E>(
     key: &K,
     need: Need,
 ) -> StateResult<(u64, bool), E> {
-    match permitted(accesses, false, key, need) {
-        Some((_, a, _)) => Ok((a.hash, false)),
-        None if accesses.is_open() && accesses.find(key).is_none() => {
-            Ok((super::contract::key_hash(key), true))
-        }
-        None => {
+    // One search of the declaration: found, it must permit `need`; not
+    // found, the transaction must be open.
+    match accesses.find(key).and_then(|j| accesses.list().get(j)) {
+        Some(a) if need.allowed_by(a.mode_when(false)) => Ok((a.hash, false)),
+        None if accesses.is_open() => Ok((
+            accesses
+                .hinted_hash(key)
+                .unwrap_or_else(|| super::contract::key_hash(key)),
+            true,
+        )),
+        _ => {
             // The refusal's error (declared() refuses what permitted() did).
             declared::<K, E>(accesses, false, key, need)?;
             Err(StateError::Invariant(
@@ -339,14 +344,39 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'
     }
 }
 
-/// Loads every key the block declares into the empty overlay with one
-/// batch read, before anything runs: the reads are independent, so their
-/// cache misses (or a database's seeks, in key order) overlap, where the
-/// lazy reads of execution each wait for their own. The values are those
-/// the lazy reads would get (the reader does not change during a block),
-/// and an entry loaded but never used writes nothing (its version stays 0). As
-/// in the parallel engine's prefetch, a failed read of any declared key
-/// abandons the block (see [`Reader`]).
+/// Puts `a`'s key in `table` (unloaded) with the next slot of the batch
+/// read `keys`, unless the table holds it already.
+#[inline]
+fn slot_for<'k, K: Key, V>(
+    table: &mut HashTable<Entry<K, V>>,
+    keys: &mut Vec<&'k K>,
+    a: &'k Access<K>,
+) {
+    if let hashbrown::hash_table::Entry::Vacant(v) =
+        table.entry(a.hash, |e| e.key == a.key, |e| e.hash)
+    {
+        v.insert(Entry {
+            key: a.key.clone(),
+            hash: a.hash,
+            value: None,
+            version: 0,
+            slot: keys.len() as u32,
+        });
+        keys.push(&a.key);
+    }
+}
+
+/// Loads every key the block declares, and every key its open
+/// transactions are hinted to touch ([`Accesses::hint`]), into the empty
+/// overlay with one batch read, before anything runs: the reads are
+/// independent, so their cache misses (or a database's seeks, in key
+/// order) overlap, where the lazy reads of execution each wait for their
+/// own. The values are those the lazy reads would get (the reader does not
+/// change during a block), and an entry loaded but never used writes
+/// nothing (its version stays 0). As in the parallel engine's prefetch, a
+/// failed read of any of them abandons the block (see [`Reader`]); a
+/// declared counter key holding a non-counter fails the block here, a
+/// hinted one only if a transaction touches it (as a lazy read would).
 fn preload<C, R, T>(
     chain: &C,
     block_accesses: &Accesses<C::Key>,
@@ -359,27 +389,23 @@ where
     R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx>,
 {
-    let lists = || {
-        std::iter::once(block_accesses.list())
-            .chain(txs.iter().map(|tx| chain.accesses(tx.borrow()).list()))
-            .flatten()
-    };
+    let declared = std::iter::once(block_accesses.list())
+        .chain(txs.iter().map(|tx| chain.accesses(tx.borrow()).list()))
+        .flatten();
+    // Hints after every declared key: a key both declared and hinted is
+    // loaded as declared.
+    let hinted = txs
+        .iter()
+        .flat_map(|tx| chain.accesses(tx.borrow()).hints());
     // Each key once (a key declared by many transactions is read once).
     let table = &mut scratch.table;
     let mut keys: Vec<&C::Key> = Vec::with_capacity(txs.len() * 4);
-    for a in lists() {
-        if let hashbrown::hash_table::Entry::Vacant(v) =
-            table.entry(a.hash, |e| e.key == a.key, |e| e.hash)
-        {
-            v.insert(Entry {
-                key: a.key.clone(),
-                hash: a.hash,
-                value: None,
-                version: 0,
-                slot: keys.len() as u32,
-            });
-            keys.push(&a.key);
-        }
+    for a in declared {
+        slot_for(table, &mut keys, a);
+    }
+    let declared_keys = keys.len();
+    for a in hinted {
+        slot_for(table, &mut keys, a);
     }
     let values = &mut scratch.values;
     values.clear();
@@ -395,7 +421,7 @@ where
         }
         // A counter key holding something else fails the block here, as it
         // does in the parallel engine's prefetch, used or not.
-        if e.key.is_counter() {
+        if e.key.is_counter() && (e.slot as usize) < declared_keys {
             counter_of::<_, C::Value, R::Error>(&e.key, e.value.as_ref())?;
         }
     }

@@ -226,7 +226,12 @@ impl<S: Storage> Blockchain<S> {
     pub fn admit(&self, bytes: &[u8]) -> Result<Hash, StatelessError> {
         let hash = Hash(*blake3::hash(bytes).as_bytes());
         if !self.cache.contains(&hash.0) {
-            let vtx = check_admission(bytes, hash)?;
+            let mut vtx = check_admission(bytes, hash)?;
+            if self.config.hints && vtx.accesses.is_open() {
+                if let Ok(tip) = self.view() {
+                    hint_at_tip(&mut vtx, &tip);
+                }
+            }
             self.cache.insert(hash.0, Arc::new(vtx));
         }
         Ok(hash)
@@ -246,11 +251,21 @@ impl<S: Storage> Blockchain<S> {
             .cloned()
             .zip(block.tx_hashes().iter().copied())
             .collect();
+        // The tip as it is now: by the time the block runs, its hints may
+        // be a block or two stale (a stale hint costs a read, nothing else).
+        let tip = if self.config.hints {
+            self.view().ok()
+        } else {
+            None
+        };
         self.executor.spawn(move || {
             use rayon::prelude::*;
             txs.par_iter().for_each(|(bytes, hash)| {
                 if !cache.contains(&hash.0) {
-                    if let Ok(vtx) = check_admission(bytes, *hash) {
+                    if let Ok(mut vtx) = check_admission(bytes, *hash) {
+                        if let (Some(tip), true) = (&tip, vtx.accesses.is_open()) {
+                            hint_at_tip(&mut vtx, tip);
+                        }
                         cache.insert(hash.0, Arc::new(vtx));
                     }
                 }
@@ -342,4 +357,11 @@ impl<S: Storage> Blockchain<S> {
 /// The error of a failed write, as the chain reports it.
 fn persist_failed((topoheight, source): (TopoHeight, Arc<crate::StorageError>)) -> BlockError {
     BlockError::PersistFailed { topoheight, source }
+}
+
+/// Hints `vtx` ([`crate::pipeline::hint`]) on `tip`, at its top topoheight.
+fn hint_at_tip<S: StateRead + Clone>(vtx: &mut crate::VerifiedTx, tip: &S) {
+    if let Ok(Some(top)) = tip.top_topoheight() {
+        crate::pipeline::hint(vtx, tip, top);
+    }
 }

@@ -64,6 +64,12 @@ pub struct ExecutionConfig {
     /// least 1; default 2): `add_new_block` waits for room beyond it, so
     /// memory holds at most this many change sets.
     pub pipeline_depth: usize,
+    /// Whether admission hints an invocation (default on): `admit` and
+    /// `admit_in_background` run its contract on the state at the tip and
+    /// keep the keys it touched with it ([`crate::pipeline::hint`]), so
+    /// that its block reads them before it runs, in one batch. Costs one
+    /// contract run per admitted invocation; never changes a result.
+    pub hints: bool,
 }
 
 impl Default for ExecutionConfig {
@@ -78,6 +84,7 @@ impl Default for ExecutionConfig {
             cache_capacity: 100_000,
             pipeline: true,
             pipeline_depth: 2,
+            hints: true,
         }
     }
 }

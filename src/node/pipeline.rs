@@ -100,6 +100,47 @@ pub fn locate_block<S: StateRead>(storage: &S, block: &Block) -> Result<PreState
     })
 }
 
+/// Hints an admitted invocation ([`Accesses::hint`](crate::engine::Accesses::hint)):
+/// runs its contract on `storage` at topoheight `at` (the tip, when a
+/// mempool admits it) for a block on top of it, and keeps the keys it
+/// touched beyond its declaration (its slots, the accounts its code read
+/// or paid) with the transaction, replacing any earlier hints. Returns how
+/// many it kept. Any other transaction, or an exploration that cannot run
+/// to its end (the contract is missing, the source cannot pay the fee or
+/// the deposit here, a read failed), keeps none. A hint only lets the
+/// engine read the key before the block runs: stale or wrong, it costs
+/// one read, never a different result.
+pub fn hint<S: StateRead + Clone>(vtx: &mut VerifiedTx, storage: &S, at: TopoHeight) -> usize {
+    vtx.accesses.clear_hints();
+    if !vtx.accesses.is_open() {
+        return 0;
+    }
+    let ctx = BlockContext {
+        parent_topoheight: at,
+        blocks_per_day: storage
+            .chain_params()
+            .ok()
+            .flatten()
+            .map_or(1, |p| p.blocks_per_day),
+        // The miner is not known yet; no contract of SPEC v2 reads it.
+        miner: crate::PublicKey([0; 32]),
+        reward: 0,
+    };
+    let reader = StoreReader {
+        storage: storage.clone(),
+        at,
+    };
+    match crate::engine::discover(&SpecChain, &ctx, vtx, &reader) {
+        Ok(keys) => {
+            for (key, mode) in keys {
+                vtx.accesses.hint(key, mode);
+            }
+            vtx.accesses.hints().len()
+        }
+        Err(_) => 0,
+    }
+}
+
 /// A block's transactions, checked (SPEC §5).
 #[derive(Clone, Debug)]
 pub struct CheckedBlock {

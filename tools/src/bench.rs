@@ -190,6 +190,8 @@ pub struct BenchRow {
     pub scheduler: Scheduler,
     /// Signature regime.
     pub signatures: Signatures,
+    /// Whether admission hinted the invocations (only with cached signatures).
+    pub hints: bool,
     /// Blocks measured.
     pub blocks: usize,
     /// Sequential medians.
@@ -289,6 +291,9 @@ pub struct RowConfig<'a> {
     pub signatures: Signatures,
     /// Leading blocks not measured.
     pub warmup: usize,
+    /// With `cached` signatures: admission also hints each invocation on
+    /// the block's parent state (`pipeline::hint`), as a node's `admit` does.
+    pub hints: bool,
 }
 
 /// Runs one row on `workload`.
@@ -311,6 +316,7 @@ pub fn run_row(workload: &Workload, cfg: &RowConfig<'_>) -> Result<BenchRow, Ben
         sequential: &sequential,
         signatures: cfg.signatures,
         warmup: cfg.warmup,
+        hints: cfg.hints,
     };
     let m = match cfg.storage {
         StorageKind::Memory => {
@@ -339,6 +345,7 @@ pub fn run_row(workload: &Workload, cfg: &RowConfig<'_>) -> Result<BenchRow, Ben
         storage: cfg.storage,
         scheduler: cfg.scheduler,
         signatures: cfg.signatures,
+        hints: cfg.hints && cfg.signatures == Signatures::Cached,
         blocks: m.blocks,
         sequential: m.sequential,
         parallel: cfg.threads.iter().copied().zip(m.parallel).collect(),
@@ -355,6 +362,7 @@ struct Runs<'a> {
     sequential: &'a SpecExecutor,
     signatures: Signatures,
     warmup: usize,
+    hints: bool,
 }
 
 /// Medians of one row.
@@ -369,8 +377,15 @@ struct Measured {
 }
 
 impl Runs<'_> {
-    /// Admits every transaction of `block` into a fresh cache (untimed).
-    fn admitted(&self, block: &Block) -> Option<TxCache> {
+    /// Admits every transaction of `block` into a fresh cache (untimed),
+    /// hinting invocations on `parent` (the state at `at`, the block's
+    /// parent) when the row says so.
+    fn admitted<S: StateRead + Clone>(
+        &self,
+        block: &Block,
+        parent: &S,
+        at: tos_parallel::TopoHeight,
+    ) -> Option<TxCache> {
         if self.signatures == Signatures::Checked {
             return None;
         }
@@ -382,7 +397,10 @@ impl Runs<'_> {
         for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
             // A transaction the mempool refuses stays out of the cache: it is
             // checked at block time (and rejects the block there, as without it).
-            if let Ok(vtx) = check_admission(bytes, *hash) {
+            if let Ok(mut vtx) = check_admission(bytes, *hash) {
+                if self.hints {
+                    tos_parallel::pipeline::hint(&mut vtx, parent, at);
+                }
                 cache.insert(hash.0, std::sync::Arc::new(vtx));
             }
         }
@@ -418,7 +436,7 @@ impl Runs<'_> {
         for (b, block) in blocks.iter().enumerate() {
             let base = fresh(&mut storage)?;
             let pre = locate_block(&base, block)?;
-            let cache = self.admitted(block);
+            let cache = self.admitted(block, &base, pre.ctx.parent_topoheight);
             // W and C, from an extra (untimed) profile run of the widest executor.
             let (w, c, cp) = match self.executors.last() {
                 Some(ex) => {

@@ -159,6 +159,11 @@ enum Command {
         /// timed runs measure block execution alone (comma separated: both).
         #[arg(long, value_delimiter = ',', default_value = "checked")]
         signatures: Vec<Signatures>,
+        /// With `--signatures cached`: whether admission hints invocations
+        /// on the block's parent state, as a node's `admit` does (`on`,
+        /// the default), or keeps no hints (`off`).
+        #[arg(long, value_enum, default_value_t = Switch::On)]
+        hints: Switch,
         /// Benchmark this genesis (with --blocks-file) instead of generated
         /// workloads: any chain a user has, e.g. blocks replayed from a network.
         #[arg(long, requires = "blocks_file")]
@@ -266,6 +271,7 @@ fn main() -> ExitCode {
             storage,
             scheduler,
             signatures,
+            hints,
             genesis,
             blocks_file,
             seed,
@@ -280,6 +286,7 @@ fn main() -> ExitCode {
             storages: &storage,
             schedulers: &scheduler,
             signatures: &signatures,
+            hints: hints == Switch::On,
             seed,
             json,
         }),
@@ -787,6 +794,7 @@ struct BenchArgs<'a> {
     storages: &'a [StorageKind],
     schedulers: &'a [Scheduler],
     signatures: &'a [Signatures],
+    hints: bool,
     seed: u64,
     json: bool,
 }
@@ -851,6 +859,7 @@ fn cmd_bench(a: &BenchArgs<'_>) -> Result<(), Failure> {
                         scheduler: sched,
                         signatures,
                         warmup: 1,
+                        hints: a.hints,
                     };
                     print_row(&run_row(chain, &cfg)?, a.json);
                 }
@@ -896,6 +905,7 @@ fn print_row(row: &BenchRow, json: bool) {
                 "storage": row.storage.name(),
                 "scheduler": format!("{:?}", row.scheduler).to_lowercase(),
                 "signatures": row.signatures.name(),
+                "hints": row.hints,
                 "blocks": row.blocks,
                 "critical_path": row.critical_path,
                 "work_over_critical_path": row.work_over_path,
@@ -938,7 +948,11 @@ fn print_row(row: &BenchRow, json: bool) {
         row.txs,
         row.storage.name(),
         format!("{:?}", row.scheduler).to_lowercase(),
-        row.signatures.name(),
+        if row.hints {
+            format!("{}+h", row.signatures.name())
+        } else {
+            row.signatures.name().to_string()
+        },
         ms(row.sequential.total),
         ms(row.sequential.execute),
         ms(row.commit),
