@@ -196,14 +196,16 @@ fn contract_input(rng: &mut impl Rng) -> Vec<u8> {
 fn smoke_execute_contract_blocks() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let inputs = 120;
-    let (mut with_contracts, mut deploy_blocks, mut reexecuted) = (0, 0, 0);
+    let (mut with_contracts, mut deploy_blocks, mut reexecuted, mut hinted) = (0, 0, 0, 0);
     for _ in 0..inputs {
         let seen = check_execution(&contract_input(&mut rng));
         with_contracts += usize::from(seen.contract_blocks > 0);
         deploy_blocks += usize::from(seen.parallel_blocks > 0);
         reexecuted += usize::from(seen.reexecuted_blocks > 0);
+        hinted += usize::from(seen.hinted_blocks > 0);
     }
-    eprintln!("{inputs} contract inputs: {with_contracts} ran invocations on the optimistic path ({reexecuted} with re-executions), {deploy_blocks} ran a deploy block on the parallel engine");
+    eprintln!("{inputs} contract inputs: {with_contracts} ran invocations on the optimistic path ({reexecuted} with re-executions, {hinted} with hints), {deploy_blocks} ran a deploy block on the parallel engine");
+    assert!(hinted > 0, "no block ever carried hints");
     assert!(
         reexecuted > 0,
         "no validation ever failed: the smoke run tests nothing of it"

@@ -16,8 +16,10 @@
 //!   run every accepted block on the parallel engine, a block with an
 //!   invocation on its optimistic path, and the guarded ones a block with
 //!   an invocation in order for `undeclared` (all asserted), so the check
-//!   never compares the sequential engine with itself unknowingly;
-//!   [`ExecutionCheck`] says what the engines saw.
+//!   never compares the sequential engine with itself unknowingly; the
+//!   unguarded 2-thread executor gets the block's transactions as a node's
+//!   mempool admits them, invocations hinted on the tip (the reference
+//!   gets none); [`ExecutionCheck`] says what the engines saw.
 
 use std::sync::OnceLock;
 
@@ -29,9 +31,11 @@ use tos_parallel::chain::transaction::{
     config_signers, contract_id, public_key_of, EnergyPayload, FeeType, Payload, Transaction,
     TransferOutput, UnsignedTransaction,
 };
-use tos_parallel::chain::validation::check_stateless;
+use tos_parallel::chain::validation::{check_admission, check_stateless};
 use tos_parallel::engine::EngineConfig;
-use tos_parallel::pipeline::{differences, execute_block, locate_block, Run, SpecExecutor};
+use tos_parallel::pipeline::{
+    differences, execute_block, hint, locate_block, Run, SpecExecutor, TxCache,
+};
 use tos_parallel::{
     init_genesis, Block, BlockError, ExecutionPath, Genesis, GenesisAccount, Hash, MemoryStorage,
     PublicKey, StateRead, StateScan, StateWrite, NATIVE_ASSET,
@@ -89,6 +93,10 @@ pub struct ExecutionCheck {
     /// Of those, blocks where an executor's optimistic path executed a
     /// transaction again (a validation caught a changed read).
     pub reexecuted_blocks: usize,
+    /// Of those, blocks whose invocations carried hints (the unguarded
+    /// 2-thread executor runs the block's transactions as a node admits
+    /// them: hinted on the tip, `pipeline::hint`; they must change nothing).
+    pub hinted_blocks: usize,
 }
 
 /// Programs the fuzz input may deploy besides its own bytes (SPEC §8):
@@ -176,10 +184,20 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
             Transaction::decode(b)
                 .is_ok_and(|(tx, _)| matches!(tx.payload, Payload::InvokeContract { .. }))
         });
+        // The block as a node admits it: each invocation hinted on the tip.
+        let admitted = TxCache::new(4 * block.txs().len().max(256));
+        let mut hints = 0;
+        for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
+            if let Ok(mut vtx) = check_admission(bytes, *hash) {
+                hints += hint(&mut vtx, &storage, pre.ctx.parent_topoheight);
+                admitted.insert(hash.0, std::sync::Arc::new(vtx));
+            }
+        }
         let mut concurrent = false;
         let mut reexecuted = false;
-        for ex in executors.iter() {
-            let par = execute_block(ex, &storage, &block, &pre, None, Run::Parallel);
+        for (i, ex) in executors.iter().enumerate() {
+            let cache = (i == 2).then_some(&admitted);
+            let par = execute_block(ex, &storage, &block, &pre, cache, Run::Parallel);
             match (&seq, &par) {
                 (Ok(s), Ok(p)) => {
                     let diffs = differences(s, p);
@@ -238,6 +256,7 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
                 if invokes {
                     seen.contract_blocks += 1;
                     seen.reexecuted_blocks += usize::from(reexecuted);
+                    seen.hinted_blocks += usize::from(hints > 0);
                 } else {
                     seen.parallel_blocks += 1;
                 }
