@@ -8,7 +8,9 @@
 //! workers a wake-up). For each chunk:
 //! 1. **Speculate** (on the pool, in parallel): every transaction of the
 //!    chunk runs against the overlay as the previous chunks left it
-//!    ([`InOrder::table`], read-only while the chunk speculates), through a
+//!    ([`InOrder::table`], read-only while the chunk speculates; it holds
+//!    every declared and hinted key from the block's batch read, so a
+//!    hinted key's first read is an overlay read), through a
 //!    [`SpecView`] that records how it *first* read each key (the overlay
 //!    entry's version: how many times the block wrote it so far; or, for a
 //!    key the overlay lacks, the reader's value, an absent key as `None`,
