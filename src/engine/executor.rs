@@ -191,6 +191,9 @@ pub struct Executor<C: Chain> {
     scratch: Mutex<Box<Scratch<C>>>,
     /// What this executor measured of its own blocks (guards on only).
     calibration: Calibration,
+    /// The same for blocks with open accesses: in order against the
+    /// optimistic path (guards on only).
+    open_calibration: Calibration,
 }
 
 impl<C: Chain> std::fmt::Debug for Executor<C> {
@@ -230,6 +233,7 @@ impl<C: Chain> Executor<C> {
             config,
             scratch: Mutex::new(Box::default()),
             calibration: Calibration::default(),
+            open_calibration: Calibration::default(),
         }
     }
 
@@ -381,6 +385,9 @@ impl<C: Chain> Executor<C> {
                 open,
             };
             if let Some(reason) = decide(&policy, facts) {
+                if reason == PathReason::Undeclared {
+                    return self.open_block(chain, block, txs, reader);
+                }
                 return self.in_order(chain, block, txs, reader, reason);
             }
             if open || self.config.scheduler == Scheduler::Optimistic {
@@ -412,6 +419,40 @@ impl<C: Chain> Executor<C> {
                 .record(txs.len(), !out.stats.parallel_engine, start.elapsed());
             Ok(out)
         })
+    }
+
+    /// A block with open accesses, guards on: in order
+    /// ([`PathReason::Undeclared`]), unless this executor measured its
+    /// optimistic path [`MARGIN`] times faster on blocks of this size
+    /// (`calibration.rs`: the optimistic path is first probed after 16
+    /// such blocks, then after 32, ... 512 while it keeps losing, 16 again
+    /// once it wins). On 2 cores it loses (benches/README.md); where it
+    /// wins (more cores, costlier contracts), the node takes it.
+    fn open_block<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+    ) -> Result<Executed<C>, EngineError<R::Error>>
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
+        let start = Instant::now();
+        let out = match self.open_calibration.advise(txs.len()) {
+            Advice::Parallel => self.optimistic(chain, block, txs, reader)?,
+            advice => {
+                if advice == Advice::Static {
+                    // In order is the prior: the first probe waits.
+                    self.open_calibration.defer_probe(txs.len());
+                }
+                self.in_order(chain, block, txs, reader, PathReason::Undeclared)?
+            }
+        };
+        self.open_calibration
+            .record(txs.len(), !out.stats.parallel_engine, start.elapsed());
+        Ok(out)
     }
 
     /// The sequential reference engine, on the calling thread.

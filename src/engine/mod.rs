@@ -52,7 +52,10 @@
 //!    The module's docs give the correctness argument. It runs with the
 //!    guards off and under `Scheduler::Optimistic`; with the guards on an
 //!    open block runs in order (`PathReason::Undeclared`: the optimistic
-//!    path measured slower than the sequential engine, benches/README.md).
+//!    path measured slower than the sequential engine on 2 cores,
+//!    benches/README.md) unless the executor measured it 1.25x
+//!    faster on its own open blocks of that size (`calibration.rs`; its
+//!    first probe is a size's 18th open block).
 //!
 //! 8. **Hints** (`hints.rs`): an open transaction may carry keys the node
 //!    expects it to touch, learned before the block ([`discover`]: the

@@ -13,7 +13,7 @@
 //! | block | mode `sequential` | [`PathReason::SequentialMode`] | the node asked for it |
 //! | block | fewer than `min_txs_for_parallel` transactions | [`PathReason::SmallBlock`] | a pool hand-off costs more than a small block's execution (default 20) |
 //! | block | one worker thread | [`PathReason::OneThread`] | nothing can overlap; the calling thread verifies and runs the sequential engine (a one-thread pool measured 4-12% slower) |
-//! | block | a transaction with open accesses (scheduler not `Optimistic`) | [`PathReason::Undeclared`] | the optimistic path, the only parallel road for such a block, measured slower than the sequential engine (`token` 0.64x at 2 threads: benches/README.md) |
+//! | block | a transaction with open accesses (scheduler not `Optimistic`) | [`PathReason::Undeclared`] | the optimistic path, the only parallel road for such a block, measured slower than the sequential engine (`token` 0.64x at 2 threads: benches/README.md); with the guards on the executor probes it on its own open blocks and takes it once measured 1.25x faster (`Executor::open_block`) |
 //! | sample (first 64 txs) | fewer than 8 distinct keys per thread, or fewer than 1.5 per transaction ([`MIN_KEYS_PER_TX_TENTHS`]) | [`PathReason::FewKeys`] | a small state is hot and cheap to execute, and its transactions contend: the plan costs more than it saves (`uniform` over 10 and 30 accounts: 0.51x and 0.46x on the parallel engine) |
 //! | sample | critical path over 90% of the sample, where reads are cheap | [`PathReason::SerialGraph`] | a serial block gains nothing from a plan; on RocksDB the batched prefetch still pays (`chain`: 1.76x execute phase), so there it goes on |
 //! | plan (whole block) | fewer than 8 distinct keys per thread | [`PathReason::FewKeys`] | as above; the block then runs in order on the plan's cells (already loaded) |
@@ -79,9 +79,12 @@ pub enum PathReason {
     /// running it: contract calls), and the guards are on: the block runs
     /// in order, because the optimistic path (the only parallel road for
     /// such a block) measured slower than the sequential engine on every
-    /// contract workload (benches/README.md). With the guards off (verify
-    /// mode's parallel side, tests, fuzzing) and under
-    /// `Scheduler::Optimistic`, it takes the optimistic path.
+    /// contract workload on 2 cores (benches/README.md); the executor
+    /// takes its optimistic path instead once it measured it 1.25x faster
+    /// on its own open blocks of the size (`calibration.rs`: first probed
+    /// on a size's 18th open block). With the guards off (verify mode's
+    /// parallel side, tests, fuzzing) and under `Scheduler::Optimistic`,
+    /// it takes the optimistic path.
     Undeclared,
     /// The node keeps a core busy with other work while blocks execute
     /// (the commit pipeline's writer: `EngineConfig::reserved_cores`), so
