@@ -427,7 +427,9 @@ impl<C: Chain> Executor<C> {
     /// (`calibration.rs`: the optimistic path is first probed after 16
     /// such blocks, then after 32, ... 512 while it keeps losing, 16 again
     /// once it wins). On 2 cores it loses (benches/README.md); where it
-    /// wins (more cores, costlier contracts), the node takes it.
+    /// wins (more cores, costlier contracts), the node takes it. With
+    /// fewer than two of the pool's cores left to it (the commit
+    /// pipeline's writer holds one), it is not even probed.
     fn open_block<R, T>(
         &self,
         chain: &C,
@@ -439,6 +441,11 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
+        if self.cores_left() < 2 {
+            // One core for speculation and validation alike: the
+            // optimistic path cannot win; not even probed.
+            return self.in_order(chain, block, txs, reader, PathReason::Undeclared);
+        }
         let start = Instant::now();
         let out = match self.open_calibration.advise(txs.len()) {
             Advice::Parallel => self.optimistic(chain, block, txs, reader)?,
