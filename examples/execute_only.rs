@@ -59,12 +59,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unhinted = checked.clone();
     if !hints.is_empty() {
         let mut n = 0;
+        let start = Instant::now();
         for tx in &mut checked.txs {
             let mut vtx = (**tx).clone();
             n += tos_parallel::pipeline::hint(&mut vtx, &storage, pre.ctx.parent_topoheight);
             *tx = std::sync::Arc::new(vtx);
         }
-        println!("hints: {n} keys over {} transactions", checked.txs.len());
+        println!(
+            "hints: {n} keys over {} transactions, discovered in {:.3} ms",
+            checked.txs.len(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
     }
     let config = EngineConfig {
         costly_reads: false,
