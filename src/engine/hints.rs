@@ -21,6 +21,7 @@
 #[cfg(doc)]
 use super::contract::Accesses;
 use super::contract::{Chain, Mode, Reader, StateResult};
+use super::optimistic::explore;
 
 /// The keys `tx` touches beyond its declared accesses when explored
 /// ([`Chain::explore`]) on `reader` (the state it is expected to run on,
@@ -36,5 +37,5 @@ pub fn discover<C: Chain, R: Reader<C::Key, C::Value>>(
     tx: &C::Tx,
     reader: &R,
 ) -> StateResult<Vec<(C::Key, Mode)>, R::Error> {
-    super::optimistic::explore(chain, block, tx, reader)
+    explore(chain, block, tx, reader)
 }
