@@ -544,9 +544,9 @@ impl<C: Chain> Executor<C> {
         let mut guard = self.scratch();
         let seq = &mut guard.seq;
         let mut counts = optimistic::Counts::default();
-        let mut out = self
-            .pool
-            .install(|| optimistic::run(chain, block, txs, reader, seq, &mut counts))?;
+        // The calling thread leads a team (`team.rs`): no hand-over of the
+        // block to the pool, and helpers that stay between chunks.
+        let mut out = optimistic::run(chain, block, txs, reader, seq, &mut counts, self.pool.on())?;
         out.stats = EngineStats {
             path: ExecutionPath::Optimistic,
             reason: if counts.bounded {

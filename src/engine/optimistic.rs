@@ -4,11 +4,11 @@
 //!
 //! # The algorithm
 //! The block runs in *chunks* of consecutive transactions (32, then
-//! four times larger up to [`MAX_CHUNK`]: each chunk costs the pool's
-//! workers a wake-up). For each chunk:
-//! 1. **Speculate** (on the pool, in parallel): every transaction of the
-//!    chunk runs against the overlay as the previous chunks left it
-//!    ([`InOrder::table`], read-only while the chunk speculates; it holds
+//! four times larger up to [`MAX_CHUNK`]: small first, so that a block
+//! that keeps aborting is found early). For each chunk:
+//! 1. **Speculate** (a phase of the block's team, in parallel): every
+//!    transaction of the chunk runs against the overlay as the previous
+//!    chunks left it (read-only while the chunk speculates; it holds
 //!    every declared and hinted key from the block's batch read, so a
 //!    hinted key's first read is an overlay read), through a
 //!    [`SpecView`] that records how it *first* read each key (the overlay
@@ -57,19 +57,48 @@
 //! exactly as in the sequential view (`sequential::resolve`, one rule).
 //!
 //! # Synchronisation
-//! None of its own. During a chunk's speculation the overlay is borrowed
-//! shared (`&HashTable`, no writer exists: the borrow checker proves it),
-//! each speculation writes only its own result, and rayon's `collect`
-//! hands the results to the calling thread after every job finished (the
-//! fork-join's happens-before). Validation and commit run on that one
-//! thread with the overlay borrowed mutably again. There is no lock, no
-//! atomic and no flag whose ordering could be wrong (the "done while a
-//! validation is still running" class of bug has nowhere to live), which is
-//! why this path has no loom model: the release protocol of the graph
-//! scheduler (`release.rs`) keeps its own.
+//! The calling thread leads a team (`team.rs`: it works from the first
+//! instant, `threads - 1` helper jobs join on the pool and stay between
+//! phases, so a block pays no hand-over to the pool and no wake-up per
+//! chunk; the team's phases and memory ordering are argued there). Phase
+//! `k` speculates chunk `k`; between phases the caller settles the chunk.
+//! What this module adds ([`Speculations`]):
+//! * **Claims.** Each participant takes the chunk's transactions [`PIECE`]
+//!   at a time from the phase's `claimed` counter (`fetch_add`, `Relaxed`:
+//!   only atomicity matters), so each transaction is speculated exactly
+//!   once, by its claimer.
+//! * **Results.** A claimer writes each speculation into the
+//!   transaction's slot (its own `Mutex`, never contended: one writer, and
+//!   the caller takes it only later), then adds the piece's size to the
+//!   phase's `finished` counter with `Release`. The phase is complete when
+//!   `finished` (read with `Acquire`) reaches the chunk's size, so every
+//!   slot write happens-before the caller's check, and the caller, which
+//!   settles only after [`Lead::phase`] saw the phase complete, finds every
+//!   speculation in its slot.
+//! * **The overlay** sits in an `RwLock` for the block: participants hold
+//!   its read lock while they work on a phase, the caller its write lock
+//!   while it settles between phases. Settling of chunk `k` thus excludes,
+//!   and (the lock's release/acquire) happens-before, every read of chunk
+//!   `k + 1`'s speculations; a helper that finished its last piece of a
+//!   phase releases its read lock a few instructions later, so the
+//!   caller's write lock waits only for that.
+//! * **Panics**: a participant's panic aborts the team (`team.rs`), every
+//!   phase then reports itself complete and hands out nothing; the panic
+//!   is resumed after the team and contained by the executor. The locks
+//!   do not poison; the block is abandoned.
+//!
+//! No flag says "done" apart from the per-phase counters, and none is
+//! set before the work it reports (the "done while a validation is still
+//! running" bug class: validation runs only on the caller, after its
+//! phase completed). The loom model below checks this protocol (claims,
+//! slots, counters and the overlay's lock, with the same orderings) under
+//! every interleaving of a caller and a helper.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
-use rayon::prelude::*;
+use parking_lot::{Mutex, RwLock};
 
 use super::contract::{
     Accesses, Chain, Key, Mode, Reader, StateError, StateResult, Value, View, MAX_SUMS,
@@ -79,6 +108,7 @@ use super::sequential::{
     add_sum, counter_of, lookup, minus, plus, record_key, resolve, settable, Applied, Entry,
     InOrder, Need, SeqScratch,
 };
+use super::team::{self, Aborted, Lead, On, Work};
 
 /// The first chunk's size: small, so a block that keeps aborting is found
 /// early and costs little.
@@ -361,13 +391,16 @@ pub(crate) fn explore<C: Chain, R: Reader<C::Key, C::Value>>(
 /// overlay lacks is moved into it (taken out of `spec`).
 fn valid<C: Chain, R: Reader<C::Key, C::Value>>(
     run: &mut InOrder<'_, C, R>,
+    table: &mut HashTable<Entry<C::Key, C::Value>>,
     spec: &mut Speculation<C>,
 ) -> StateResult<bool, R::Error> {
     for l in &mut spec.locals {
         let holds = match l.read.take() {
             None => true,
-            Some(Seen::Overlay(version)) => run.holds(&l.key, l.hash, Some(version), || None)?,
-            Some(Seen::Reader(value)) => run.holds(&l.key, l.hash, None, || value)?,
+            Some(Seen::Overlay(version)) => {
+                run.holds(table, &l.key, l.hash, Some(version), || None)?
+            }
+            Some(Seen::Reader(value)) => run.holds(table, &l.key, l.hash, None, || value)?,
         };
         if !holds {
             return Ok(false);
@@ -376,8 +409,146 @@ fn valid<C: Chain, R: Reader<C::Key, C::Value>>(
     Ok(true)
 }
 
-/// Runs the block on the optimistic path (see the module docs), on the
-/// current rayon pool. Nothing is written anywhere.
+/// Transactions a participant claims at once in a speculation phase.
+const PIECE: usize = 4;
+
+/// The chunks of a block of `n` transactions: [`FIRST_CHUNK`], then four
+/// times larger up to [`MAX_CHUNK`].
+fn chunks(n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut from, mut size) = (0, FIRST_CHUNK);
+    while from < n {
+        let to = n.min(from + size);
+        out.push((from, to));
+        from = to;
+        size = (size * 4).min(MAX_CHUNK);
+    }
+    out
+}
+
+/// The speculation phases of one block, for a team (`team.rs`): phase `k`
+/// speculates chunk `k`'s transactions on the overlay, in claimed pieces.
+struct Speculations<'a, C: Chain, R, T> {
+    chain: &'a C,
+    block: &'a C::Block,
+    txs: &'a [T],
+    reader: &'a R,
+    /// The overlay. Read-locked by participants while a phase is open,
+    /// write-locked by the caller between phases to settle the chunk.
+    table: &'a RwLock<HashTable<Entry<C::Key, C::Value>>>,
+    chunks: &'a [(usize, usize)],
+    /// Per phase: the next unclaimed transaction of the chunk (relative).
+    claimed: Vec<CachePadded<AtomicUsize>>,
+    /// Per phase: transactions speculated (`Release` by each piece's
+    /// claimer, `Acquire` by [`Work::complete`]).
+    finished: Vec<CachePadded<AtomicUsize>>,
+    /// By transaction: its speculation, written by its piece's claimer,
+    /// taken by the caller once the phase is complete.
+    slots: Vec<Mutex<Option<Speculation<C>>>>,
+    /// A participant panicked: no phase hands out work any more.
+    aborted: AtomicBool,
+}
+
+impl<C, R, T> Work for Speculations<'_, C, R, T>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx> + Sync,
+{
+    fn work(&self, phase: usize, _me: usize, _lead: bool) {
+        let Some(&(from, to)) = self.chunks.get(phase) else {
+            return;
+        };
+        let table = self.table.read();
+        loop {
+            if self.aborted.load(Ordering::Relaxed) {
+                return;
+            }
+            let i = self.claimed[phase].fetch_add(PIECE, Ordering::Relaxed);
+            if i >= to - from {
+                return;
+            }
+            let end = (i + PIECE).min(to - from);
+            for t in from + i..from + end {
+                let spec = speculate(
+                    self.chain,
+                    self.block,
+                    self.txs[t].borrow(),
+                    &table,
+                    self.reader,
+                );
+                *self.slots[t].lock() = spec;
+            }
+            self.finished[phase].fetch_add(end - i, Ordering::Release);
+        }
+    }
+
+    fn complete(&self, phase: usize) -> bool {
+        let Some(&(from, to)) = self.chunks.get(phase) else {
+            return true;
+        };
+        self.aborted.load(Ordering::Acquire)
+            || self.finished[phase].load(Ordering::Acquire) >= to - from
+    }
+
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    fn phases(&self) -> usize {
+        self.chunks.len()
+    }
+}
+
+/// Validates and commits, in block order, the speculations of `txs`
+/// (`from..`) on `table` (step 2 of the module docs); returns how many
+/// ran again.
+fn settle<C, R, T>(
+    run: &mut InOrder<'_, C, R>,
+    table: &mut HashTable<Entry<C::Key, C::Value>>,
+    txs: &[T],
+    from: usize,
+    slots: &[Mutex<Option<Speculation<C>>>],
+    counts: &mut Counts,
+) -> StateResult<usize, R::Error>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx>,
+{
+    let mut again = 0;
+    for (i, tx) in txs.iter().enumerate() {
+        if let Some(mut spec) = slots[from + i].lock().take() {
+            counts.validations += 1;
+            if valid(run, table, &mut spec)? {
+                let writes = spec.locals.into_iter().filter_map(|l| {
+                    let applied = match l.write {
+                        Written::Nothing => return None,
+                        Written::Set(v) => Applied::Set(v),
+                        Written::Add(a) => Applied::Add(a),
+                    };
+                    Some((l.key, l.hash, applied))
+                });
+                run.apply(table, writes, &spec.sums, spec.status)?;
+                continue;
+            }
+        }
+        again += 1;
+        run.execute(table, tx.borrow())?;
+    }
+    counts.reexecuted += again;
+    Ok(again)
+}
+
+/// How the caller's side of the team ended.
+enum Led<E> {
+    Failed(StateError<E>),
+    Aborted,
+}
+
+/// Runs the block on the optimistic path (see the module docs): the
+/// calling thread leads a team (itself and a helper job per other worker
+/// of `on`'s pool, `team.rs`). Nothing is written anywhere.
 pub(crate) fn run<C, R, T>(
     chain: &C,
     block: &C::Block,
@@ -385,6 +556,7 @@ pub(crate) fn run<C, R, T>(
     reader: &R,
     scratch: &mut SeqScratch<C::Key, C::Value>,
     counts: &mut Counts,
+    on: On<'_>,
 ) -> StateResult<Executed<C>, R::Error>
 where
     C: Chain,
@@ -392,55 +564,138 @@ where
     T: std::borrow::Borrow<C::Tx> + Sync,
 {
     let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
-    let mut next = 0;
-    let mut chunk = FIRST_CHUNK;
-    while next < txs.len() {
-        if counts.bounded {
-            for tx in &txs[next..] {
-                run.execute(tx.borrow())?;
-            }
-            break;
-        }
-        let end = txs.len().min(next + chunk);
-        let specs: Vec<Option<Speculation<C>>> = {
-            let table = run.table();
-            txs[next..end]
-                .par_iter()
-                .with_max_len(4)
-                .map(|tx| speculate(chain, block, tx.borrow(), table, reader))
-                .collect()
-        };
-        counts.speculated += end - next;
-        let mut again = 0;
-        for (tx, spec) in txs[next..end].iter().zip(specs) {
-            match spec {
-                Some(mut spec) => {
-                    counts.validations += 1;
-                    if valid(&mut run, &mut spec)? {
-                        let writes = spec.locals.into_iter().filter_map(|l| {
-                            let applied = match l.write {
-                                Written::Nothing => return None,
-                                Written::Set(v) => Applied::Set(v),
-                                Written::Add(a) => Applied::Add(a),
-                            };
-                            Some((l.key, l.hash, applied))
-                        });
-                        run.apply(writes, &spec.sums, spec.status)?;
-                        continue;
-                    }
-                    again += 1;
+    // The overlay moves into the lock for the block, and back.
+    let table = RwLock::new(std::mem::take(scratch.table()));
+    let chunks = chunks(txs.len());
+    let work = Speculations {
+        chain,
+        block,
+        txs,
+        reader,
+        table: &table,
+        chunks: &chunks,
+        claimed: chunks
+            .iter()
+            .map(|_| CachePadded::new(AtomicUsize::new(0)))
+            .collect(),
+        finished: chunks
+            .iter()
+            .map(|_| CachePadded::new(AtomicUsize::new(0)))
+            .collect(),
+        slots: txs.iter().map(|_| Mutex::new(None)).collect(),
+        aborted: AtomicBool::new(false),
+    };
+    let lead = |lead: &Lead<'_, Speculations<'_, C, R, T>>| -> Result<(), Led<R::Error>> {
+        for (k, &(from, to)) in chunks.iter().enumerate() {
+            if counts.bounded {
+                let mut t = table.write();
+                for tx in &txs[from..] {
+                    run.execute(&mut t, tx.borrow()).map_err(Led::Failed)?;
                 }
-                None => again += 1,
+                break;
             }
-            run.execute(tx.borrow())?;
+            lead.phase(k).map_err(|Aborted| Led::Aborted)?;
+            counts.speculated += to - from;
+            let mut t = table.write();
+            let again = settle(&mut run, &mut t, &txs[from..to], from, &work.slots, counts)
+                .map_err(Led::Failed)?;
+            // Mostly executed again: the rest of the block in order.
+            if again * 2 > to - from && to < txs.len() {
+                counts.bounded = true;
+            }
         }
-        counts.reexecuted += again;
-        // Mostly executed again: the rest of the block (if any) in order.
-        if again * 2 > end - next && end < txs.len() {
-            counts.bounded = true;
-        }
-        next = end;
-        chunk = (chunk * 4).min(MAX_CHUNK);
+        Ok(())
+    };
+    let helpers = on.threads().saturating_sub(1);
+    let led = team::run(on, helpers, &work, lead);
+    drop(work);
+    *scratch.table() = table.into_inner();
+    match led {
+        Ok(()) => run.finish(scratch.table()),
+        Err(Led::Failed(e)) => Err(e),
+        Err(Led::Aborted) => Err(StateError::Invariant("a participant of the team stopped")),
     }
-    run.finish()
+}
+
+/// Loom model of the speculation phases' protocol ([`Speculations::work`]
+/// and [`Speculations::complete`], with loom's atomics and locks in the
+/// same orderings, and the team's `open` store/load around them): under
+/// every interleaving of the caller and one helper, each transaction is
+/// speculated exactly once, on the overlay as the caller settled it, and
+/// the caller finds every speculation once the phase is complete.
+#[cfg(test)]
+mod loom_model {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::{Arc, Mutex, RwLock};
+    use loom::thread;
+
+    /// Two transactions, one per piece.
+    const TXS: usize = 2;
+
+    struct Phase {
+        /// The team's `open`: 1 once the phase is open, 2 once closed.
+        open: AtomicUsize,
+        claimed: AtomicUsize,
+        finished: AtomicUsize,
+        slots: Vec<Mutex<Option<u64>>>,
+        table: RwLock<u64>,
+        runs: Vec<AtomicUsize>,
+    }
+
+    /// `Speculations::work`: claim, speculate on the overlay, publish.
+    fn work(p: &Phase) {
+        let table = p.table.read().unwrap();
+        loop {
+            let i = p.claimed.fetch_add(1, Ordering::Relaxed);
+            if i >= TXS {
+                return;
+            }
+            p.runs[i].fetch_add(1, Ordering::Relaxed);
+            *p.slots[i].lock().unwrap() = Some(*table);
+            p.finished.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    #[test]
+    fn each_speculated_once_on_the_settled_overlay_and_found_when_complete() {
+        loom::model(|| {
+            let p = Arc::new(Phase {
+                open: AtomicUsize::new(0),
+                claimed: AtomicUsize::new(0),
+                finished: AtomicUsize::new(0),
+                slots: (0..TXS).map(|_| Mutex::new(None)).collect(),
+                table: RwLock::new(0),
+                runs: (0..TXS).map(|_| AtomicUsize::new(0)).collect(),
+            });
+            let helper = {
+                let p = Arc::clone(&p);
+                thread::spawn(move || loop {
+                    match p.open.load(Ordering::Acquire) {
+                        0 => thread::yield_now(),
+                        1 => {
+                            work(&p);
+                            return;
+                        }
+                        _ => return,
+                    }
+                })
+            };
+            // The caller settles the previous chunk, opens the phase,
+            // works on it, and waits until it is complete.
+            *p.table.write().unwrap() = 7;
+            p.open.store(1, Ordering::Release);
+            work(&p);
+            while p.finished.load(Ordering::Acquire) < TXS {
+                thread::yield_now();
+            }
+            for (i, slot) in p.slots.iter().enumerate() {
+                assert_eq!(slot.lock().unwrap().take(), Some(7), "transaction {i}");
+                assert_eq!(p.runs[i].load(Ordering::Relaxed), 1, "transaction {i}");
+            }
+            // Settling the chunk: the overlay's write lock.
+            *p.table.write().unwrap() = 8;
+            p.open.store(2, Ordering::Release);
+            helper.join().unwrap();
+        });
+    }
 }

@@ -47,6 +47,13 @@ impl<K, V> Default for SeqScratch<K, V> {
     }
 }
 
+impl<K, V> SeqScratch<K, V> {
+    /// The overlay (after [`InOrder::start`]: preloaded).
+    pub(crate) fn table(&mut self) -> &mut HashTable<Entry<K, V>> {
+        &mut self.table
+    }
+}
+
 /// What an operation needs of the declared mode.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Need {
@@ -439,7 +446,6 @@ pub(crate) struct InOrder<'s, C: Chain, R> {
     chain: &'s C,
     block: &'s C::Block,
     reader: &'s R,
-    table: &'s mut HashTable<Entry<C::Key, C::Value>>,
     block_accesses: Accesses<C::Key>,
     sums: [u64; MAX_SUMS],
     statuses: Vec<Result<(), C::Failure>>,
@@ -453,7 +459,7 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
         block: &'s C::Block,
         txs: &[T],
         reader: &'s R,
-        scratch: &'s mut SeqScratch<C::Key, C::Value>,
+        scratch: &mut SeqScratch<C::Key, C::Value>,
     ) -> StateResult<Self, R::Error> {
         let block_accesses = chain.block_accesses(block);
         scratch.table.clear();
@@ -462,34 +468,32 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
             chain,
             block,
             reader,
-            table: &mut scratch.table,
             block_accesses,
             sums: [0u64; MAX_SUMS],
             statuses: Vec::with_capacity(txs.len()),
         };
-        let mut view =
-            SeqView::<C, R>::new(this.table, reader, &this.block_accesses, &mut this.sums);
+        let mut view = SeqView::<C, R>::new(
+            &mut scratch.table,
+            reader,
+            &this.block_accesses,
+            &mut this.sums,
+        );
         chain.begin_block(block, &mut view)?;
         Ok(this)
     }
 
-    /// Executes the next transaction on the overlay.
-    pub(crate) fn execute(&mut self, tx: &C::Tx) -> StateResult<(), R::Error> {
-        let mut view = SeqView::<C, R>::new(
-            self.table,
-            self.reader,
-            self.chain.accesses(tx),
-            &mut self.sums,
-        );
+    /// Executes the next transaction on the overlay `table` (the one
+    /// [`Self::start`] loaded: [`SeqScratch::table`]).
+    pub(crate) fn execute(
+        &mut self,
+        table: &mut HashTable<Entry<C::Key, C::Value>>,
+        tx: &C::Tx,
+    ) -> StateResult<(), R::Error> {
+        let mut view =
+            SeqView::<C, R>::new(table, self.reader, self.chain.accesses(tx), &mut self.sums);
         let status = self.chain.execute(self.block, tx, false, &mut view)?;
         self.statuses.push(status);
         Ok(())
-    }
-
-    /// The overlay, read-only: between two transactions, the state after
-    /// the last one (what the optimistic path speculates on).
-    pub(crate) fn table(&self) -> &HashTable<Entry<C::Key, C::Value>> {
-        self.table
     }
 
     /// Whether `key` (hash `hash`) is still as a speculation saw it: at
@@ -500,12 +504,13 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
     /// would have put it in the overlay). One probe.
     pub(crate) fn holds(
         &mut self,
+        table: &mut HashTable<Entry<C::Key, C::Value>>,
         key: &C::Key,
         hash: u64,
         version: Option<u64>,
         block_start: impl FnOnce() -> Option<C::Value>,
     ) -> StateResult<bool, R::Error> {
-        match self.table.entry(hash, |e| e.key == *key, |e| e.hash) {
+        match table.entry(hash, |e| e.key == *key, |e| e.hash) {
             hashbrown::hash_table::Entry::Occupied(o) => {
                 Ok(o.get().version == version.unwrap_or(0))
             }
@@ -522,6 +527,7 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
     /// read), its block sums, and records its status.
     pub(crate) fn apply(
         &mut self,
+        table: &mut HashTable<Entry<C::Key, C::Value>>,
         writes: impl IntoIterator<Item = (C::Key, u64, Applied<C::Value>)>,
         sums: &[u64; MAX_SUMS],
         status: Result<(), C::Failure>,
@@ -529,7 +535,7 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
         for (key, hash, w) in writes {
             // Absent only for a key it wrote without reading, that nothing
             // before it touched: read then.
-            let e = load_entry::<C, R>(self.table, self.reader, &key, hash)?;
+            let e = load_entry::<C, R>(table, self.reader, &key, hash)?;
             match w {
                 Applied::Set(v) => e.value = Some(v),
                 Applied::Add(amount) => {
@@ -549,11 +555,14 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
     }
 
     /// Runs the end hook and returns the block's result.
-    pub(crate) fn finish(mut self) -> StateResult<Executed<C>, R::Error> {
+    pub(crate) fn finish(
+        mut self,
+        table: &mut HashTable<Entry<C::Key, C::Value>>,
+    ) -> StateResult<Executed<C>, R::Error> {
         {
             let done = self.sums;
             let mut view = SeqView::<C, R>::new(
-                self.table,
+                &mut *table,
                 self.reader,
                 &self.block_accesses,
                 &mut self.sums,
@@ -561,8 +570,8 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
             self.chain
                 .end_block(self.block, &done[..C::SUMS], &mut view)?;
         }
-        let mut writes = Vec::with_capacity(self.table.len());
-        for e in self.table.drain() {
+        let mut writes = Vec::with_capacity(table.len());
+        for e in table.drain() {
             if let (true, Some(v)) = (e.version > 0, e.value) {
                 writes.push((e.key, v));
             }
@@ -618,12 +627,13 @@ where
     T: std::borrow::Borrow<C::Tx>,
 {
     let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
+    let table = scratch.table();
     for tx in txs {
         let start = costs.is_some().then(std::time::Instant::now);
-        run.execute(tx.borrow())?;
+        run.execute(table, tx.borrow())?;
         if let (Some(costs), Some(start)) = (costs.as_deref_mut(), start) {
             costs.push(start.elapsed());
         }
     }
-    run.finish()
+    run.finish(table)
 }

@@ -167,6 +167,16 @@ pub(crate) enum On<'p> {
     Current,
 }
 
+impl On<'_> {
+    /// The pool's worker threads.
+    pub(crate) fn threads(&self) -> usize {
+        match self {
+            On::Pool(pool) => pool.current_num_threads(),
+            On::Current => rayon::current_num_threads(),
+        }
+    }
+}
+
 /// Runs `lead` on the calling thread with `helpers` helper jobs spawned on
 /// the pool, working on `work`'s phases as `lead` opens them. A helper's
 /// panic is resumed here once every helper stopped.
