@@ -320,3 +320,44 @@ fn a_node_admitting_with_hints_reaches_the_state_of_one_without() {
         assert_eq!(dump(&reference), dump(n));
     }
 }
+
+/// Background admissions hint on a view of the tip, which holds a clone of
+/// the storage: dropping the chain waits for them, so that no job outlives
+/// it with a database handle (one that did crashed the CLI at exit, racing
+/// RocksDB's teardown). Here: a RocksDB chain admits blocks of invocations
+/// in the background and is dropped at once; the database must reopen
+/// (RocksDB refuses a second open while any handle lives).
+#[cfg(feature = "rocksdb")]
+#[test]
+fn dropping_a_chain_waits_for_its_background_admissions() {
+    let chain = generate(&GeneratorConfig {
+        workload: Workload::Token,
+        accounts: 200,
+        txs_per_block: 300,
+        blocks: 4,
+        seed: 2,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut s =
+        tos_parallel::RocksStorage::create(&path, tos_parallel::RocksConfig::default()).unwrap();
+    init_genesis(&mut s, &chain.genesis).unwrap();
+    for round in 0..3 {
+        let config = ExecutionConfig {
+            mode: tos_parallel::ExecutionMode::Parallel,
+            threads: 2,
+            ..ExecutionConfig::default()
+        };
+        let node = Blockchain::new(s, config).unwrap();
+        if round == 0 {
+            node.add_new_block(&chain.blocks[0]).unwrap();
+        }
+        for block in &chain.blocks[1..] {
+            node.admit_in_background(block);
+        }
+        drop(node);
+        s = tos_parallel::RocksStorage::open(&path, tos_parallel::RocksConfig::default())
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+    }
+}

@@ -36,6 +36,7 @@ use crate::chain::error::StatelessError;
 use crate::chain::validation::check_admission;
 use crate::engine::policy::{decide, Facts, PathReason, Policy};
 use crate::engine::EngineConfig;
+use crate::node::admissions::Admissions;
 use crate::node::committer::{write_block, Committer};
 use crate::node::config::{ExecutionConfig, ExecutionMode};
 use crate::node::error::BlockError;
@@ -48,6 +49,10 @@ use crate::{Hash, StateRead, StateSnapshot, Storage, TopoHeight};
 
 /// A chain on storage `S`, executing blocks as its [`ExecutionConfig`] says.
 pub struct Blockchain<S: Storage> {
+    /// Background admission jobs in flight. First, so dropped first: the
+    /// chain's drop (and `into_storage`) waits for them before anything
+    /// else goes, since one may hold a view of the storage.
+    admissions: AdmissionsGuard,
     /// The node's storage (the committer thread writes through a clone).
     /// Invariant: holds the state after a whole block.
     storage: RwLock<S>,
@@ -104,6 +109,7 @@ impl<S: Storage> Blockchain<S> {
             cache,
             writer: Mutex::new(()),
             committer,
+            admissions: AdmissionsGuard(Arc::default()),
         })
     }
 
@@ -258,8 +264,16 @@ impl<S: Storage> Blockchain<S> {
         } else {
             None
         };
+        let running = self.admissions.0.start();
         self.executor.spawn(move || {
             use rayon::prelude::*;
+            // Dropped last (locals drop in reverse order, also when
+            // unwinding): the job ends after its view of the storage.
+            let running = running;
+            let (txs, tip, cache) = (txs, tip, cache);
+            if running.closing() {
+                return;
+            }
             txs.par_iter().for_each(|(bytes, hash)| {
                 if !cache.contains(&hash.0) {
                     if let Ok(mut vtx) = check_admission(bytes, *hash) {
@@ -357,6 +371,15 @@ impl<S: Storage> Blockchain<S> {
 /// The error of a failed write, as the chain reports it.
 fn persist_failed((topoheight, source): (TopoHeight, Arc<crate::StorageError>)) -> BlockError {
     BlockError::PersistFailed { topoheight, source }
+}
+
+/// The chain's [`Admissions`], closed and waited for when dropped.
+struct AdmissionsGuard(Arc<Admissions>);
+
+impl Drop for AdmissionsGuard {
+    fn drop(&mut self) {
+        self.0.close_and_wait();
+    }
 }
 
 /// Hints `vtx` ([`crate::pipeline::hint`]) on `tip`, at its top topoheight.
