@@ -186,6 +186,23 @@ struct SpecView<'a, C: Chain, R> {
 }
 
 impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
+    /// A transaction's view on `table` (its first reads of keys the table
+    /// lacks go to `reader`), nothing touched yet.
+    fn new(
+        table: &'a HashTable<Entry<C::Key, C::Value>>,
+        reader: &'a R,
+        accesses: &'a Accesses<C::Key>,
+    ) -> Self {
+        SpecView {
+            table,
+            reader,
+            accesses,
+            locals: Vec::with_capacity(8),
+            index: HashTable::new(),
+            sums: [0; MAX_SUMS],
+        }
+    }
+
     /// The local entry of `key` (resolved and checked against the
     /// declaration for `need`), created untouched.
     fn local(&mut self, key: &C::Key, need: Need) -> StateResult<usize, R::Error> {
@@ -333,14 +350,7 @@ fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
     table: &HashTable<Entry<C::Key, C::Value>>,
     reader: &R,
 ) -> Option<Speculation<C>> {
-    let mut view = SpecView::<C, R> {
-        table,
-        reader,
-        accesses: chain.accesses(tx),
-        locals: Vec::with_capacity(8),
-        index: HashTable::new(),
-        sums: [0; MAX_SUMS],
-    };
+    let mut view = SpecView::<C, R>::new(table, reader, chain.accesses(tx));
     let status = chain.execute(block, tx, false, &mut view).ok()?;
     Some(Speculation {
         status,
@@ -361,14 +371,7 @@ pub(crate) fn explore<C: Chain, R: Reader<C::Key, C::Value>>(
 ) -> StateResult<Vec<(C::Key, Mode)>, R::Error> {
     let empty = HashTable::new();
     let accesses = chain.accesses(tx);
-    let mut view = SpecView::<C, R> {
-        table: &empty,
-        reader,
-        accesses,
-        locals: Vec::with_capacity(8),
-        index: HashTable::new(),
-        sums: [0; MAX_SUMS],
-    };
+    let mut view = SpecView::<C, R>::new(&empty, reader, accesses);
     chain.explore(block, tx, &mut view)?;
     Ok(view
         .locals

@@ -85,10 +85,20 @@ pub(crate) fn permitted<'a, K: super::Key>(
     key: &K,
     need: Need,
 ) -> Option<(usize, &'a Access<K>, Mode)> {
+    declared_access(accesses, proven, key).filter(|&(_, _, mode)| need.allowed_by(mode))
+}
+
+/// `key`'s declared access, its index and its effective mode (the proven
+/// one inside a proven group), whatever the operation: one search.
+#[inline(always)]
+fn declared_access<'a, K: super::Key>(
+    accesses: &'a Accesses<K>,
+    proven: bool,
+    key: &K,
+) -> Option<(usize, &'a Access<K>, Mode)> {
     let j = accesses.find(key)?;
     let a = accesses.list().get(j)?;
-    let mode = a.mode_when(proven);
-    need.allowed_by(mode).then_some((j, a, mode))
+    Some((j, a, a.mode_when(proven)))
 }
 
 /// [`permitted`], or the error saying why not.
@@ -126,8 +136,8 @@ pub(crate) fn resolve<K: super::Key, E>(
 ) -> StateResult<(u64, bool), E> {
     // One search of the declaration: found, it must permit `need`; not
     // found, the transaction must be open.
-    match accesses.find(key).and_then(|j| accesses.list().get(j)) {
-        Some(a) if need.allowed_by(a.mode_when(false)) => Ok((a.hash, false)),
+    match declared_access(accesses, false, key) {
+        Some((_, a, mode)) if need.allowed_by(mode) => Ok((a.hash, false)),
         None if accesses.is_open() => Ok((
             accesses
                 .hinted_hash(key)
