@@ -60,9 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !hints.is_empty() {
         let mut n = 0;
         let start = Instant::now();
+        let hinter = tos_parallel::pipeline::Hinter::at(&storage, pre.ctx.parent_topoheight);
         for tx in &mut checked.txs {
             let mut vtx = (**tx).clone();
-            n += tos_parallel::pipeline::hint(&mut vtx, &storage, pre.ctx.parent_topoheight);
+            n += hinter.hint(&mut vtx);
             *tx = std::sync::Arc::new(vtx);
         }
         println!(

@@ -10,7 +10,8 @@ use tos_parallel::chain::transaction::{contract_id, Payload, Transaction};
 use tos_parallel::chain::validation::check_admission;
 use tos_parallel::engine::{EngineConfig, Mode, MAX_HINTS};
 use tos_parallel::pipeline::{
-    check_block, differences, hint, locate_block, run_block, CheckedBlock, Run, SpecExecutor,
+    check_block, differences, hint, locate_block, run_block, CheckedBlock, Hinter, Run,
+    SpecExecutor,
 };
 use tos_parallel::{
     init_genesis, Blockchain, ExecutionConfig, ExecutionPath, Hash, MemoryStorage, PublicKey,
@@ -179,11 +180,12 @@ fn hinted(
         .collect();
     let mut out = checked.clone();
     let mut n = 0;
+    let (tip, genesis) = (Hinter::at(storage, at), Hinter::at(storage, 0));
     for tx in &mut out.txs {
         let mut vtx = (**tx).clone();
         n += match how {
-            Hints::Tip => hint(&mut vtx, storage, at),
-            Hints::Genesis => hint(&mut vtx, storage, 0),
+            Hints::Tip => tip.hint(&mut vtx),
+            Hints::Genesis => genesis.hint(&mut vtx),
             Hints::Wrong => {
                 for _ in 0..MAX_HINTS {
                     let mode = [Mode::Read, Mode::Write, Mode::Add][rng.gen_range(0..3)];

@@ -43,7 +43,7 @@ use crate::node::error::BlockError;
 use crate::node::outcome::BlockOutcome;
 use crate::node::overlay::{Layered, PendingBlock};
 use crate::node::pipeline::{
-    execute_block, locate_block, ExecutedBlock, PreState, Run, SpecExecutor, TxCache,
+    execute_block, locate_block, ExecutedBlock, Hinter, PreState, Run, SpecExecutor, TxCache,
 };
 use crate::{Hash, StateRead, StateSnapshot, Storage, TopoHeight};
 
@@ -224,6 +224,14 @@ impl<S: Storage> Blockchain<S> {
         Ok(Layered::new(self.storage.read().clone(), pending))
     }
 
+    /// A hinter on the tip ([`crate::pipeline::Hinter`]): the storage seen
+    /// through the executed blocks not yet written, at their top.
+    fn hinter(&self) -> Option<Hinter<Layered<S>>> {
+        let tip = self.view().ok()?;
+        let top = tip.top_topoheight().ok()??;
+        Some(Hinter::at(&tip, top))
+    }
+
     /// Admits a transaction into the verification cache (a node's mempool
     /// calls it when the transaction arrives): every SPEC §5 check but
     /// `reference_in_future` (which depends on the block). A transaction
@@ -234,8 +242,8 @@ impl<S: Storage> Blockchain<S> {
         if !self.cache.contains(&hash.0) {
             let mut vtx = check_admission(bytes, hash)?;
             if self.config.hints && vtx.accesses.is_open() {
-                if let Ok(tip) = self.view() {
-                    hint_at_tip(&mut vtx, &tip);
+                if let Some(hinter) = self.hinter() {
+                    hinter.hint(&mut vtx);
                 }
             }
             self.cache.insert(hash.0, Arc::new(vtx));
@@ -259,8 +267,8 @@ impl<S: Storage> Blockchain<S> {
             .collect();
         // The tip as it is now: by the time the block runs, its hints may
         // be a block or two stale (a stale hint costs a read, nothing else).
-        let tip = if self.config.hints {
-            self.view().ok()
+        let hinter = if self.config.hints {
+            self.hinter()
         } else {
             None
         };
@@ -270,15 +278,15 @@ impl<S: Storage> Blockchain<S> {
             // Dropped last (locals drop in reverse order, also when
             // unwinding): the job ends after its view of the storage.
             let running = running;
-            let (txs, tip, cache) = (txs, tip, cache);
+            let (txs, hinter, cache) = (txs, hinter, cache);
             if running.closing() {
                 return;
             }
             txs.par_iter().for_each(|(bytes, hash)| {
                 if !cache.contains(&hash.0) {
                     if let Ok(mut vtx) = check_admission(bytes, *hash) {
-                        if let (Some(tip), true) = (&tip, vtx.accesses.is_open()) {
-                            hint_at_tip(&mut vtx, tip);
+                        if let Some(hinter) = &hinter {
+                            hinter.hint(&mut vtx);
                         }
                         cache.insert(hash.0, Arc::new(vtx));
                     }
@@ -379,12 +387,5 @@ struct AdmissionsGuard(Arc<Admissions>);
 impl Drop for AdmissionsGuard {
     fn drop(&mut self) {
         self.0.close_and_wait();
-    }
-}
-
-/// Hints `vtx` ([`crate::pipeline::hint`]) on `tip`, at its top topoheight.
-fn hint_at_tip<S: StateRead + Clone>(vtx: &mut crate::VerifiedTx, tip: &S) {
-    if let Ok(Some(top)) = tip.top_topoheight() {
-        crate::pipeline::hint(vtx, tip, top);
     }
 }

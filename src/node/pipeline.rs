@@ -109,35 +109,59 @@ pub fn locate_block<S: StateRead>(storage: &S, block: &Block) -> Result<PreState
 /// to its end (the contract is missing, the source cannot pay the fee or
 /// the deposit here, a read failed), keeps none. A hint only lets the
 /// engine read the key before the block runs: stale or wrong, it costs
-/// one read, never a different result.
+/// one read, never a different result. For many transactions on one
+/// state, build one [`Hinter`].
 pub fn hint<S: StateRead + Clone>(vtx: &mut VerifiedTx, storage: &S, at: TopoHeight) -> usize {
-    vtx.accesses.clear_hints();
-    if !vtx.accesses.is_open() {
-        return 0;
-    }
-    let ctx = BlockContext {
-        parent_topoheight: at,
-        blocks_per_day: storage
-            .chain_params()
-            .ok()
-            .flatten()
-            .map_or(1, |p| p.blocks_per_day),
-        // The miner is not known yet; no contract of SPEC v2 reads it.
-        miner: crate::PublicKey([0; 32]),
-        reward: 0,
-    };
-    let reader = StoreReader {
-        storage: storage.clone(),
-        at,
-    };
-    match crate::engine::discover(&SpecChain, &ctx, vtx, &reader) {
-        Ok(keys) => {
-            for (key, mode) in keys {
-                vtx.accesses.hint(key, mode);
-            }
-            vtx.accesses.hints().len()
+    Hinter::at(storage, at).hint(vtx)
+}
+
+/// Hints admitted invocations ([`hint`]) on one state: the reader and the
+/// context are made once (one storage clone, one read of the chain's
+/// parameters) and shared, also between threads, by every transaction of
+/// a batch.
+#[derive(Clone, Debug)]
+pub struct Hinter<S> {
+    reader: StoreReader<S>,
+    ctx: BlockContext,
+}
+
+impl<S: StateRead + Clone> Hinter<S> {
+    /// Hints on `storage` at topoheight `at`, for a block on top of it.
+    pub fn at(storage: &S, at: TopoHeight) -> Self {
+        Hinter {
+            ctx: BlockContext {
+                parent_topoheight: at,
+                blocks_per_day: storage
+                    .chain_params()
+                    .ok()
+                    .flatten()
+                    .map_or(1, |p| p.blocks_per_day),
+                // The miner is not known yet; no contract of SPEC v2 reads it.
+                miner: crate::PublicKey([0; 32]),
+                reward: 0,
+            },
+            reader: StoreReader {
+                storage: storage.clone(),
+                at,
+            },
         }
-        Err(_) => 0,
+    }
+
+    /// Hints `vtx` ([`hint`]); returns how many keys it kept.
+    pub fn hint(&self, vtx: &mut VerifiedTx) -> usize {
+        vtx.accesses.clear_hints();
+        if !vtx.accesses.is_open() {
+            return 0;
+        }
+        match crate::engine::discover(&SpecChain, &self.ctx, vtx, &self.reader) {
+            Ok(keys) => {
+                for (key, mode) in keys {
+                    vtx.accesses.hint(key, mode);
+                }
+                vtx.accesses.hints().len()
+            }
+            Err(_) => 0,
+        }
     }
 }
 

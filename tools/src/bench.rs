@@ -394,12 +394,15 @@ impl Runs<'_> {
         // evict some of its transactions (then checked afresh, signatures
         // included, in the timed runs).
         let cache = TxCache::new((4 * block.txs().len()).max(1024));
+        let hinter = self
+            .hints
+            .then(|| tos_parallel::pipeline::Hinter::at(parent, at));
         for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
             // A transaction the mempool refuses stays out of the cache: it is
             // checked at block time (and rejects the block there, as without it).
             if let Ok(mut vtx) = check_admission(bytes, *hash) {
-                if self.hints {
-                    tos_parallel::pipeline::hint(&mut vtx, parent, at);
+                if let Some(hinter) = &hinter {
+                    hinter.hint(&mut vtx);
                 }
                 cache.insert(hash.0, std::sync::Arc::new(vtx));
             }

@@ -35,7 +35,7 @@ use tos_parallel::chain::transaction::{
 use tos_parallel::chain::validation::{check_admission, check_stateless};
 use tos_parallel::engine::EngineConfig;
 use tos_parallel::pipeline::{
-    differences, execute_block, hint, locate_block, Run, SpecExecutor, TxCache,
+    differences, execute_block, locate_block, Hinter, Run, SpecExecutor, TxCache,
 };
 use tos_parallel::{
     init_genesis, Block, BlockError, ExecutionPath, Genesis, GenesisAccount, Hash, MemoryStorage,
@@ -188,9 +188,10 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
         // The block as a node admits it: each invocation hinted on the tip.
         let admitted = TxCache::new(4 * block.txs().len().max(256));
         let mut hints = 0;
+        let hinter = Hinter::at(&storage, pre.ctx.parent_topoheight);
         for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
             if let Ok(mut vtx) = check_admission(bytes, *hash) {
-                hints += hint(&mut vtx, &storage, pre.ctx.parent_topoheight);
+                hints += hinter.hint(&mut vtx);
                 admitted.insert(hash.0, std::sync::Arc::new(vtx));
             }
         }
