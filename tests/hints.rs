@@ -312,6 +312,10 @@ fn a_node_admitting_with_hints_reaches_the_state_of_one_without() {
             let got = n.add_new_block(block).unwrap();
             assert!(want.same_result(&got), "{:?}", n.config().mode);
             assert_eq!(got.stats.mismatches, 0);
+            if n.config().mode == tos_parallel::ExecutionMode::Verify {
+                // Verify mode's parallel side runs unguarded: the engine ran.
+                assert!(got.stats.parallel_engine, "{:?}", got.stats);
+            }
             assert_eq!(got.stats.cache_hits, block.txs().len());
         }
     }
