@@ -447,9 +447,21 @@ fn cmd_replay(
     config: ExecutionConfig,
     outputs: Outputs<'_>,
 ) -> Result<ReplaySummary, Failure> {
+    let mut config = config;
+    let mut preread = None;
+    if outputs.admit_ahead == Ahead::All {
+        // Every transaction of the file is admitted before the first block:
+        // the verification cache must hold them all, or the first blocks'
+        // entries are evicted by the last ones before they run (and each
+        // block then checks every transaction again).
+        let blocks = read_blocks_file(blocks_path)?.collect::<Result<VecDeque<_>, _>>()?;
+        let txs = blocks.iter().map(|(_, b)| b.txs().len()).sum::<usize>();
+        config.cache_capacity = config.cache_capacity.max(txs);
+        preread = Some(blocks);
+    }
     let storage = RocksStorage::open(data_dir, RocksConfig::default())?;
     let chain = Blockchain::new(storage, config)?;
-    let summary = replay_into(&chain, blocks_path, outputs, false)?;
+    let summary = replay_into(&chain, blocks_path, preread, outputs, false)?;
     let tps = summary.txs as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     if summary.skipped > 0 {
         eprintln!(
@@ -482,9 +494,12 @@ fn cmd_replay(
     Ok(summary)
 }
 
+/// Replays the blocks file at `blocks_path` into `chain` (`preread`: its
+/// blocks, already read, for `--admit-ahead all`).
 fn replay_into<S: Storage>(
     chain: &Blockchain<S>,
     blocks_path: &Path,
+    preread: Option<VecDeque<(usize, Block)>>,
     outputs: Outputs<'_>,
     quiet: bool,
 ) -> Result<ReplaySummary, Failure> {
@@ -510,8 +525,13 @@ fn replay_into<S: Storage>(
         Ahead::None => 0,
         Ahead::Blocks(n) => n,
         Ahead::All => {
-            for item in file.by_ref() {
-                ahead.push_back(item?);
+            match preread {
+                Some(blocks) => ahead = blocks,
+                None => {
+                    for item in file.by_ref() {
+                        ahead.push_back(item?);
+                    }
+                }
             }
             file_done = true;
             let start = Instant::now();
@@ -744,7 +764,7 @@ fn cmd_demo(
             "replaying into RocksDB at {} ({mode:?})...",
             data_dir.display()
         );
-        let s = replay_into(&chain, &blocks_path, Outputs::default(), false)?;
+        let s = replay_into(&chain, &blocks_path, None, Outputs::default(), false)?;
         dumps.push(state_json_string(&chain.snapshot(None)?));
         rows.push((mode, s, config.effective_threads()));
     }
