@@ -12,6 +12,7 @@
 //! | `tos_parallel_optimistic_transactions_total` | counter | | transactions the optimistic path speculated |
 //! | `tos_parallel_optimistic_validations_total` | counter | | speculations it validated |
 //! | `tos_parallel_optimistic_reexecutions_total` | counter | | transactions it executed again (aborts) |
+//! | `tos_parallel_optimistic_estimates_total` | counter | | speculations it stopped at an estimate (a read of a key a declared transaction before it writes; among the re-executions) |
 //! | `tos_parallel_cache_hits_total` | counter | | transactions found checked in the verification cache |
 //! | `tos_parallel_cache_misses_total` | counter | | transactions checked at block time |
 //! | `tos_parallel_mismatches_total` | counter | | differences verify mode found between the engines |
@@ -51,6 +52,10 @@ pub fn describe() {
     describe_counter!(
         "tos_parallel_optimistic_reexecutions_total",
         "Transactions the optimistic path executed again (aborts)"
+    );
+    describe_counter!(
+        "tos_parallel_optimistic_estimates_total",
+        "Speculations the optimistic path stopped at an estimate"
     );
     describe_counter!(
         "tos_parallel_cache_hits_total",
@@ -115,6 +120,7 @@ pub fn record(stats: &BlockStats, txs: usize) {
         .increment(stats.validations as u64);
     metrics::counter!("tos_parallel_optimistic_reexecutions_total")
         .increment(stats.reexecutions as u64);
+    metrics::counter!("tos_parallel_optimistic_estimates_total").increment(stats.estimates as u64);
     metrics::counter!("tos_parallel_cache_hits_total").increment(stats.cache_hits as u64);
     metrics::counter!("tos_parallel_cache_misses_total").increment(stats.cache_misses as u64);
     metrics::counter!("tos_parallel_mismatches_total").increment(stats.mismatches as u64);

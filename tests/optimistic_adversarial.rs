@@ -8,9 +8,15 @@
 //!
 //! The third bug the issue names (cosmos-sdk #26583: a "done" flag latched
 //! while a validation was still running) has no counterpart to test here:
-//! the optimistic path has no flag, lock or atomic of its own; each chunk's
-//! speculations are collected by a fork-join, then validated on one thread
-//! (`src/engine/optimistic.rs`, "Synchronisation").
+//! the optimistic path has no "done" flag; a chunk is complete when its
+//! per-phase counter says every speculation was published, and validation
+//! runs only on the calling thread after that (`src/engine/optimistic.rs`,
+//! "Synchronisation", argued there and checked by its loom model).
+//!
+//! A declared transaction is a known writer: a call that reads what a
+//! declared transaction before it writes stops at an estimate instead of
+//! guessing (`src/engine/known.rs`); the tests whose block has one assert
+//! that it happened.
 
 mod common;
 
@@ -115,6 +121,14 @@ fn slot(c: &Chain, contract: PublicKey, s: Hash) -> [u8; 32] {
 /// alone at 2 threads, executes at least one of them again) and returns
 /// the statuses.
 fn adversarial(c: &Chain, txs: &[Transaction]) -> Vec<&'static str> {
+    adversarial_stats(c, txs).0
+}
+
+/// As [`adversarial`], with the stats of the optimistic path's run.
+fn adversarial_stats(
+    c: &Chain,
+    txs: &[Transaction],
+) -> (Vec<&'static str>, tos_parallel::BlockStats) {
     let block = Block::new(None, c.miner, txs.iter().map(|t| t.encode()).collect());
     let storage = c.chain.storage().clone();
     let pre = locate_block(&storage, &block).unwrap();
@@ -133,7 +147,10 @@ fn adversarial(c: &Chain, txs: &[Transaction]) -> Vec<&'static str> {
         got.outcome.stats
     );
     drop(storage);
-    codes(&c.add(&block).expect("block accepted"))
+    (
+        codes(&c.add(&block).expect("block accepted")),
+        got.outcome.stats,
+    )
 }
 
 #[test]
@@ -191,7 +208,11 @@ fn a_declared_writer_between_two_optimistic_readers() {
         pay,
         call(&dave, 0, p2, &[target]),
     ];
-    assert_eq!(adversarial(&c, &txs), ["ok", "ok", "ok"]);
+    let (statuses, stats) = adversarial_stats(&c, &txs);
+    assert_eq!(statuses, ["ok", "ok", "ok"]);
+    // The payment declares Alice's balance written: the second probe's
+    // read of it is an estimate, not a guess.
+    assert_eq!(stats.estimates, 1, "{stats:?}");
     let after = before - 5 * COIN - fee;
     assert_eq!(c.native(&pk(&alice)), after);
     let seen = |p| {
@@ -221,7 +242,12 @@ fn one_key_read_twice_in_a_call_sees_one_value() {
         call(&b, 0, slots, &[w(0), w(5), w(0)]),
         call(&d, 0, twice, &[target]),
     ];
-    assert_eq!(adversarial(&c, &txs), ["ok", "ok", "ok"]);
+    let (statuses, stats) = adversarial_stats(&c, &txs);
+    assert_eq!(statuses, ["ok", "ok", "ok"]);
+    assert_eq!(
+        stats.estimates, 1,
+        "the payment to d is a known writer: {stats:?}"
+    );
     assert_eq!(slot(&c, twice, w(1)), w(1).0, "both balance reads agreed");
     assert_eq!(slot(&c, twice, w(2)), w(1).0, "both slot reads agreed");
     let paid = 1_000 * COIN + 3 * COIN;

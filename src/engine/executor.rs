@@ -558,6 +558,7 @@ impl<C: Chain> Executor<C> {
             optimistic: counts.speculated,
             validations: counts.validations,
             reexecutions: counts.reexecuted,
+            estimates: counts.estimates,
             execute: start.elapsed(),
             ..EngineStats::default()
         };
@@ -890,6 +891,7 @@ where
             optimistic: 0,
             validations: 0,
             reexecutions: 0,
+            estimates: 0,
         },
     })
 }

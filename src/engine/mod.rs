@@ -76,6 +76,7 @@ mod cells;
 mod contract;
 mod executor;
 mod hints;
+mod known;
 mod optimistic;
 mod outcome;
 mod phases;

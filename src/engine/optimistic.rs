@@ -19,7 +19,11 @@
 //!    sum (so that credits to one account do not conflict). A transaction
 //!    sees one value per key (its first read, then its own writes), never
 //!    two versions of one key. A speculation that meets any error is
-//!    dropped.
+//!    dropped. Declared transactions are *known writers*: a first read of
+//!    a key that a declared transaction before it in the chunk writes
+//!    (its declaration says so; `known.rs` lists them per chunk) is an
+//!    *estimate*, and the speculation stops there instead of guessing a
+//!    value that is about to change (`BlockStats::estimates`).
 //! 2. **Validate and commit, in block order** (on the calling thread):
 //!    transaction `i` is valid when no key it read was written since it
 //!    read it: each overlay key is at the version it saw, each key it read
@@ -55,6 +59,12 @@
 //! block the overlay, sums and statuses are the sequential engine's.
 //! A declared key's access is held to its declaration during speculation
 //! exactly as in the sequential view (`sequential::resolve`, one rule).
+//! A speculation stopped at an estimate (or dropped) is never used: its
+//! transaction runs again in step 2, the sequential engine's own step, so
+//! estimates only decide which transactions run twice, never a value.
+//! A declared transaction is validated like any other: an open
+//! transaction before it may write one of its keys (a `TRANSFER` to its
+//! sender), which no declaration announces.
 //!
 //! # Synchronisation
 //! The calling thread leads a team (`team.rs`: it works from the first
@@ -82,6 +92,11 @@
 //!   `k + 1`'s speculations; a helper that finished its last piece of a
 //!   phase releases its read lock a few instructions later, so the
 //!   caller's write lock waits only for that.
+//! * **Known writers** (`known.rs`) of chunk `k` are listed by the caller
+//!   under the overlay's write lock, before phase `k` opens (for chunk 0,
+//!   before the team starts), and read by participants under its read
+//!   lock: ordered before every speculation of the chunk exactly as the
+//!   overlay's settling is.
 //! * **Panics**: a participant's panic aborts the team (`team.rs`), every
 //!   phase then reports itself complete and hands out nothing; the panic
 //!   is resumed after the team and contained by the executor. The locks
@@ -103,6 +118,7 @@ use parking_lot::{Mutex, RwLock};
 use super::contract::{
     Accesses, Chain, Key, Mode, Reader, StateError, StateResult, Value, View, MAX_SUMS,
 };
+use super::known::KnownWriters;
 use super::outcome::Executed;
 use super::sequential::{
     add_sum, counter_of, lookup, minus, plus, record_key, resolve, settable, Applied, Entry,
@@ -127,6 +143,9 @@ pub(crate) struct Counts {
     /// Transactions executed a second time (a failed validation or a
     /// dropped speculation): incarnations beyond the first.
     pub(crate) reexecuted: usize,
+    /// Speculations stopped at an estimate: a first read of a key that a
+    /// declared transaction before it in its chunk writes (`known.rs`).
+    pub(crate) estimates: usize,
     /// Whether the bound engaged (the rest of the block ran in order).
     pub(crate) bounded: bool,
 }
@@ -170,6 +189,26 @@ struct Speculation<C: Chain> {
     sums: [u64; MAX_SUMS],
 }
 
+/// How a speculation ended.
+enum Speculated<C: Chain> {
+    /// It ran to its end: to be validated.
+    Ran(Speculation<C>),
+    /// It stopped at an estimate (`known.rs`): to run again in order.
+    Estimate,
+    /// It met an error: to run again in order (the error, if real,
+    /// comes back there).
+    Dropped,
+}
+
+/// What the participants of a phase read (under the lock's read side) and
+/// the caller changes between phases (under its write side).
+struct Settled<'a, K, V> {
+    /// The overlay: the sequential state after the chunks settled so far.
+    table: HashTable<Entry<K, V>>,
+    /// The open chunk's known writers (`known.rs`).
+    known: KnownWriters<'a, K>,
+}
+
 /// Above this many keys, a speculation indexes its keys by hash.
 const INDEX_ABOVE: usize = 16;
 
@@ -179,6 +218,11 @@ struct SpecView<'a, C: Chain, R> {
     table: &'a HashTable<Entry<C::Key, C::Value>>,
     reader: &'a R,
     accesses: &'a Accesses<C::Key>,
+    /// The chunk's known writers and this transaction's block index (none
+    /// when exploring).
+    known: Option<(&'a KnownWriters<'a, C::Key>, usize)>,
+    /// A first read met a known writer: the speculation is an estimate.
+    estimate: bool,
     locals: Vec<Local<C::Key, C::Value>>,
     /// Index of `locals` by key hash, once there are many.
     index: HashTable<u32>,
@@ -192,11 +236,14 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         table: &'a HashTable<Entry<C::Key, C::Value>>,
         reader: &'a R,
         accesses: &'a Accesses<C::Key>,
+        known: Option<(&'a KnownWriters<'a, C::Key>, usize)>,
     ) -> Self {
         SpecView {
             table,
             reader,
             accesses,
+            known,
+            estimate: false,
             locals: Vec::with_capacity(8),
             index: HashTable::new(),
             sums: [0; MAX_SUMS],
@@ -249,7 +296,19 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         let l = &mut self.locals[i];
         match &l.read {
             Some(Seen::Reader(v)) => return Ok(v.clone()),
-            Some(Seen::Overlay(_)) | None => {}
+            Some(Seen::Overlay(_)) => {}
+            None => {
+                // A first read of a key an earlier declared transaction of
+                // the chunk writes: an estimate, not a guess (`known.rs`).
+                if let Some((known, me)) = self.known {
+                    if known.written_before(&l.key, l.hash, me) {
+                        self.estimate = true;
+                        return Err(StateError::Invariant(
+                            "an estimate: a declared transaction before it writes this key",
+                        ));
+                    }
+                }
+            }
         }
         if let Some((v, version)) = lookup(self.table, &l.key, l.hash) {
             l.read = Some(Seen::Overlay(version));
@@ -342,21 +401,35 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SpecView<
     }
 }
 
-/// Speculates `tx` on `table` (`None`: it met an error; it will run again).
+/// Speculates `tx` (block index `me`) on `settled`.
 fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
     chain: &C,
     block: &C::Block,
     tx: &C::Tx,
-    table: &HashTable<Entry<C::Key, C::Value>>,
+    me: usize,
+    settled: &Settled<'_, C::Key, C::Value>,
     reader: &R,
-) -> Option<Speculation<C>> {
-    let mut view = SpecView::<C, R>::new(table, reader, chain.accesses(tx));
-    let status = chain.execute(block, tx, false, &mut view).ok()?;
-    Some(Speculation {
-        status,
-        locals: view.locals,
-        sums: view.sums,
-    })
+) -> Speculated<C> {
+    let mut view = SpecView::<C, R>::new(
+        &settled.table,
+        reader,
+        chain.accesses(tx),
+        Some((&settled.known, me)),
+    );
+    let status = chain.execute(block, tx, false, &mut view);
+    // Checked whatever the chain made of the error: a speculation that
+    // met an estimate is never used.
+    if view.estimate {
+        return Speculated::Estimate;
+    }
+    match status {
+        Ok(status) => Speculated::Ran(Speculation {
+            status,
+            locals: view.locals,
+            sums: view.sums,
+        }),
+        Err(_) => Speculated::Dropped,
+    }
 }
 
 /// The keys `tx` touches beyond its declaration, each once with the mode
@@ -371,7 +444,7 @@ pub(crate) fn explore<C: Chain, R: Reader<C::Key, C::Value>>(
 ) -> StateResult<Vec<(C::Key, Mode)>, R::Error> {
     let empty = HashTable::new();
     let accesses = chain.accesses(tx);
-    let mut view = SpecView::<C, R>::new(&empty, reader, accesses);
+    let mut view = SpecView::<C, R>::new(&empty, reader, accesses, None);
     chain.explore(block, tx, &mut view)?;
     Ok(view
         .locals
@@ -431,14 +504,15 @@ fn chunks(n: usize) -> Vec<(usize, usize)> {
 
 /// The speculation phases of one block, for a team (`team.rs`): phase `k`
 /// speculates chunk `k`'s transactions on the overlay, in claimed pieces.
-struct Speculations<'a, C: Chain, R, T> {
+struct Speculations<'a, 'k, C: Chain, R, T> {
     chain: &'a C,
     block: &'a C::Block,
     txs: &'a [T],
     reader: &'a R,
-    /// The overlay. Read-locked by participants while a phase is open,
-    /// write-locked by the caller between phases to settle the chunk.
-    table: &'a RwLock<HashTable<Entry<C::Key, C::Value>>>,
+    /// The overlay and the open chunk's known writers. Read-locked by
+    /// participants while a phase is open, write-locked by the caller
+    /// between phases to settle the chunk and list the next one's writers.
+    state: &'a RwLock<Settled<'k, C::Key, C::Value>>,
     chunks: &'a [(usize, usize)],
     /// Per phase: the next unclaimed transaction of the chunk (relative).
     claimed: Vec<CachePadded<AtomicUsize>>,
@@ -447,12 +521,12 @@ struct Speculations<'a, C: Chain, R, T> {
     finished: Vec<CachePadded<AtomicUsize>>,
     /// By transaction: its speculation, written by its piece's claimer,
     /// taken by the caller once the phase is complete.
-    slots: Vec<Mutex<Option<Speculation<C>>>>,
+    slots: Vec<Mutex<Option<Speculated<C>>>>,
     /// A participant panicked: no phase hands out work any more.
     aborted: AtomicBool,
 }
 
-impl<C, R, T> Work for Speculations<'_, C, R, T>
+impl<C, R, T> Work for Speculations<'_, '_, C, R, T>
 where
     C: Chain,
     R: Reader<C::Key, C::Value>,
@@ -462,7 +536,7 @@ where
         let Some(&(from, to)) = self.chunks.get(phase) else {
             return;
         };
-        let table = self.table.read();
+        let settled = self.state.read();
         loop {
             if self.aborted.load(Ordering::Relaxed) {
                 return;
@@ -477,10 +551,11 @@ where
                     self.chain,
                     self.block,
                     self.txs[t].borrow(),
-                    &table,
+                    t,
+                    &settled,
                     self.reader,
                 );
-                *self.slots[t].lock() = spec;
+                *self.slots[t].lock() = Some(spec);
             }
             self.finished[phase].fetch_add(end - i, Ordering::Release);
         }
@@ -511,7 +586,7 @@ fn settle<C, R, T>(
     table: &mut HashTable<Entry<C::Key, C::Value>>,
     txs: &[T],
     from: usize,
-    slots: &[Mutex<Option<Speculation<C>>>],
+    slots: &[Mutex<Option<Speculated<C>>>],
     counts: &mut Counts,
 ) -> StateResult<usize, R::Error>
 where
@@ -521,7 +596,11 @@ where
 {
     let mut again = 0;
     for (i, tx) in txs.iter().enumerate() {
-        if let Some(mut spec) = slots[from + i].lock().take() {
+        let taken = slots[from + i].lock().take();
+        if let Some(Speculated::Estimate) = taken {
+            counts.estimates += 1;
+        }
+        if let Some(Speculated::Ran(mut spec)) = taken {
             counts.validations += 1;
             if valid(run, table, &mut spec)? {
                 let writes = spec.locals.into_iter().filter_map(|l| {
@@ -567,15 +646,23 @@ where
     T: std::borrow::Borrow<C::Tx> + Sync,
 {
     let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
-    // The overlay moves into the lock for the block, and back.
-    let table = RwLock::new(std::mem::take(scratch.table()));
     let chunks = chunks(txs.len());
+    // The overlay moves into the lock for the block, and back; the first
+    // chunk's known writers are listed before its phase opens.
+    let mut known = KnownWriters::new();
+    if let Some(&(from, to)) = chunks.first() {
+        known.build(chain, &txs[from..to], from);
+    }
+    let state = RwLock::new(Settled {
+        table: std::mem::take(scratch.table()),
+        known,
+    });
     let work = Speculations {
         chain,
         block,
         txs,
         reader,
-        table: &table,
+        state: &state,
         chunks: &chunks,
         claimed: chunks
             .iter()
@@ -588,23 +675,33 @@ where
         slots: txs.iter().map(|_| Mutex::new(None)).collect(),
         aborted: AtomicBool::new(false),
     };
-    let lead = |lead: &Lead<'_, Speculations<'_, C, R, T>>| -> Result<(), Led<R::Error>> {
+    let lead = |lead: &Lead<'_, Speculations<'_, '_, C, R, T>>| -> Result<(), Led<R::Error>> {
         for (k, &(from, to)) in chunks.iter().enumerate() {
             if counts.bounded {
-                let mut t = table.write();
+                let mut s = state.write();
                 for tx in &txs[from..] {
-                    run.execute(&mut t, tx.borrow()).map_err(Led::Failed)?;
+                    run.execute(&mut s.table, tx.borrow())
+                        .map_err(Led::Failed)?;
                 }
                 break;
             }
             lead.phase(k).map_err(|Aborted| Led::Aborted)?;
             counts.speculated += to - from;
-            let mut t = table.write();
-            let again = settle(&mut run, &mut t, &txs[from..to], from, &work.slots, counts)
-                .map_err(Led::Failed)?;
+            let mut s = state.write();
+            let again = settle(
+                &mut run,
+                &mut s.table,
+                &txs[from..to],
+                from,
+                &work.slots,
+                counts,
+            )
+            .map_err(Led::Failed)?;
             // Mostly executed again: the rest of the block in order.
             if again * 2 > to - from && to < txs.len() {
                 counts.bounded = true;
+            } else if let Some(&(next, end)) = chunks.get(k + 1) {
+                s.known.build(chain, &txs[next..end], next);
             }
         }
         Ok(())
@@ -612,7 +709,7 @@ where
     let helpers = on.threads().saturating_sub(1);
     let led = team::run(on, helpers, &work, lead);
     drop(work);
-    *scratch.table() = table.into_inner();
+    *scratch.table() = state.into_inner().table;
     match led {
         Ok(()) => run.finish(scratch.table()),
         Err(Led::Failed(e)) => Err(e),

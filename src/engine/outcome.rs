@@ -58,6 +58,10 @@ pub struct EngineStats {
     /// validation, or a speculation that met an error): incarnations
     /// beyond the first, i.e. aborts.
     pub reexecutions: usize,
+    /// Speculations the optimistic path stopped at an estimate (a first
+    /// read of a key that a declared transaction before it in its chunk
+    /// writes); each is among the `reexecutions`.
+    pub estimates: usize,
     /// Distinct keys of the plan (0 without a plan).
     pub keys: usize,
     /// Dependency edges of the plan (0 without a plan).

@@ -69,6 +69,10 @@ pub struct BlockStats {
     /// Transactions the optimistic path executed again (aborts:
     /// incarnations beyond the first).
     pub reexecutions: usize,
+    /// Speculations the optimistic path stopped at an estimate (a read of
+    /// a key that an earlier declared transaction of the chunk writes);
+    /// each is among the `reexecutions`.
+    pub estimates: usize,
     /// Distinct keys of the plan (0 when no plan was built).
     pub keys: usize,
     /// Dependency edges of the plan.
@@ -124,6 +128,7 @@ impl BlockStats {
             optimistic: engine.optimistic,
             validations: engine.validations,
             reexecutions: engine.reexecutions,
+            estimates: engine.estimates,
             keys: engine.keys,
             edges: engine.edges,
             batches: engine.batches,

@@ -419,6 +419,7 @@ fn stats_line(outcome: &tos_parallel::BlockOutcome) -> serde_json::Value {
         "optimistic": st.optimistic,
         "validations": st.validations,
         "reexecutions": st.reexecutions,
+        "estimates": st.estimates,
         "txs": outcome.results.len(),
         "ok": outcome.ok_count(),
         "critical_path": st.critical_path,
