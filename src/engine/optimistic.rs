@@ -738,6 +738,8 @@ mod loom_model {
         claimed: AtomicUsize,
         finished: AtomicUsize,
         slots: Vec<Mutex<Option<u64>>>,
+        /// `Settled`: the overlay and the chunk's known writers, both
+        /// written by the caller before the phase opens (a value here).
         table: RwLock<u64>,
         runs: Vec<AtomicUsize>,
     }
