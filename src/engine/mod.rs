@@ -48,9 +48,10 @@
 //!    previous chunks left, recording their first reads and keeping their
 //!    writes local; then, in block order, each is validated (its first
 //!    reads equal the current state) and applied, or executed again on the
-//!    sequential overlay. Declared transactions are known writers
-//!    (`known.rs`): a read of a key that one before it in its chunk
-//!    writes stops the speculation (an estimate) instead of guessing.
+//!    sequential overlay. Declared transactions are known writers for
+//!    the open ones (`known.rs`): a read of a key that one before it in
+//!    its chunk writes stops the speculation (an estimate) instead of
+//!    guessing.
 //!    A block that keeps aborting finishes in order.
 //!    The module's docs give the correctness argument. It runs with the
 //!    guards off and under `Scheduler::Optimistic`; with the guards on an

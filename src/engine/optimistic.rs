@@ -19,11 +19,12 @@
 //!    sum (so that credits to one account do not conflict). A transaction
 //!    sees one value per key (its first read, then its own writes), never
 //!    two versions of one key. A speculation that meets any error is
-//!    dropped. Declared transactions are *known writers*: a first read of
-//!    a key that a declared transaction before it in the chunk writes
-//!    (its declaration says so; `known.rs` lists them per chunk) is an
-//!    *estimate*, and the speculation stops there instead of guessing a
-//!    value that is about to change (`BlockStats::estimates`).
+//!    dropped. In a chunk holding open transactions, declared ones are
+//!    *known writers*: a first read of a key that a declared transaction
+//!    before it in the chunk writes (its declaration says so; `known.rs`
+//!    lists them per chunk) is an *estimate*, and the speculation stops
+//!    there instead of guessing a value that is about to change
+//!    (`BlockStats::estimates`).
 //! 2. **Validate and commit, in block order** (on the calling thread):
 //!    transaction `i` is valid when no key it read was written since it
 //!    read it: each overlay key is at the version it saw, each key it read
