@@ -22,14 +22,15 @@
 //! a declared transaction, so a block of only one kind (`uniform` forced
 //! onto this path, a contract workload) pays nothing; there, a read of
 //! what an earlier transaction of the chunk writes is guessed and
-//! validated, as before. Building the table costs the caller a probe per
-//! declared write of a mixed chunk, on its serial path: `contracts-mixed`
-//! (40% declared transfers) measured about 5% slower with it (0.70-0.82
-//! against 0.77-0.92 of the sequential engine, hints on, 2 threads, five
-//! alternating pairs), and `uniform` forced 7% slower (0.58-0.64 against
-//! 0.62-0.67) before chunks without an open transaction were skipped
-//! (now 0.63-0.64 against 0.60-0.65). Keys compare by hash first (the hash computed at admission),
-//! then by key.
+//! validated, as before. The table costs a probe per declared write of a
+//! mixed chunk. Built by the caller between phases (on its serial path),
+//! it made `contracts-mixed` (40% declared transfers) about 5% slower
+//! (0.70-0.82 against 0.77-0.92 of the sequential engine, hints on, 2
+//! threads, five alternating pairs); so the next chunk's table is built
+//! during the current chunk's speculation, as one more claimed piece of
+//! its phase (`optimistic.rs`), and `contracts-mixed` measures as before
+//! (0.75-0.91 against 0.81-0.91). Keys compare by hash first (the hash
+//! computed at admission), then by key.
 //!
 //! # Synchronisation
 //! None of its own: the calling thread builds the table for chunk `k`

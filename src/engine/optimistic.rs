@@ -93,11 +93,16 @@
 //!   `k + 1`'s speculations; a helper that finished its last piece of a
 //!   phase releases its read lock a few instructions later, so the
 //!   caller's write lock waits only for that.
-//! * **Known writers** (`known.rs`) of chunk `k` are listed by the caller
-//!   under the overlay's write lock, before phase `k` opens (for chunk 0,
-//!   before the team starts), and read by participants under its read
-//!   lock: ordered before every speculation of the chunk exactly as the
-//!   overlay's settling is.
+//! * **Known writers** (`known.rs`) of chunk `k + 1` are listed during
+//!   phase `k`, as one extra piece of it: its claimer (`listing[k]`,
+//!   `swap`) builds them into `next_known` (its own `Mutex`, never
+//!   contended: the caller takes it only later) and counts the piece in
+//!   `finished[k]` with `Release`, which [`Work::complete`] waits for. The
+//!   caller, once phase `k` is complete, swaps them into the overlay's
+//!   state under its write lock, and phase `k + 1`'s participants read
+//!   them under the read lock: ordered before every speculation of the
+//!   chunk exactly as the overlay's settling is. Chunk 0's are listed
+//!   before the team starts.
 //! * **Panics**: a participant's panic aborts the team (`team.rs`), every
 //!   phase then reports itself complete and hands out nothing; the panic
 //!   is resumed after the team and contained by the executor. The locks
@@ -506,10 +511,10 @@ fn chunks(n: usize) -> Vec<(usize, usize)> {
 /// The speculation phases of one block, for a team (`team.rs`): phase `k`
 /// speculates chunk `k`'s transactions on the overlay, in claimed pieces.
 struct Speculations<'a, 'k, C: Chain, R, T> {
-    chain: &'a C,
-    block: &'a C::Block,
-    txs: &'a [T],
-    reader: &'a R,
+    chain: &'k C,
+    block: &'k C::Block,
+    txs: &'k [T],
+    reader: &'k R,
     /// The overlay and the open chunk's known writers. Read-locked by
     /// participants while a phase is open, write-locked by the caller
     /// between phases to settle the chunk and list the next one's writers.
@@ -523,6 +528,12 @@ struct Speculations<'a, 'k, C: Chain, R, T> {
     /// By transaction: its speculation, written by its piece's claimer,
     /// taken by the caller once the phase is complete.
     slots: Vec<Mutex<Option<Speculated<C>>>>,
+    /// Per phase: whether its extra piece (listing the next chunk's known
+    /// writers) was claimed (`swap`, `Relaxed`: only atomicity matters).
+    listing: Vec<AtomicBool>,
+    /// The next chunk's known writers, listed by the claimer of the
+    /// phase's extra piece, swapped in by the caller once it is complete.
+    next_known: Mutex<KnownWriters<'k, C::Key>>,
     /// A participant panicked: no phase hands out work any more.
     aborted: AtomicBool,
 }
@@ -537,6 +548,16 @@ where
         let Some(&(from, to)) = self.chunks.get(phase) else {
             return;
         };
+        // The extra piece: the next chunk's known writers, listed while
+        // this one speculates (off the caller's serial path).
+        if let Some(&(next, end)) = self.chunks.get(phase + 1) {
+            if !self.listing[phase].swap(true, Ordering::Relaxed) {
+                self.next_known
+                    .lock()
+                    .build(self.chain, &self.txs[next..end], next);
+                self.finished[phase].fetch_add(1, Ordering::Release);
+            }
+        }
         let settled = self.state.read();
         loop {
             if self.aborted.load(Ordering::Relaxed) {
@@ -566,8 +587,10 @@ where
         let Some(&(from, to)) = self.chunks.get(phase) else {
             return true;
         };
+        // Its transactions, and the extra piece if a chunk follows.
+        let pieces = to - from + usize::from(phase + 1 < self.chunks.len());
         self.aborted.load(Ordering::Acquire)
-            || self.finished[phase].load(Ordering::Acquire) >= to - from
+            || self.finished[phase].load(Ordering::Acquire) >= pieces
     }
 
     fn abort(&self) {
@@ -674,6 +697,8 @@ where
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect(),
         slots: txs.iter().map(|_| Mutex::new(None)).collect(),
+        listing: chunks.iter().map(|_| AtomicBool::new(false)).collect(),
+        next_known: Mutex::new(KnownWriters::new()),
         aborted: AtomicBool::new(false),
     };
     let lead = |lead: &Lead<'_, Speculations<'_, '_, C, R, T>>| -> Result<(), Led<R::Error>> {
@@ -701,8 +726,9 @@ where
             // Mostly executed again: the rest of the block in order.
             if again * 2 > to - from && to < txs.len() {
                 counts.bounded = true;
-            } else if let Some(&(next, end)) = chunks.get(k + 1) {
-                s.known.build(chain, &txs[next..end], next);
+            } else {
+                // The next chunk's known writers, listed during this phase.
+                std::mem::swap(&mut s.known, &mut *work.next_known.lock());
             }
         }
         Ok(())
@@ -722,11 +748,12 @@ where
 /// and [`Speculations::complete`], with loom's atomics and locks in the
 /// same orderings, and the team's `open` store/load around them): under
 /// every interleaving of the caller and one helper, each transaction is
-/// speculated exactly once, on the overlay as the caller settled it, and
-/// the caller finds every speculation once the phase is complete.
+/// speculated exactly once, on the overlay as the caller settled it, the
+/// next chunk's known writers are listed exactly once, and the caller
+/// finds every speculation and the listing once the phase is complete.
 #[cfg(test)]
 mod loom_model {
-    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use loom::sync::{Arc, Mutex, RwLock};
     use loom::thread;
 
@@ -743,10 +770,20 @@ mod loom_model {
         /// written by the caller before the phase opens (a value here).
         table: RwLock<u64>,
         runs: Vec<AtomicUsize>,
+        /// The extra piece: the next chunk's known writers.
+        listing: AtomicBool,
+        next_known: Mutex<Option<u64>>,
+        listed: AtomicUsize,
     }
 
-    /// `Speculations::work`: claim, speculate on the overlay, publish.
+    /// `Speculations::work`: the extra piece (once), then claim,
+    /// speculate on the overlay, publish.
     fn work(p: &Phase) {
+        if !p.listing.swap(true, Ordering::Relaxed) {
+            p.listed.fetch_add(1, Ordering::Relaxed);
+            *p.next_known.lock().unwrap() = Some(9);
+            p.finished.fetch_add(1, Ordering::Release);
+        }
         let table = p.table.read().unwrap();
         loop {
             let i = p.claimed.fetch_add(1, Ordering::Relaxed);
@@ -769,6 +806,9 @@ mod loom_model {
                 slots: (0..TXS).map(|_| Mutex::new(None)).collect(),
                 table: RwLock::new(0),
                 runs: (0..TXS).map(|_| AtomicUsize::new(0)).collect(),
+                listing: AtomicBool::new(false),
+                next_known: Mutex::new(None),
+                listed: AtomicUsize::new(0),
             });
             let helper = {
                 let p = Arc::clone(&p);
@@ -788,15 +828,20 @@ mod loom_model {
             *p.table.write().unwrap() = 7;
             p.open.store(1, Ordering::Release);
             work(&p);
-            while p.finished.load(Ordering::Acquire) < TXS {
+            // Its transactions and the extra piece.
+            while p.finished.load(Ordering::Acquire) < TXS + 1 {
                 thread::yield_now();
             }
             for (i, slot) in p.slots.iter().enumerate() {
                 assert_eq!(slot.lock().unwrap().take(), Some(7), "transaction {i}");
                 assert_eq!(p.runs[i].load(Ordering::Relaxed), 1, "transaction {i}");
             }
-            // Settling the chunk: the overlay's write lock.
-            *p.table.write().unwrap() = 8;
+            assert_eq!(p.listed.load(Ordering::Relaxed), 1, "listed once");
+            // Settling the chunk (the overlay's write lock), the next
+            // chunk's known writers swapped in.
+            let next = p.next_known.lock().unwrap().take();
+            assert_eq!(next, Some(9), "listed before the phase was complete");
+            *p.table.write().unwrap() = 8 + next.unwrap_or(0);
             p.open.store(2, Ordering::Release);
             helper.join().unwrap();
         });
