@@ -782,3 +782,43 @@ fn v2_vectors_replay_exactly_through_the_cli() {
         assert_eq!(again, want_dump, "{args:?}: after rewind and replay");
     }
 }
+
+#[test]
+fn admit_ahead_all_keeps_every_admission_of_a_file_larger_than_the_cache() {
+    // 51 blocks of 2,000 transfers: 102,000 transactions, more than the
+    // verification cache's default 100,000. Admitted before the first
+    // block, none may be evicted before its block runs: every block finds
+    // all its transactions checked (it once missed all of them, Ed25519
+    // back in the timed loop).
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "uniform", "2000", "2000", "51", "3");
+    let data = dir.path().join("data");
+    init(&data, &chain);
+    let stats = dir.path().join("stats.jsonl");
+    let out = ok(&[
+        "replay",
+        "--data-dir",
+        s(&data),
+        "--blocks",
+        s(&chain.join("blocks.jsonl")),
+        "--admit-ahead",
+        "all",
+        "--stats",
+        s(&stats),
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("admitted 102000 transaction(s) of 51 block(s) ahead"),
+        "{said}"
+    );
+    let lines = std::fs::read_to_string(&stats).unwrap();
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 51);
+    for row in &rows {
+        assert_eq!(row["cache_misses"], 0, "{row}");
+        assert_eq!(row["cache_hits"], row["txs"], "{row}");
+    }
+}
