@@ -8,7 +8,9 @@
 //! engine. [`Calibration::advise`] then says:
 //! * nothing ([`Advice::Static`]) until one way was measured: the static
 //!   guards of `policy.rs` decide, and whatever ran is measured;
-//! * the way not measured yet, once (a *probe*), on the next block, or
+//! * the way not measured yet, once (a *probe*: one block, or up to
+//!   [`DEFAULT_PROBE_BLOCKS`] for the default way, see "Cold probes"
+//!   below), on the next block, or
 //!   after `probe_every` blocks when the first block ran in order by
 //!   prediction (`Executor::predicts_in_order`: its first transactions'
 //!   in-order cost against their plan's);
@@ -21,7 +23,7 @@
 //!   again after `probe_every` blocks of the class: 16 at first, doubled
 //!   after every probe that lost (up to 512), back to 16 after one that
 //!   won. A chain on which one way loses pays for it on at most 1 block in
-//!   16, then 1 in 512.
+//!   16, then 1 in 512 (3 when the losing way is the default one).
 //!
 //! The margin: estimates come from different blocks, whose costs drift (a
 //! database growing, caches warming, a mix of payloads): measured on
@@ -39,17 +41,21 @@
 //! (weight 0.3), one block in four at 5x the usual time kept a 1.7x
 //! faster parallel engine on 46 blocks of 400 (the unit test below).
 //!
-//! Left as it is: a probe of the parallel engine after a long stretch in
-//! order meets a pool, a core and caches that are cold, and on this
-//! machine its block can take 1.5-2.3x a warm one (criterion's warm
-//! `uniform` block: 480-720 µs against 250), which may lose to in order
-//! (325 µs) although the parallel engine, once warm, is 1.3x faster; the
-//! next probe then comes 2x later. Probes of two to four blocks while the
-//! time kept falling were tried: they won such probes back, but a chain
-//! whose parallel engine really loses (the token ledger, 2.4x) paid 2-3
-//! blocks per probe instead of one (64 blocks: 0.90-0.95x of the
-//! sequential engine instead of 0.97-0.99x), and criterion's `uniform`
-//! ratio did not change beyond noise (1.31-1.46x against 1.37-1.44x).
+//! Cold probes: after a long stretch in order, the parallel engine meets
+//! a pool, a core and caches that are cold, and on this machine its first
+//! blocks take 1.5-2.3x a warm one (criterion's warm `uniform` block:
+//! 480-720 µs, then 450-490, against 250), so a one-block probe could lose
+//! to in order (325 µs) although the parallel engine, once warm, is 1.3x
+//! faster, and the next probe came 2x later: a whole criterion run then
+//! measured 0.87x. A probe of the *default* way (what the static guards
+//! chose) therefore runs up to [`DEFAULT_PROBE_BLOCKS`] blocks, ending on
+//! the first that wins, and keeps its fastest; a probe of the other way
+//! runs one block. A chain whose parallel engine really loses has its
+//! first block predicted in order (`PathReason::Predicted`: the token
+//! ledger), so in order is its default and its probes of the parallel
+//! engine stay one block (tried the other way round, probes of two to
+//! four blocks for both ways cost the token ledger 0.90-0.95x of the
+//! sequential engine over 64 blocks instead of 0.97-0.99x).
 //!
 //! Only speed depends on it: both ways give the same result, so any
 //! advice, from any interleaving, is correct. The state is plain data
@@ -73,6 +79,11 @@ pub(crate) const PROBE_MAX: u32 = 512;
 
 /// Blocks a way's estimate is the lower median of.
 pub(crate) const WINDOW: usize = 5;
+
+/// Blocks a probe of the default way (what the static guards chose for the
+/// class's first block) may run; it ends on the first that wins. A probe
+/// of the other way runs one block.
+pub(crate) const DEFAULT_PROBE_BLOCKS: u32 = 3;
 
 /// How much faster per transaction the way the static guards did not
 /// choose must measure to be taken instead.
@@ -132,8 +143,12 @@ struct Class {
     until_probe: u32,
     /// What `until_probe` restarts from.
     probe_every: u32,
-    /// The way the advice in flight probes (`Some(true)`: in order).
+    /// The way the probe under way runs (`Some(true)`: in order).
     probing: Option<bool>,
+    /// Blocks the probe under way may still run.
+    probe_left: u32,
+    /// The fastest of the probe's blocks so far (ns per transaction).
+    probe_best: f64,
     /// The static guards' way for the class (`true`: in order), from its
     /// first block.
     default_in_order: Option<bool>,
@@ -150,6 +165,8 @@ impl Default for Class {
             until_probe: PROBE_FIRST,
             probe_every: PROBE_FIRST,
             probing: None,
+            probe_left: 0,
+            probe_best: f64::INFINITY,
             default_in_order: None,
             deferred: false,
         }
@@ -157,6 +174,19 @@ impl Default for Class {
 }
 
 impl Class {
+    /// Starts a probe of a way: [`DEFAULT_PROBE_BLOCKS`] blocks at most for
+    /// the default way, one for the other.
+    fn probe(&mut self, in_order: bool) -> Advice {
+        self.probing = Some(in_order);
+        self.probe_left = if self.default_in_order == Some(in_order) {
+            DEFAULT_PROBE_BLOCKS
+        } else {
+            1
+        };
+        self.probe_best = f64::INFINITY;
+        way(in_order)
+    }
+
     /// The way to take (`true`: in order), once both were measured: the
     /// default, unless the other measured [`MARGIN`] times faster.
     fn preferred(&self) -> Option<bool> {
@@ -195,6 +225,10 @@ impl Calibration {
     pub(crate) fn advise(&self, txs: usize) -> Advice {
         let mut classes = self.classes.lock();
         let c = &mut classes[class_of(txs)];
+        if let (Some(probed), 1..) = (c.probing, c.probe_left) {
+            // A probe of the default way under way: its next block.
+            return way(probed);
+        }
         c.probing = None;
         match (c.in_order.samples, c.parallel.samples) {
             (0, 0) => Advice::Static,
@@ -202,19 +236,12 @@ impl Calibration {
                 c.until_probe -= 1;
                 Advice::InOrder
             }
-            (_, 0) => {
-                c.probing = Some(false);
-                Advice::Parallel
-            }
-            (0, _) => {
-                c.probing = Some(true);
-                Advice::InOrder
-            }
+            (_, 0) => c.probe(false),
+            (0, _) => c.probe(true),
             _ => {
                 let in_order = c.preferred().unwrap_or(true);
                 if c.until_probe == 0 {
-                    c.probing = Some(!in_order);
-                    way(!in_order)
+                    c.probe(!in_order)
                 } else {
                     c.until_probe -= 1;
                     way(in_order)
@@ -239,32 +266,43 @@ impl Calibration {
         if c.default_in_order.is_none() {
             c.default_in_order = Some(in_order);
         }
-        let probe = c.probing == Some(in_order);
-        let estimate = if in_order {
-            &mut c.in_order
-        } else {
-            &mut c.parallel
-        };
-        if probe {
+        if c.probing == Some(in_order) && c.probe_left > 0 {
             // A probe is a fresh look at a way not run for a while: its
             // old estimate is stale (or came from a cold first block: a
             // pool's first run, empty caches) and must not outweigh it.
-            *estimate = Estimate::fresh(ns_per_tx);
-        } else {
-            estimate.add(ns_per_tx);
-        }
-        if let Some(probed) = c.probing.take() {
-            if probed == in_order {
-                // A probe of the way that was not preferred (or not yet
-                // measured): did it win?
-                let won = c.preferred() == Some(in_order);
-                c.probe_every = if won {
-                    PROBE_FIRST
-                } else {
-                    (c.probe_every * 2).min(PROBE_MAX)
-                };
-                c.until_probe = c.probe_every;
+            // Its measurement is its fastest block.
+            c.probe_best = c.probe_best.min(ns_per_tx);
+            c.probe_left -= 1;
+            let fresh = Estimate::fresh(c.probe_best);
+            if in_order {
+                c.in_order = fresh;
+            } else {
+                c.parallel = fresh;
             }
+            // A probe of the way that was not preferred (or not yet
+            // measured): does it win?
+            let won = c.preferred() == Some(in_order);
+            if !won && c.probe_left > 0 {
+                return;
+            }
+            c.probing = None;
+            c.probe_left = 0;
+            c.probe_every = if won {
+                PROBE_FIRST
+            } else {
+                (c.probe_every * 2).min(PROBE_MAX)
+            };
+            c.until_probe = c.probe_every;
+            return;
+        }
+        // Not the probed way (the executor had another reason): the probe
+        // is given up, and the next advice decides afresh.
+        c.probing = None;
+        c.probe_left = 0;
+        if in_order {
+            c.in_order.add(ns_per_tx);
+        } else {
+            c.parallel.add(ns_per_tx);
         }
     }
 }
@@ -314,8 +352,13 @@ mod tests {
     fn a_losing_parallel_engine_runs_on_few_blocks_and_fewer_over_time() {
         // The token ledger's shape: parallel 3.5x slower.
         let (seq, par) = drive(1000, 2000, 2, 7);
-        // Static first block, then probes after 16, 32, 64, 128, 256, 512.
-        assert!(par <= 8, "{par} parallel blocks of 1000");
+        // Static first block (the static guards chose the parallel engine:
+        // it is the default way, whose probes run up to three blocks),
+        // then probes after 16, 32, 64, 128 and 256 blocks (the one after
+        // 512 falls beyond the 1000th). A chain whose first block is
+        // predicted in order (the token ledger) probes the parallel engine
+        // one block at a time (`a_first_block_predicted_in_order...`).
+        assert!(par <= 16, "{par} parallel blocks of 1000");
         assert_eq!(seq + par, 1000);
     }
 
@@ -394,6 +437,37 @@ mod tests {
             parallel += usize::from(!in_order);
         }
         assert!(parallel >= 380, "{parallel} of 400 blocks parallel");
+    }
+
+    #[test]
+    fn a_probe_of_the_default_way_runs_until_it_is_warm() {
+        // Criterion's `uniform` block, in µs: the parallel engine (the
+        // static guards' way) runs a cold first block (1,100), in order
+        // (325) is taken; 16 blocks later the parallel engine's probe
+        // meets a cold core and caches: 645, then 450, then 300 (warm).
+        let us = Duration::from_micros;
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, false, us(1_100));
+        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
+        cal.record(1000, true, us(325));
+        for _ in 0..PROBE_FIRST {
+            assert_eq!(cal.advise(1000), Advice::InOrder);
+            cal.record(1000, true, us(325));
+        }
+        for (b, t) in [645, 450, 300].into_iter().enumerate() {
+            assert_eq!(cal.advise(1000), Advice::Parallel, "probe block {b}");
+            cal.record(1000, false, us(t));
+        }
+        // Won on its third block: the parallel engine from then on.
+        for _ in 0..PROBE_FIRST {
+            assert_eq!(cal.advise(1000), Advice::Parallel);
+            cal.record(1000, false, us(250));
+        }
+        // A probe of in order (not the default way) is one block.
+        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
+        cal.record(1000, true, us(500));
+        assert_eq!(cal.advise(1000), Advice::Parallel);
     }
 
     #[test]
