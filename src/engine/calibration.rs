@@ -143,12 +143,8 @@ struct Class {
     until_probe: u32,
     /// What `until_probe` restarts from.
     probe_every: u32,
-    /// The way the probe under way runs (`Some(true)`: in order).
-    probing: Option<bool>,
-    /// Blocks the probe under way may still run.
-    probe_left: u32,
-    /// The fastest of the probe's blocks so far (ns per transaction).
-    probe_best: f64,
+    /// The probe under way, if any.
+    probe: Option<Probe>,
     /// The static guards' way for the class (`true`: in order), from its
     /// first block.
     default_in_order: Option<bool>,
@@ -164,26 +160,39 @@ impl Default for Class {
             parallel: Estimate::default(),
             until_probe: PROBE_FIRST,
             probe_every: PROBE_FIRST,
-            probing: None,
-            probe_left: 0,
-            probe_best: f64::INFINITY,
+            probe: None,
             default_in_order: None,
             deferred: false,
         }
     }
 }
 
+/// A probe under way. Invariant: `left >= 1` (a probe with no block left
+/// has ended and is `None`).
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    /// The way it runs (`true`: in order).
+    in_order: bool,
+    /// Blocks it may still run.
+    left: u32,
+    /// Its fastest block so far (ns per transaction).
+    best: f64,
+}
+
 impl Class {
     /// Starts a probe of a way: [`DEFAULT_PROBE_BLOCKS`] blocks at most for
     /// the default way, one for the other.
     fn probe(&mut self, in_order: bool) -> Advice {
-        self.probing = Some(in_order);
-        self.probe_left = if self.default_in_order == Some(in_order) {
+        let left = if self.default_in_order == Some(in_order) {
             DEFAULT_PROBE_BLOCKS
         } else {
             1
         };
-        self.probe_best = f64::INFINITY;
+        self.probe = Some(Probe {
+            in_order,
+            left,
+            best: f64::INFINITY,
+        });
         way(in_order)
     }
 
@@ -225,11 +234,10 @@ impl Calibration {
     pub(crate) fn advise(&self, txs: usize) -> Advice {
         let mut classes = self.classes.lock();
         let c = &mut classes[class_of(txs)];
-        if let (Some(probed), 1..) = (c.probing, c.probe_left) {
+        if let Some(probe) = c.probe {
             // A probe of the default way under way: its next block.
-            return way(probed);
+            return way(probe.in_order);
         }
-        c.probing = None;
         match (c.in_order.samples, c.parallel.samples) {
             (0, 0) => Advice::Static,
             (_, 0) if c.deferred && c.until_probe > 0 => {
@@ -266,14 +274,17 @@ impl Calibration {
         if c.default_in_order.is_none() {
             c.default_in_order = Some(in_order);
         }
-        if c.probing == Some(in_order) && c.probe_left > 0 {
+        // Not the probed way (the executor had another reason): the probe
+        // is given up, and the next advice decides afresh.
+        let probe = c.probe.take().filter(|p| p.in_order == in_order);
+        if let Some(mut probe) = probe {
             // A probe is a fresh look at a way not run for a while: its
             // old estimate is stale (or came from a cold first block: a
             // pool's first run, empty caches) and must not outweigh it.
             // Its measurement is its fastest block.
-            c.probe_best = c.probe_best.min(ns_per_tx);
-            c.probe_left -= 1;
-            let fresh = Estimate::fresh(c.probe_best);
+            probe.best = probe.best.min(ns_per_tx);
+            probe.left -= 1;
+            let fresh = Estimate::fresh(probe.best);
             if in_order {
                 c.in_order = fresh;
             } else {
@@ -282,11 +293,10 @@ impl Calibration {
             // A probe of the way that was not preferred (or not yet
             // measured): does it win?
             let won = c.preferred() == Some(in_order);
-            if !won && c.probe_left > 0 {
+            if !won && probe.left > 0 {
+                c.probe = Some(probe);
                 return;
             }
-            c.probing = None;
-            c.probe_left = 0;
             c.probe_every = if won {
                 PROBE_FIRST
             } else {
@@ -295,10 +305,6 @@ impl Calibration {
             c.until_probe = c.probe_every;
             return;
         }
-        // Not the probed way (the executor had another reason): the probe
-        // is given up, and the next advice decides afresh.
-        c.probing = None;
-        c.probe_left = 0;
         if in_order {
             c.in_order.add(ns_per_tx);
         } else {
