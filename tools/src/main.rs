@@ -455,7 +455,7 @@ fn cmd_replay(
         // the verification cache must hold them all, or the first blocks'
         // entries are evicted by the last ones before they run (and each
         // block then checks every transaction again).
-        let blocks = read_blocks_file(blocks_path)?.collect::<Result<VecDeque<_>, _>>()?;
+        let blocks = read_all_blocks(blocks_path)?;
         let txs = blocks.iter().map(|(_, b)| b.txs().len()).sum::<usize>();
         config.cache_capacity = config.cache_capacity.max(txs);
         preread = Some(blocks);
@@ -526,14 +526,10 @@ fn replay_into<S: Storage>(
         Ahead::None => 0,
         Ahead::Blocks(n) => n,
         Ahead::All => {
-            match preread {
-                Some(blocks) => ahead = blocks,
-                None => {
-                    for item in file.by_ref() {
-                        ahead.push_back(item?);
-                    }
-                }
-            }
+            ahead = match preread {
+                Some(blocks) => blocks,
+                None => read_all_blocks(blocks_path)?,
+            };
             file_done = true;
             let start = Instant::now();
             let txs = admit_all(chain, &ahead);
@@ -618,6 +614,11 @@ fn replay_into<S: Storage>(
         w.into_inner().map_err(|e| Failure(e.to_string()))?;
     }
     Ok(summary)
+}
+
+/// Every block of the blocks file at `path`, with its line number.
+fn read_all_blocks(path: &Path) -> Result<VecDeque<(usize, Block)>, Failure> {
+    Ok(read_blocks_file(path)?.collect::<Result<_, _>>()?)
 }
 
 /// Admits every transaction of `blocks` on all cores; returns how many.

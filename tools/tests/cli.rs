@@ -26,6 +26,15 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The objects of a JSON Lines file (blocks, `--results`, `--stats`).
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
 fn generate(
     dir: &Path,
     workload: &str,
@@ -256,11 +265,7 @@ fn bad_json_at_line_k_names_the_line_and_keeps_earlier_blocks() {
 fn rejected_block_names_topoheight_index_and_code() {
     let dir = tempfile::tempdir().unwrap();
     let chain = generate(dir.path(), "uniform", "20", "10", "3", "8");
-    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
-    let mut lines: Vec<serde_json::Value> = blocks
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut lines = json_lines(&chain.join("blocks.jsonl"));
     // Flip a signature bit of transaction 4 of block 2.
     let tx = lines[1]["txs"][4].as_str().unwrap().to_string();
     let mut bytes = hex::decode(&tx).unwrap();
@@ -305,11 +310,7 @@ fn admit_ahead_rejects_exactly_the_same_blocks() {
     use tos_parallel::chain::transaction::{public_key_of, Transaction, UnsignedTransaction};
     let dir = tempfile::tempdir().unwrap();
     let chain = generate(dir.path(), "uniform", "20", "10", "4", "8");
-    let blocks = std::fs::read_to_string(chain.join("blocks.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = blocks
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&chain.join("blocks.jsonl"));
     let tx_bytes = |b: usize, t: usize| hex::decode(lines[b]["txs"][t].as_str().unwrap()).unwrap();
 
     // Block 2, transaction 4: one flipped signature bit.
@@ -576,11 +577,7 @@ fn replay_stats_name_the_path_and_verify_runs_the_parallel_engine() {
             "--pipeline",
             pipeline,
         ]);
-        std::fs::read_to_string(&stats)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-            .collect()
+        json_lines(&stats)
     };
     let verify = replay("verify", "verify", &chain, "on");
     assert_eq!(verify.len(), 12);
@@ -811,11 +808,7 @@ fn admit_ahead_all_keeps_every_admission_of_a_file_larger_than_the_cache() {
         said.contains("admitted 102000 transaction(s) of 51 block(s) ahead"),
         "{said}"
     );
-    let lines = std::fs::read_to_string(&stats).unwrap();
-    let rows: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = json_lines(&stats);
     assert_eq!(rows.len(), 51);
     for row in &rows {
         assert_eq!(row["cache_misses"], 0, "{row}");
