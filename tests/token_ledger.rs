@@ -618,3 +618,66 @@ fn a_failed_read_abandons_every_block_that_declares_the_key() {
         }
     }
 }
+
+/// The optimistic path reads the block's keys in parallel pieces (phase 0
+/// of `optimistic.rs`): a failed read in any piece, the first or the last,
+/// abandons the block with the sequential engine's error, at every thread
+/// count; the same block on a sound storage runs on the optimistic path and
+/// equals the sequential engine.
+#[test]
+fn a_failed_read_in_any_piece_of_the_optimistic_preload_abandons_the_block() {
+    let accounts = 400;
+    let genesis = LedgerState::genesis(accounts, 100);
+    let block = LedgerBlock {
+        height: 1,
+        collector: 0,
+    };
+    // 300 transfers between distinct pairs: hundreds of keys, so several
+    // pieces at every thread count.
+    let txs: Vec<CheckedTx> = (0..300u32)
+        .map(|i| {
+            LEDGER.check(Tx {
+                nonce: 0,
+                op: Op::Transfer {
+                    from: i,
+                    to: (i + 1) % accounts,
+                    amount: 5,
+                },
+            })
+        })
+        .collect();
+    let seq = Executor::<Ledger>::on_current_pool(CONFIG);
+    let reference = seq
+        .execute_sequential(&LEDGER, &block, &txs, &genesis)
+        .expect("a sound storage");
+    // The first transaction's sender (slot 1, after the collector) and the
+    // last one's receiver (the last slots).
+    for bad in [LedgerKey::Balance(0), LedgerKey::Balance(300)] {
+        let reader = FailingRead {
+            state: &genesis,
+            bad,
+        };
+        let error = seq
+            .execute_sequential(&LEDGER, &block, &txs, &reader)
+            .expect_err("declared")
+            .to_string();
+        assert!(error.contains("bad sector"), "{error}");
+        for threads in [1, 2, 4, 8] {
+            let par = parallel_with(threads, Scheduler::Optimistic);
+            let sound = par
+                .execute_with(&LEDGER, &block, &txs, &genesis, false)
+                .expect("a sound storage");
+            assert_eq!(
+                sound.stats.path,
+                tos_parallel::engine::ExecutionPath::Optimistic,
+                "{threads} threads"
+            );
+            assert_eq!(sound.statuses, reference.statuses, "{threads} threads");
+            assert_eq!(sound.writes.sorted(), reference.writes.sorted());
+            let failed = par
+                .execute_with(&LEDGER, &block, &txs, &reader, false)
+                .expect_err("declared");
+            assert_eq!(failed.to_string(), error, "{bad:?}, {threads} threads");
+        }
+    }
+}

@@ -43,7 +43,8 @@
 //!
 //! 7. **Optimistic path** (`optimistic.rs`): a block holding a transaction
 //!    with open accesses (keys known only by running it: contract calls),
-//!    or any block under [`Scheduler::Optimistic`], runs in chunks: each
+//!    or any block under [`Scheduler::Optimistic`], first reads its
+//!    declared and hinted keys in parallel pieces, then runs in chunks: each
 //!    chunk's transactions are speculated in parallel on the state the
 //!    previous chunks left, recording their first reads and keeping their
 //!    writes local; then, in block order, each is validated (its first

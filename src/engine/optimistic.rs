@@ -3,7 +3,17 @@
 //! [`Scheduler::Optimistic`](super::Scheduler::Optimistic).
 //!
 //! # The algorithm
-//! The block runs in *chunks* of consecutive transactions (32, then
+//! 0. **Preload** (phase 0 of the block's team): the caller lists every
+//!    declared and hinted key of the block once (`sequential::list`); the
+//!    participants read them in claimed pieces ([`Reader::read_batch`],
+//!    the database's seeks of each piece in key order), and the caller
+//!    fills the overlay from the pieces (`sequential::fill`) and runs the
+//!    begin hook: the overlay the sequential engine's preload makes, the
+//!    reads spread over the team (on RocksDB they are most of a block's
+//!    time). A failed read of any piece abandons the block with the first
+//!    failed piece's error, as the sequential engine's one batch does.
+//!
+//! The block then runs in *chunks* of consecutive transactions (32, then
 //! four times larger up to [`MAX_CHUNK`]: small first, so that a block
 //! that keeps aborting is found early). For each chunk:
 //! 1. **Speculate** (a phase of the block's team, in parallel): every
@@ -72,12 +82,20 @@
 //! instant, `threads - 1` helper jobs join on the pool and stay between
 //! phases, so a block pays no hand-over to the pool and no wake-up per
 //! chunk; the team's phases and memory ordering are argued there). Phase
-//! `k` speculates chunk `k`; between phases the caller settles the chunk.
-//! What this module adds ([`Speculations`]):
+//! 0 reads the preload's keys; phase `k + 1` speculates chunk `k`; between
+//! phases the caller fills the overlay (after phase 0) or settles the
+//! chunk. What this module adds ([`Speculations`]):
 //! * **Claims.** Each participant takes the chunk's transactions [`PIECE`]
-//!   at a time from the phase's `claimed` counter (`fetch_add`, `Relaxed`:
-//!   only atomicity matters), so each transaction is speculated exactly
-//!   once, by its claimer.
+//!   at a time (in phase 0, the keys `read_piece` at a time) from the
+//!   phase's `claimed` counter (`fetch_add`, `Relaxed`: only atomicity
+//!   matters), so each transaction is speculated exactly once, and each
+//!   key read exactly once, by its claimer.
+//! * **Reads.** A claimer of phase 0 writes its piece's values (or its
+//!   error) into the piece's `reads` slot (its own `Mutex`, never
+//!   contended) before it counts the piece's keys in `finished[0]` with
+//!   `Release`; the caller takes every slot only once `finished[0]`
+//!   (`Acquire`) covers every key, and fills the overlay under its write
+//!   lock, before phase 1 opens (the same argument as for results below).
 //! * **Results.** A claimer writes each speculation into the
 //!   transaction's slot (its own `Mutex`, never contended: one writer, and
 //!   the caller takes it only later), then adds the piece's size to the
@@ -93,16 +111,16 @@
 //!   `k + 1`'s speculations; a helper that finished its last piece of a
 //!   phase releases its read lock a few instructions later, so the
 //!   caller's write lock waits only for that.
-//! * **Known writers** (`known.rs`) of chunk `k + 1` are listed during
-//!   phase `k`, as one extra piece of it: its claimer (`listing[k]`,
+//! * **Known writers** (`known.rs`) of chunk `k` are listed during phase
+//!   `k` (the preload for chunk 0, chunk `k - 1`'s speculation for the
+//!   others), as one extra piece of it: its claimer (`listing[k]`,
 //!   `swap`) builds them into `next_known` (its own `Mutex`, never
 //!   contended: the caller takes it only later) and counts the piece in
 //!   `finished[k]` with `Release`, which [`Work::complete`] waits for. The
 //!   caller, once phase `k` is complete, swaps them into the overlay's
 //!   state under its write lock, and phase `k + 1`'s participants read
-//!   them under the read lock: ordered before every speculation of the
-//!   chunk exactly as the overlay's settling is. Chunk 0's are listed
-//!   before the team starts.
+//!   them under the read lock: ordered before every speculation of chunk
+//!   `k` exactly as the overlay's settling is.
 //! * **Panics**: a participant's panic aborts the team (`team.rs`), every
 //!   phase then reports itself complete and hands out nothing; the panic
 //!   is resumed after the team and contained by the executor. The locks
@@ -112,8 +130,9 @@
 //! set before the work it reports (the "done while a validation is still
 //! running" bug class: validation runs only on the caller, after its
 //! phase completed). The loom model below checks this protocol (claims,
-//! slots, counters and the overlay's lock, with the same orderings) under
-//! every interleaving of a caller and a helper.
+//! slots, counters and the overlay's lock, with the same orderings, over
+//! the preload's phase and a speculation phase) under every interleaving
+//! of a caller and a helper with up to three preemptions.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -127,8 +146,8 @@ use super::contract::{
 use super::known::KnownWriters;
 use super::outcome::Executed;
 use super::sequential::{
-    add_sum, counter_of, lookup, minus, plus, record_key, resolve, settable, Applied, Entry,
-    InOrder, Need, SeqScratch,
+    add_sum, counter_of, fill, list, lookup, minus, plus, record_key, resolve, settable, Applied,
+    Entry, InOrder, Listed, Need, SeqScratch,
 };
 use super::team::{self, Aborted, Lead, On, Work};
 
@@ -508,28 +527,46 @@ fn chunks(n: usize) -> Vec<(usize, usize)> {
     out
 }
 
-/// The speculation phases of one block, for a team (`team.rs`): phase `k`
-/// speculates chunk `k`'s transactions on the overlay, in claimed pieces.
-struct Speculations<'a, 'k, C: Chain, R, T> {
+/// One piece's values of the preload, in slot order (`None`: absent).
+type Values<V> = Vec<Option<V>>;
+
+/// One piece's read once done: its values, or the reader's error.
+type ReadSlot<V, E> = Mutex<Option<Result<Values<V>, E>>>;
+
+/// The phases of one block, for a team (`team.rs`): phase 0 reads the
+/// preload's keys in claimed pieces; phase `k + 1` speculates chunk `k`'s
+/// transactions on the overlay, in claimed pieces.
+struct Speculations<'a, 'k, C: Chain, R: Reader<C::Key, C::Value>, T> {
     chain: &'k C,
     block: &'k C::Block,
     txs: &'k [T],
     reader: &'k R,
     /// The overlay and the open chunk's known writers. Read-locked by
-    /// participants while a phase is open, write-locked by the caller
-    /// between phases to settle the chunk and list the next one's writers.
+    /// participants while a speculation phase is open, write-locked by the
+    /// caller between phases to settle the chunk and list the next one's
+    /// writers.
     state: &'a RwLock<Settled<'k, C::Key, C::Value>>,
     chunks: &'a [(usize, usize)],
-    /// Per phase: the next unclaimed transaction of the chunk (relative).
+    /// The preload's keys, in slot order (phase 0 reads them).
+    keys: &'a [&'k C::Key],
+    /// Keys per piece of phase 0.
+    read_piece: usize,
+    /// By piece of phase 0: the values its claimer read (or the read's
+    /// error), taken by the caller once the phase is complete.
+    reads: Vec<ReadSlot<C::Value, R::Error>>,
+    /// Per phase: the next unclaimed piece (phase 0: key; later: the
+    /// chunk's transaction, relative).
     claimed: Vec<CachePadded<AtomicUsize>>,
-    /// Per phase: transactions speculated (`Release` by each piece's
-    /// claimer, `Acquire` by [`Work::complete`]).
+    /// Per phase: pieces finished, counted in keys or transactions, plus
+    /// one for the extra piece (`Release` by each piece's claimer,
+    /// `Acquire` by [`Work::complete`]).
     finished: Vec<CachePadded<AtomicUsize>>,
     /// By transaction: its speculation, written by its piece's claimer,
     /// taken by the caller once the phase is complete.
     slots: Vec<Mutex<Option<Speculated<C>>>>,
-    /// Per phase: whether its extra piece (listing the next chunk's known
-    /// writers) was claimed (`swap`, `Relaxed`: only atomicity matters).
+    /// Per phase `k`: whether its extra piece (listing chunk `k`'s known
+    /// writers: the chunk after the one it speculates) was claimed
+    /// (`swap`, `Relaxed`: only atomicity matters).
     listing: Vec<AtomicBool>,
     /// The next chunk's known writers, listed by the claimer of the
     /// phase's extra piece, swapped in by the caller once it is complete.
@@ -538,26 +575,36 @@ struct Speculations<'a, 'k, C: Chain, R, T> {
     aborted: AtomicBool,
 }
 
-impl<C, R, T> Work for Speculations<'_, '_, C, R, T>
+impl<C, R, T> Speculations<'_, '_, C, R, T>
 where
     C: Chain,
     R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx> + Sync,
 {
-    fn work(&self, phase: usize, _me: usize, _lead: bool) {
-        let Some(&(from, to)) = self.chunks.get(phase) else {
-            return;
-        };
-        // The extra piece: the next chunk's known writers, listed while
-        // this one speculates (off the caller's serial path).
-        if let Some(&(next, end)) = self.chunks.get(phase + 1) {
-            if !self.listing[phase].swap(true, Ordering::Relaxed) {
-                self.next_known
-                    .lock()
-                    .build(self.chain, &self.txs[next..end], next);
-                self.finished[phase].fetch_add(1, Ordering::Release);
+    /// Phase 0: reads pieces of the preload's keys until none is left.
+    fn read(&self) {
+        let n = self.keys.len();
+        loop {
+            if self.aborted.load(Ordering::Relaxed) {
+                return;
             }
+            let i = self.claimed[0].fetch_add(self.read_piece, Ordering::Relaxed);
+            if i >= n {
+                return;
+            }
+            let end = (i + self.read_piece).min(n);
+            let mut values = Vec::with_capacity(end - i);
+            let read = self
+                .reader
+                .read_batch(&self.keys[i..end], &mut values)
+                .map(|()| values);
+            *self.reads[i / self.read_piece].lock() = Some(read);
+            self.finished[0].fetch_add(end - i, Ordering::Release);
         }
+    }
+
+    /// Phase `k + 1`: speculates pieces of chunk `k` until none is left.
+    fn speculate(&self, phase: usize, from: usize, to: usize) {
         let settled = self.state.read();
         loop {
             if self.aborted.load(Ordering::Relaxed) {
@@ -583,14 +630,65 @@ where
         }
     }
 
-    fn complete(&self, phase: usize) -> bool {
-        let Some(&(from, to)) = self.chunks.get(phase) else {
-            return true;
+    /// Phase `phase`'s pieces, counted as [`Self::finished`] counts them.
+    fn pieces(&self, phase: usize) -> usize {
+        let own = match phase.checked_sub(1) {
+            None => self.keys.len(),
+            Some(k) => self.chunks.get(k).map_or(0, |&(from, to)| to - from),
         };
-        // Its transactions, and the extra piece if a chunk follows.
-        let pieces = to - from + usize::from(phase + 1 < self.chunks.len());
+        own + usize::from(phase < self.chunks.len())
+    }
+
+    /// Phase 0's values by slot, once it is complete, or the first failed
+    /// piece's error (in slot order).
+    fn take_reads(&self) -> Result<Vec<Values<C::Value>>, StateError<R::Error>> {
+        let mut parts = Vec::with_capacity(self.reads.len());
+        for (p, piece) in self.reads.iter().enumerate() {
+            let want = self.keys.len().min((p + 1) * self.read_piece) - p * self.read_piece;
+            match piece.lock().take() {
+                Some(Ok(values)) if values.len() == want => parts.push(values),
+                Some(Ok(_)) => {
+                    return Err(StateError::Invariant("a batch read returned another count"))
+                }
+                Some(Err(e)) => return Err(StateError::Read(e)),
+                None => return Err(StateError::Invariant("a piece of the preload was not read")),
+            }
+        }
+        Ok(parts)
+    }
+}
+
+impl<C, R, T> Work for Speculations<'_, '_, C, R, T>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx> + Sync,
+{
+    fn work(&self, phase: usize, _me: usize, _lead: bool) {
+        // The extra piece: chunk `phase`'s known writers, listed while the
+        // keys are read or the chunk before it speculates (off the
+        // caller's serial path).
+        if let Some(&(next, end)) = self.chunks.get(phase) {
+            if !self.listing[phase].swap(true, Ordering::Relaxed) {
+                self.next_known
+                    .lock()
+                    .build(self.chain, &self.txs[next..end], next);
+                self.finished[phase].fetch_add(1, Ordering::Release);
+            }
+        }
+        match phase.checked_sub(1) {
+            None => self.read(),
+            Some(k) => {
+                if let Some(&(from, to)) = self.chunks.get(k) {
+                    self.speculate(phase, from, to);
+                }
+            }
+        }
+    }
+
+    fn complete(&self, phase: usize) -> bool {
         self.aborted.load(Ordering::Acquire)
-            || self.finished[phase].load(Ordering::Acquire) >= pieces
+            || self.finished[phase].load(Ordering::Acquire) >= self.pieces(phase)
     }
 
     fn abort(&self) {
@@ -598,7 +696,7 @@ where
     }
 
     fn phases(&self) -> usize {
-        self.chunks.len()
+        self.chunks.len() + 1
     }
 }
 
@@ -669,17 +767,16 @@ where
     R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx> + Sync,
 {
-    let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
+    let block_accesses = chain.block_accesses(block);
+    // The preload's keys are listed here; phase 0 reads them in pieces.
+    let listed: Listed<'_, C::Key> = list(chain, &block_accesses, txs, scratch);
     let chunks = chunks(txs.len());
-    // The overlay moves into the lock for the block, and back; the first
-    // chunk's known writers are listed before its phase opens.
-    let mut known = KnownWriters::new();
-    if let Some(&(from, to)) = chunks.first() {
-        known.build(chain, &txs[from..to], from);
-    }
+    let phases = chunks.len() + 1;
+    let read_piece = read_piece(listed.keys.len(), on.threads());
+    // The overlay moves into the lock for the block, and back.
     let state = RwLock::new(Settled {
         table: std::mem::take(scratch.table()),
-        known,
+        known: KnownWriters::new(),
     });
     let work = Speculations {
         chain,
@@ -688,20 +785,44 @@ where
         reader,
         state: &state,
         chunks: &chunks,
-        claimed: chunks
-            .iter()
+        keys: &listed.keys,
+        read_piece,
+        reads: (0..listed.keys.len().div_ceil(read_piece))
+            .map(|_| Mutex::new(None))
+            .collect(),
+        claimed: (0..phases)
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect(),
-        finished: chunks
-            .iter()
+        finished: (0..phases)
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect(),
         slots: txs.iter().map(|_| Mutex::new(None)).collect(),
-        listing: chunks.iter().map(|_| AtomicBool::new(false)).collect(),
+        listing: (0..phases).map(|_| AtomicBool::new(false)).collect(),
         next_known: Mutex::new(KnownWriters::new()),
         aborted: AtomicBool::new(false),
     };
-    let lead = |lead: &Lead<'_, Speculations<'_, '_, C, R, T>>| -> Result<(), Led<R::Error>> {
+    let lead = |lead: &Lead<'_, Speculations<'_, '_, C, R, T>>| -> Result<InOrder<'_, C, R>, Led<R::Error>> {
+        // Phase 0: the keys read (and chunk 0's known writers listed); the
+        // overlay filled, the begin hook run.
+        lead.phase(0).map_err(|Aborted| Led::Aborted)?;
+        let mut run = {
+            let mut s = state.write();
+            let mut parts = work.take_reads().map_err(Led::Failed)?;
+            fill(&mut s.table, &listed, |slot| {
+                parts[slot / read_piece][slot % read_piece].take()
+            })
+            .map_err(Led::Failed)?;
+            std::mem::swap(&mut s.known, &mut *work.next_known.lock());
+            InOrder::begin(
+                chain,
+                block,
+                &block_accesses,
+                txs.len(),
+                reader,
+                &mut s.table,
+            )
+            .map_err(Led::Failed)?
+        };
         for (k, &(from, to)) in chunks.iter().enumerate() {
             if counts.bounded {
                 let mut s = state.write();
@@ -711,7 +832,7 @@ where
                 }
                 break;
             }
-            lead.phase(k).map_err(|Aborted| Led::Aborted)?;
+            lead.phase(k + 1).map_err(|Aborted| Led::Aborted)?;
             counts.speculated += to - from;
             let mut s = state.write();
             let again = settle(
@@ -731,118 +852,173 @@ where
                 std::mem::swap(&mut s.known, &mut *work.next_known.lock());
             }
         }
-        Ok(())
+        Ok(run)
     };
     let helpers = on.threads().saturating_sub(1);
     let led = team::run(on, helpers, &work, lead);
     drop(work);
     *scratch.table() = state.into_inner().table;
     match led {
-        Ok(()) => run.finish(scratch.table()),
+        Ok(run) => run.finish(scratch.table()),
         Err(Led::Failed(e)) => Err(e),
         Err(Led::Aborted) => Err(StateError::Invariant("a participant of the team stopped")),
     }
 }
 
-/// Loom model of the speculation phases' protocol ([`Speculations::work`]
-/// and [`Speculations::complete`], with loom's atomics and locks in the
-/// same orderings, and the team's `open` store/load around them): under
-/// every interleaving of the caller and one helper, each transaction is
-/// speculated exactly once, on the overlay as the caller settled it, the
-/// next chunk's known writers are listed exactly once, and the caller
-/// finds every speculation and the listing once the phase is complete.
+/// Keys per piece of the preload's read (phase 0): about four pieces per
+/// participant, so that a helper that wakes late still finds some, and
+/// at least [`MIN_READ_PIECE`], so that a piece's batch read keeps its
+/// locality (a database's seeks in key order on one iterator).
+fn read_piece(keys: usize, threads: usize) -> usize {
+    keys.div_ceil(4 * threads.max(1)).max(MIN_READ_PIECE)
+}
+
+/// The smallest piece of the preload's read.
+const MIN_READ_PIECE: usize = 64;
+
+/// Loom model of the phases' protocol ([`Speculations::work`] and
+/// [`Speculations::complete`], with loom's atomics and locks in the same
+/// orderings, and the team's `open` store/load around them): under every
+/// interleaving of the caller and one helper, phase 0's piece of the
+/// preload is read exactly once and found by the caller once the phase is
+/// complete; the caller fills the overlay from it; each transaction of
+/// phase 1 is speculated exactly once, on the overlay as the caller filled
+/// it; each phase's extra piece (the known writers of the chunk that
+/// follows) is listed exactly once and found once its phase is complete.
 #[cfg(test)]
 mod loom_model {
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use loom::sync::{Arc, Mutex, RwLock};
     use loom::thread;
 
-    /// Two transactions, one per piece.
+    /// Phase 1's transactions, one per piece.
     const TXS: usize = 2;
 
-    struct Phase {
-        /// The team's `open`: 1 once the phase is open, 2 once closed.
+    struct Phases {
+        /// The team's `open`: `k + 1` once phase `k` is open, 3 once
+        /// closed.
         open: AtomicUsize,
-        claimed: AtomicUsize,
-        finished: AtomicUsize,
+        /// Per phase.
+        claimed: [AtomicUsize; 2],
+        finished: [AtomicUsize; 2],
+        listing: [AtomicBool; 2],
+        /// Phase 0's one piece of the preload (`reads`).
+        read: Mutex<Option<u64>>,
+        reads_done: AtomicUsize,
+        /// Phase 1's speculations (`slots`).
         slots: Vec<Mutex<Option<u64>>>,
-        /// `Settled`: the overlay and the chunk's known writers, both
-        /// written by the caller before the phase opens (a value here).
-        table: RwLock<u64>,
         runs: Vec<AtomicUsize>,
-        /// The extra piece: the next chunk's known writers.
-        listing: AtomicBool,
+        /// `Settled`: the overlay (and known writers), filled and settled
+        /// by the caller between phases (a value here).
+        table: RwLock<u64>,
+        /// The extra pieces' known writers (`next_known`).
         next_known: Mutex<Option<u64>>,
         listed: AtomicUsize,
     }
 
-    /// `Speculations::work`: the extra piece (once), then claim,
-    /// speculate on the overlay, publish.
-    fn work(p: &Phase) {
-        if !p.listing.swap(true, Ordering::Relaxed) {
+    /// `Speculations::work` for `phase`: the extra piece (once), then
+    /// claim, read or speculate, publish.
+    fn work(p: &Phases, phase: usize) {
+        if !p.listing[phase].swap(true, Ordering::Relaxed) {
             p.listed.fetch_add(1, Ordering::Relaxed);
-            *p.next_known.lock().unwrap() = Some(9);
-            p.finished.fetch_add(1, Ordering::Release);
+            *p.next_known.lock().unwrap() = Some(10 + phase as u64);
+            p.finished[phase].fetch_add(1, Ordering::Release);
+        }
+        if phase == 0 {
+            // `Speculations::read`: the storage holds 5.
+            while p.claimed[0].fetch_add(1, Ordering::Relaxed) < 1 {
+                p.reads_done.fetch_add(1, Ordering::Relaxed);
+                *p.read.lock().unwrap() = Some(5);
+                p.finished[0].fetch_add(1, Ordering::Release);
+            }
+            return;
         }
         let table = p.table.read().unwrap();
         loop {
-            let i = p.claimed.fetch_add(1, Ordering::Relaxed);
+            let i = p.claimed[1].fetch_add(1, Ordering::Relaxed);
             if i >= TXS {
                 return;
             }
             p.runs[i].fetch_add(1, Ordering::Relaxed);
             *p.slots[i].lock().unwrap() = Some(*table);
-            p.finished.fetch_add(1, Ordering::Release);
+            p.finished[1].fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// `Lead::phase`: opens `phase`, works on it, waits until it is
+    /// complete (its pieces and the extra one).
+    fn lead(p: &Phases, phase: usize, pieces: usize) {
+        p.open.store(phase + 1, Ordering::Release);
+        work(p, phase);
+        while p.finished[phase].load(Ordering::Acquire) < pieces + 1 {
+            thread::yield_now();
         }
     }
 
     #[test]
-    fn each_speculated_once_on_the_settled_overlay_and_found_when_complete() {
-        loom::model(|| {
-            let p = Arc::new(Phase {
+    fn each_piece_once_on_the_filled_overlay_and_found_when_complete() {
+        // Every interleaving with up to three preemptions (loom's usual
+        // bound: the orderings' bugs show within two).
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let p = Arc::new(Phases {
                 open: AtomicUsize::new(0),
-                claimed: AtomicUsize::new(0),
-                finished: AtomicUsize::new(0),
+                claimed: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                finished: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                listing: [AtomicBool::new(false), AtomicBool::new(false)],
+                read: Mutex::new(None),
+                reads_done: AtomicUsize::new(0),
                 slots: (0..TXS).map(|_| Mutex::new(None)).collect(),
-                table: RwLock::new(0),
                 runs: (0..TXS).map(|_| AtomicUsize::new(0)).collect(),
-                listing: AtomicBool::new(false),
+                table: RwLock::new(0),
                 next_known: Mutex::new(None),
                 listed: AtomicUsize::new(0),
             });
+            // A helper (`team::help`): joins whichever phase is open, and
+            // every later one, until the team closes.
             let helper = {
                 let p = Arc::clone(&p);
-                thread::spawn(move || loop {
-                    match p.open.load(Ordering::Acquire) {
-                        0 => thread::yield_now(),
-                        1 => {
-                            work(&p);
+                thread::spawn(move || {
+                    let mut next = 1;
+                    loop {
+                        let open = p.open.load(Ordering::Acquire);
+                        if open == 3 {
                             return;
                         }
-                        _ => return,
+                        if open < next {
+                            thread::yield_now();
+                            continue;
+                        }
+                        work(&p, open - 1);
+                        // The last phase worked: it leaves.
+                        if open >= 2 {
+                            return;
+                        }
+                        next = open + 1;
                     }
                 })
             };
-            // The caller settles the previous chunk, opens the phase,
-            // works on it, and waits until it is complete.
-            *p.table.write().unwrap() = 7;
-            p.open.store(1, Ordering::Release);
-            work(&p);
-            // Its transactions and the extra piece.
-            while p.finished.load(Ordering::Acquire) < TXS + 1 {
-                thread::yield_now();
-            }
+            // Phase 0: the preload's read; then the overlay filled from
+            // it (the write lock) and chunk 0's known writers swapped in.
+            lead(&p, 0, 1);
+            assert_eq!(p.reads_done.load(Ordering::Relaxed), 1, "read once");
+            let read = p.read.lock().unwrap().take();
+            assert_eq!(read, Some(5), "read before phase 0 was complete");
+            let known = p.next_known.lock().unwrap().take();
+            assert_eq!(known, Some(10), "listed before phase 0 was complete");
+            *p.table.write().unwrap() = read.unwrap_or(0);
+            // Phase 1: chunk 0 speculated on the filled overlay.
+            lead(&p, 1, TXS);
             for (i, slot) in p.slots.iter().enumerate() {
-                assert_eq!(slot.lock().unwrap().take(), Some(7), "transaction {i}");
+                assert_eq!(slot.lock().unwrap().take(), Some(5), "transaction {i}");
                 assert_eq!(p.runs[i].load(Ordering::Relaxed), 1, "transaction {i}");
             }
-            assert_eq!(p.listed.load(Ordering::Relaxed), 1, "listed once");
-            // Settling the chunk (the overlay's write lock), the next
-            // chunk's known writers swapped in.
-            let next = p.next_known.lock().unwrap().take();
-            assert_eq!(next, Some(9), "listed before the phase was complete");
-            *p.table.write().unwrap() = 8 + next.unwrap_or(0);
-            p.open.store(2, Ordering::Release);
+            let known = p.next_known.lock().unwrap().take();
+            assert_eq!(known, Some(11), "listed before phase 1 was complete");
+            assert_eq!(p.listed.load(Ordering::Relaxed), 2, "each listed once");
+            *p.table.write().unwrap() = 6;
+            p.open.store(3, Ordering::Release);
             helper.join().unwrap();
         });
     }

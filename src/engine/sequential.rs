@@ -383,10 +383,10 @@ fn slot_for<'k, K: Key, V>(
     }
 }
 
-/// Loads every key the block declares, and every key its open
-/// transactions are hinted to touch ([`Accesses::hint`]), into the empty
-/// overlay with one batch read, before anything runs: the reads are
-/// independent, so their cache misses (or a database's seeks, in key
+/// The preload: every key the block declares, and every key its open
+/// transactions are hinted to touch ([`Accesses::hint`]), is loaded into
+/// the empty overlay with one batch read before anything runs: the reads
+/// are independent, so their cache misses (or a database's seeks, in key
 /// order) overlap, where the lazy reads of execution each wait for their
 /// own. The values are those the lazy reads would get (the reader does not
 /// change during a block), and an entry loaded but never used writes
@@ -394,16 +394,19 @@ fn slot_for<'k, K: Key, V>(
 /// failed read of any of them abandons the block (see [`Reader`]); a
 /// declared counter key holding a non-counter fails the block here, a
 /// hinted one only if a transaction touches it (as a lazy read would).
-fn preload<C, R, T>(
-    chain: &C,
-    block_accesses: &Accesses<C::Key>,
-    txs: &[T],
-    reader: &R,
+///
+/// Its first step: the overlay emptied and given each key once, unloaded,
+/// with its slot in the batch read (the keys returned). The read is
+/// [`preload`]'s on the calling thread, or the optimistic path's in
+/// parallel pieces; [`fill`] is the last step.
+pub(crate) fn list<'k, C, T>(
+    chain: &'k C,
+    block_accesses: &'k Accesses<C::Key>,
+    txs: &'k [T],
     scratch: &mut SeqScratch<C::Key, C::Value>,
-) -> StateResult<(), R::Error>
+) -> Listed<'k, C::Key>
 where
     C: Chain,
-    R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx>,
 {
     let declared = std::iter::once(block_accesses.list())
@@ -416,34 +419,77 @@ where
         .flat_map(|tx| chain.accesses(tx.borrow()).hints());
     // Each key once (a key declared by many transactions is read once).
     let table = &mut scratch.table;
+    table.clear();
     let mut keys: Vec<&C::Key> = Vec::with_capacity(txs.len() * 4);
     for a in declared {
         slot_for(table, &mut keys, a);
     }
-    let declared_keys = keys.len();
+    let declared = keys.len();
     for a in hinted {
         slot_for(table, &mut keys, a);
     }
-    let values = &mut scratch.values;
-    values.clear();
-    reader.read_batch(&keys, values).map_err(StateError::Read)?;
-    if values.len() != keys.len() {
-        values.clear();
-        return Err(StateError::Invariant("a batch read returned another count"));
-    }
-    // A linear pass over the table, not a probe per key.
+    Listed { keys, declared }
+}
+
+/// The keys of a block's batch read ([`list`]), each once, in slot order.
+pub(crate) struct Listed<'k, K> {
+    /// Slot `i` is `keys[i]`.
+    pub(crate) keys: Vec<&'k K>,
+    /// The first `declared` slots are declared keys, the rest hinted.
+    declared: usize,
+}
+
+/// Fills the listed, unloaded overlay with the batch read's values
+/// (`value(slot)`, each slot taken once): a linear pass over the table,
+/// not a probe per key.
+pub(crate) fn fill<K: Key, V: Value, E>(
+    table: &mut HashTable<Entry<K, V>>,
+    listed: &Listed<'_, K>,
+    mut value: impl FnMut(usize) -> Option<V>,
+) -> StateResult<(), E> {
+    let n = listed.keys.len();
     for e in table.iter_mut() {
-        if let Some(value) = values.get_mut(e.slot as usize) {
-            e.value = value.take();
+        let slot = e.slot as usize;
+        if slot < n {
+            e.value = value(slot);
         }
         // A counter key holding something else fails the block here, as it
         // does in the parallel engine's prefetch, used or not.
-        if e.key.is_counter() && (e.slot as usize) < declared_keys {
-            counter_of::<_, C::Value, R::Error>(&e.key, e.value.as_ref())?;
+        if e.key.is_counter() && slot < listed.declared {
+            counter_of::<_, V, E>(&e.key, e.value.as_ref())?;
         }
     }
-    values.clear();
     Ok(())
+}
+
+/// The preload ([`list`]), one batch read on the calling thread, and
+/// [`fill`].
+fn preload<C, R, T>(
+    chain: &C,
+    block_accesses: &Accesses<C::Key>,
+    txs: &[T],
+    reader: &R,
+    scratch: &mut SeqScratch<C::Key, C::Value>,
+) -> StateResult<(), R::Error>
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx>,
+{
+    let listed = list(chain, block_accesses, txs, scratch);
+    let mut values = std::mem::take(&mut scratch.values);
+    values.clear();
+    let read = reader.read_batch(&listed.keys, &mut values);
+    let filled = match read {
+        Err(e) => Err(StateError::Read(e)),
+        Ok(()) if values.len() != listed.keys.len() => {
+            Err(StateError::Invariant("a batch read returned another count"))
+        }
+        Ok(()) => fill(&mut scratch.table, &listed, |slot| values[slot].take()),
+    };
+    values.clear();
+    scratch.values = values;
+    filled
 }
 
 /// One block on the overlay, in block order: [`InOrder::start`] (preload
@@ -456,38 +502,53 @@ pub(crate) struct InOrder<'s, C: Chain, R> {
     chain: &'s C,
     block: &'s C::Block,
     reader: &'s R,
-    block_accesses: Accesses<C::Key>,
+    block_accesses: &'s Accesses<C::Key>,
     sums: [u64; MAX_SUMS],
     statuses: Vec<Result<(), C::Failure>>,
 }
 
 impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
     /// Loads every declared key of the block into `scratch`'s emptied
-    /// table and runs the begin hook.
+    /// table ([`preload`]) and runs the begin hook.
     pub(crate) fn start<T: std::borrow::Borrow<C::Tx>>(
         chain: &'s C,
         block: &'s C::Block,
+        block_accesses: &'s Accesses<C::Key>,
         txs: &[T],
         reader: &'s R,
         scratch: &mut SeqScratch<C::Key, C::Value>,
     ) -> StateResult<Self, R::Error> {
-        let block_accesses = chain.block_accesses(block);
-        scratch.table.clear();
-        preload(chain, &block_accesses, txs, reader, scratch)?;
+        preload(chain, block_accesses, txs, reader, scratch)?;
+        Self::begin(
+            chain,
+            block,
+            block_accesses,
+            txs.len(),
+            reader,
+            &mut scratch.table,
+        )
+    }
+
+    /// Runs the begin hook on an overlay already preloaded (`table`:
+    /// [`list`] and [`fill`] done) for a block of `n` transactions.
+    /// `block_accesses` are the block's ([`Chain::block_accesses`]).
+    pub(crate) fn begin(
+        chain: &'s C,
+        block: &'s C::Block,
+        block_accesses: &'s Accesses<C::Key>,
+        n: usize,
+        reader: &'s R,
+        table: &mut HashTable<Entry<C::Key, C::Value>>,
+    ) -> StateResult<Self, R::Error> {
         let mut this = InOrder {
             chain,
             block,
             reader,
             block_accesses,
             sums: [0u64; MAX_SUMS],
-            statuses: Vec::with_capacity(txs.len()),
+            statuses: Vec::with_capacity(n),
         };
-        let mut view = SeqView::<C, R>::new(
-            &mut scratch.table,
-            reader,
-            &this.block_accesses,
-            &mut this.sums,
-        );
+        let mut view = SeqView::<C, R>::new(table, reader, this.block_accesses, &mut this.sums);
         chain.begin_block(block, &mut view)?;
         Ok(this)
     }
@@ -574,7 +635,7 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
             let mut view = SeqView::<C, R>::new(
                 &mut *table,
                 self.reader,
-                &self.block_accesses,
+                self.block_accesses,
                 &mut self.sums,
             );
             self.chain
@@ -636,7 +697,8 @@ where
     R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx>,
 {
-    let mut run = InOrder::start(chain, block, txs, reader, scratch)?;
+    let block_accesses = chain.block_accesses(block);
+    let mut run = InOrder::start(chain, block, &block_accesses, txs, reader, scratch)?;
     let table = scratch.table();
     for tx in txs {
         let start = costs.is_some().then(std::time::Instant::now);
