@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use super::calibration::{Advice, Calibration, MARGIN};
 use super::cells::{Resolve, Sums, TxView};
 use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
-use super::optimistic;
+use super::optimistic::{self, After};
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
 use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
@@ -70,7 +70,9 @@ pub struct EngineConfig {
     /// keys, serial graph). Off, every block runs on the parallel engine.
     pub guards: bool,
     /// Whether the reader's reads are costly (a database): then even a
-    /// block whose sample is serial is planned, for the parallel prefetch.
+    /// block whose sample is serial is planned, for the parallel prefetch,
+    /// and a block the parallel executor runs in order has its keys read
+    /// by the pool first (with two or more of its cores free).
     pub costly_reads: bool,
     /// Cores the node keeps busy with other work while blocks execute (a
     /// commit pipeline's writer: `Blockchain` sets 1 when pipelined). With
@@ -487,7 +489,12 @@ impl<C: Chain> Executor<C> {
     }
 
     /// The sequential engine, run by the parallel executor because of
-    /// `reason` ([`ExecutionPath::InOrder`]).
+    /// `reason` ([`ExecutionPath::InOrder`]). Where reads are costly
+    /// ([`EngineConfig::costly_reads`]) and at least two of the pool's
+    /// cores are free, the block's keys are read by the pool's team in
+    /// pieces first (the optimistic path's preload, [`After::InOrder`]),
+    /// then every transaction runs in order on the calling thread: the
+    /// sequential engine's overlay, values and steps, its reads shared.
     fn in_order<R, T>(
         &self,
         chain: &C,
@@ -500,7 +507,31 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
-        self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason)
+        if !self.config.costly_reads || self.cores_left() < 2 {
+            return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
+        }
+        let start = Instant::now();
+        let mut guard = self.scratch();
+        let mut counts = optimistic::Counts::default();
+        let mut out = optimistic::run(
+            chain,
+            block,
+            txs,
+            reader,
+            &mut guard.seq,
+            &mut counts,
+            self.pool.on(),
+            After::InOrder,
+        )?;
+        out.stats = EngineStats {
+            path: ExecutionPath::InOrder,
+            reason,
+            plan: counts.preload,
+            prefetch: counts.read,
+            execute: start.elapsed().saturating_sub(counts.preload),
+            ..EngineStats::default()
+        };
+        Ok(out)
     }
 
     fn sequential<R, T>(
@@ -546,7 +577,16 @@ impl<C: Chain> Executor<C> {
         let mut counts = optimistic::Counts::default();
         // The calling thread leads a team (`team.rs`): no hand-over of the
         // block to the pool, and helpers that stay between chunks.
-        let mut out = optimistic::run(chain, block, txs, reader, seq, &mut counts, self.pool.on())?;
+        let mut out = optimistic::run(
+            chain,
+            block,
+            txs,
+            reader,
+            seq,
+            &mut counts,
+            self.pool.on(),
+            After::Speculate,
+        )?;
         out.stats = EngineStats {
             path: ExecutionPath::Optimistic,
             reason: if counts.bounded {
@@ -559,7 +599,9 @@ impl<C: Chain> Executor<C> {
             validations: counts.validations,
             reexecutions: counts.reexecuted,
             estimates: counts.estimates,
-            execute: start.elapsed(),
+            plan: counts.preload,
+            prefetch: counts.read,
+            execute: start.elapsed().saturating_sub(counts.preload),
             ..EngineStats::default()
         };
         Ok(out)

@@ -44,7 +44,9 @@
 //! 7. **Optimistic path** (`optimistic.rs`): a block holding a transaction
 //!    with open accesses (keys known only by running it: contract calls),
 //!    or any block under [`Scheduler::Optimistic`], first reads its
-//!    declared and hinted keys in parallel pieces, then runs in chunks: each
+//!    declared and hinted keys in parallel pieces (which is also how a
+//!    block the executor runs in order reads them where reads are costly),
+//!    then runs in chunks: each
 //!    chunk's transactions are speculated in parallel on the state the
 //!    previous chunks left, recording their first reads and keeping their
 //!    writes local; then, in block order, each is validated (its first

@@ -12,6 +12,11 @@
 //!    reads spread over the team (on RocksDB they are most of a block's
 //!    time). A failed read of any piece abandons the block with the first
 //!    failed piece's error, as the sequential engine's one batch does.
+//!    This phase alone, then every transaction in order on the caller
+//!    ([`After::InOrder`]: no chunk, the helpers leave after it), is how
+//!    the parallel executor runs a block in order where reads are costly
+//!    (`executor.rs`, `in_order`): the sequential engine with its reads
+//!    shared.
 //!
 //! The block then runs in *chunks* of consecutive transactions (32, then
 //! four times larger up to [`MAX_CHUNK`]: small first, so that a block
@@ -173,6 +178,11 @@ pub(crate) struct Counts {
     pub(crate) estimates: usize,
     /// Whether the bound engaged (the rest of the block ran in order).
     pub(crate) bounded: bool,
+    /// The preload, wall time: keys listed, read (phase 0), the overlay
+    /// filled and the begin hook run.
+    pub(crate) preload: std::time::Duration,
+    /// Within it, phase 0 (the keys read by the team), wall time.
+    pub(crate) read: std::time::Duration,
 }
 
 /// What one transaction wrote to one key, locally.
@@ -750,9 +760,22 @@ enum Led<E> {
     Aborted,
 }
 
-/// Runs the block on the optimistic path (see the module docs): the
-/// calling thread leads a team (itself and a helper job per other worker
-/// of `on`'s pool, `team.rs`). Nothing is written anywhere.
+/// How [`run`] runs a block once its keys are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Speculated in chunks (the optimistic path).
+    Speculate,
+    /// Every transaction in order on the caller: the sequential engine
+    /// with its preload's reads spread over the team (for a block run in
+    /// order where reads are costly).
+    InOrder,
+}
+
+/// Runs the block on the optimistic path (see the module docs), or, with
+/// [`After::InOrder`], only its preload's reads in parallel: the calling
+/// thread leads a team (itself and a helper job per other worker of
+/// `on`'s pool, `team.rs`). Nothing is written anywhere.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<C, R, T>(
     chain: &C,
     block: &C::Block,
@@ -761,16 +784,23 @@ pub(crate) fn run<C, R, T>(
     scratch: &mut SeqScratch<C::Key, C::Value>,
     counts: &mut Counts,
     on: On<'_>,
+    after: After,
 ) -> StateResult<Executed<C>, R::Error>
 where
     C: Chain,
     R: Reader<C::Key, C::Value>,
     T: std::borrow::Borrow<C::Tx> + Sync,
 {
+    let start = std::time::Instant::now();
     let block_accesses = chain.block_accesses(block);
     // The preload's keys are listed here; phase 0 reads them in pieces.
     let listed: Listed<'_, C::Key> = list(chain, &block_accesses, txs, scratch);
-    let chunks = chunks(txs.len());
+    // In order: no chunk, so the team has phase 0 only and its helpers
+    // leave once the keys are read.
+    let chunks = match after {
+        After::Speculate => chunks(txs.len()),
+        After::InOrder => Vec::new(),
+    };
     let phases = chunks.len() + 1;
     let read_piece = read_piece(listed.keys.len(), on.threads());
     // The overlay moves into the lock for the block, and back.
@@ -804,7 +834,9 @@ where
     let lead = |lead: &Lead<'_, Speculations<'_, '_, C, R, T>>| -> Result<InOrder<'_, C, R>, Led<R::Error>> {
         // Phase 0: the keys read (and chunk 0's known writers listed); the
         // overlay filled, the begin hook run.
+        let read = std::time::Instant::now();
         lead.phase(0).map_err(|Aborted| Led::Aborted)?;
+        counts.read = read.elapsed();
         let mut run = {
             let mut s = state.write();
             let mut parts = work.take_reads().map_err(Led::Failed)?;
@@ -823,13 +855,11 @@ where
             )
             .map_err(Led::Failed)?
         };
+        counts.preload = start.elapsed();
+        // Transactions settled so far.
+        let mut done = 0;
         for (k, &(from, to)) in chunks.iter().enumerate() {
             if counts.bounded {
-                let mut s = state.write();
-                for tx in &txs[from..] {
-                    run.execute(&mut s.table, tx.borrow())
-                        .map_err(Led::Failed)?;
-                }
                 break;
             }
             lead.phase(k + 1).map_err(|Aborted| Led::Aborted)?;
@@ -851,10 +881,25 @@ where
                 // The next chunk's known writers, listed during this phase.
                 std::mem::swap(&mut s.known, &mut *work.next_known.lock());
             }
+            done = to;
+        }
+        // The rest (after the bound engaged, or all of it in order): in
+        // order on the overlay.
+        if done < txs.len() {
+            let mut s = state.write();
+            for tx in &txs[done..] {
+                run.execute(&mut s.table, tx.borrow())
+                    .map_err(Led::Failed)?;
+            }
         }
         Ok(run)
     };
-    let helpers = on.threads().saturating_sub(1);
+    // A block run in order with few keys: its reads are not worth a
+    // helper's wake-up.
+    let helpers = match after {
+        After::InOrder if listed.keys.len() < 2 * MIN_READ_PIECE => 0,
+        _ => on.threads().saturating_sub(1),
+    };
     let led = team::run(on, helpers, &work, lead);
     drop(work);
     *scratch.table() = state.into_inner().table;

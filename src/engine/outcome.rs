@@ -79,11 +79,15 @@ pub struct EngineStats {
     /// adds to its own stripe of them (`cells.rs`).
     pub hot_counters: usize,
     /// The plan phase, wall time: key table, prefetch, proofs and graph
-    /// (one pass per partition, `plan.rs`).
+    /// (one pass per partition, `plan.rs`). On the optimistic path, and
+    /// for a block run in order whose keys the pool read: the preload
+    /// (keys listed and read, the overlay filled, the begin hook), wall
+    /// time.
     pub plan: Duration,
     /// Within the plan, summed over its partitions (CPU time): the key
     /// table, its accesses and the loading of every key's value (the
-    /// prefetch).
+    /// prefetch). On the optimistic path, and for a block run in order
+    /// whose keys the pool read: the team's reads, wall time.
     pub prefetch: Duration,
     /// Within the plan, summed over its partitions (CPU time): proofs and
     /// the dependency graph.

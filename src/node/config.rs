@@ -49,7 +49,9 @@ pub struct ExecutionConfig {
     pub guards: bool,
     /// Whether the storage's reads are costly (a database on disk: then even
     /// a block whose first transactions are serial is planned, for the
-    /// parallel prefetch); default on, off for in-memory stores.
+    /// parallel prefetch, and a block run in order has its keys read by the
+    /// pool first when two of its cores are free); default on, off for
+    /// in-memory stores.
     pub costly_reads: bool,
     /// Entries of the verification cache (`Blockchain::admit`); 0 keeps none.
     pub cache_capacity: usize,

@@ -93,10 +93,14 @@ pub struct BlockStats {
     pub cache_misses: usize,
     /// Stateless verification (cache lookups and fresh checks).
     pub verify: Duration,
-    /// The plan phase, wall time (key table, prefetch, proofs, graph).
+    /// The plan phase, wall time (key table, prefetch, proofs, graph; on
+    /// the optimistic path, and for a block run in order whose keys the
+    /// pool read, the preload).
     pub plan: Duration,
     /// Within the plan, summed over its partitions: the key table and the
-    /// loading of every key (the prefetch).
+    /// loading of every key (the prefetch; on the optimistic path, and for
+    /// a block run in order whose keys the pool read, the team's reads,
+    /// wall time).
     pub prefetch: Duration,
     /// Within the plan, summed over its partitions: proofs (coverage) and
     /// the dependency graph.
