@@ -510,6 +510,28 @@ impl<C: Chain> Executor<C> {
         if !self.config.costly_reads || self.cores_left() < 2 {
             return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
         }
+        let (mut out, _) = self.on_team(chain, block, txs, reader, After::InOrder)?;
+        out.stats.path = ExecutionPath::InOrder;
+        out.stats.reason = reason;
+        Ok(out)
+    }
+
+    /// [`optimistic::run`] led by the calling thread (`team.rs`: no
+    /// hand-over of the block to the pool, and helpers that stay between
+    /// phases), with the stats its two uses share: the preload as the
+    /// plan, the team's reads as the prefetch, the rest as execution.
+    fn on_team<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+        after: After,
+    ) -> Result<(Executed<C>, optimistic::Counts), EngineError<R::Error>>
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
         let start = Instant::now();
         let mut guard = self.scratch();
         let mut counts = optimistic::Counts::default();
@@ -521,17 +543,15 @@ impl<C: Chain> Executor<C> {
             &mut guard.seq,
             &mut counts,
             self.pool.on(),
-            After::InOrder,
+            after,
         )?;
         out.stats = EngineStats {
-            path: ExecutionPath::InOrder,
-            reason,
             plan: counts.preload,
             prefetch: counts.read,
             execute: start.elapsed().saturating_sub(counts.preload),
             ..EngineStats::default()
         };
-        Ok(out)
+        Ok((out, counts))
     }
 
     fn sequential<R, T>(
@@ -571,22 +591,7 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
-        let start = Instant::now();
-        let mut guard = self.scratch();
-        let seq = &mut guard.seq;
-        let mut counts = optimistic::Counts::default();
-        // The calling thread leads a team (`team.rs`): no hand-over of the
-        // block to the pool, and helpers that stay between chunks.
-        let mut out = optimistic::run(
-            chain,
-            block,
-            txs,
-            reader,
-            seq,
-            &mut counts,
-            self.pool.on(),
-            After::Speculate,
-        )?;
+        let (mut out, counts) = self.on_team(chain, block, txs, reader, After::Speculate)?;
         out.stats = EngineStats {
             path: ExecutionPath::Optimistic,
             reason: if counts.bounded {
@@ -599,10 +604,7 @@ impl<C: Chain> Executor<C> {
             validations: counts.validations,
             reexecutions: counts.reexecuted,
             estimates: counts.estimates,
-            plan: counts.preload,
-            prefetch: counts.read,
-            execute: start.elapsed().saturating_sub(counts.preload),
-            ..EngineStats::default()
+            ..out.stats
         };
         Ok(out)
     }
