@@ -50,14 +50,15 @@
 //! measured 0.87x. A probe of the *default* way (what the static guards
 //! chose) therefore runs up to [`DEFAULT_PROBE_BLOCKS`] blocks, ending on
 //! the first that wins, and keeps its fastest; a probe of the other way
-//! runs one block. The class's first block (static) is the coldest of
-//! all (on RocksDB in `bench`, a parallel engine 1.5-1.8x faster once warm
-//! ended 1 run in 3 in order, its first block beaten by in order's probe
-//! and its next probe due only after the run): when the other way's probe
-//! beats the default way's first block alone, the default way is probed
-//! again on the next block (its up to three blocks) instead of
-//! `probe_every` blocks later; if it loses again, it pays those three
-//! blocks once. A chain whose parallel engine really loses has its first
+//! runs one block. The class's first block on the parallel engine is the
+//! coldest of all (the pool's first run): when the static guards chose
+//! the parallel engine and in order's probe beats that first block alone,
+//! the parallel engine is probed again on the next block (its up to three
+//! blocks) instead of `probe_every` blocks later; a chain whose parallel
+//! engine really loses pays those three blocks once. (Not when in order
+//! is the default: its first block runs on the caller, not cold for want
+//! of use, and re-probing it cost `hot-sender` on RocksDB, whose parallel
+//! engine is about [`MARGIN`] times faster, up to three in-order blocks.) A chain whose parallel engine really loses has its first
 //! block predicted in order (`PathReason::Predicted`: the token
 //! ledger), so in order is its default and its probes of the parallel
 //! engine stay one block (tried the other way round, probes of two to
@@ -158,9 +159,9 @@ struct Class {
     /// The first block was predicted faster in order: the first probe of
     /// the parallel engine waits `until_probe` blocks, as later ones do.
     deferred: bool,
-    /// The default way's estimate is the class's first block alone (a
-    /// pool's first run, caches cold): if the other way's probe beats it,
-    /// the default way is probed again at once.
+    /// The default way is the parallel engine and its estimate is the
+    /// class's first block alone (a pool's first run, caches cold): if in
+    /// order's probe beats it, the parallel engine is probed again at once.
     cold_default: bool,
 }
 
@@ -285,7 +286,9 @@ impl Calibration {
         let c = &mut classes[class_of(txs)];
         if c.default_in_order.is_none() {
             c.default_in_order = Some(in_order);
-            c.cold_default = true;
+            // Only the parallel engine's first block is cold for want of
+            // use (the pool's first run); in order runs on the caller.
+            c.cold_default = !in_order;
         } else if c.default_in_order == Some(in_order) {
             // Another block of the default way: no longer the first alone.
             c.cold_default = false;
@@ -519,6 +522,22 @@ mod tests {
         // In order's probe.
         cal.record(1000, true, us(150));
         assert_eq!(cal.advise(1000), Advice::InOrder, "in order, measured");
+    }
+
+    #[test]
+    fn an_in_order_default_is_not_re_probed_at_once() {
+        // The static guards chose in order (its first block runs on the
+        // caller, not cold); the parallel engine's probe beats it: the
+        // parallel engine is taken, no in-order block comes first.
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, true, MS * 5);
+        assert_eq!(cal.advise(1000), Advice::Parallel, "the probe");
+        cal.record(1000, false, MS * 3);
+        for b in 0..PROBE_FIRST {
+            assert_eq!(cal.advise(1000), Advice::Parallel, "block {b}");
+            cal.record(1000, false, MS * 3);
+        }
     }
 
     #[test]
