@@ -910,12 +910,17 @@ where
     }
 }
 
-/// Keys per piece of the preload's read (phase 0): about four pieces per
-/// participant, so that a helper that wakes late still finds some, and
-/// at least [`MIN_READ_PIECE`], so that a piece's batch read keeps its
-/// locality (a database's seeks in key order on one iterator).
+/// Keys per piece of the preload's read (phase 0): one piece per
+/// participant, and at least [`MIN_READ_PIECE`]. A piece's batch read
+/// seeks its keys in key order on one iterator, and the more keys a
+/// piece holds, the closer its consecutive keys lie (often in one data
+/// block of a database): on RocksDB (`token`, `uniform`, about 2,100 and
+/// 3,700 keys, 2 threads) the phase took 1.5-2.2 ms with one piece per
+/// participant against 1.7-2.3 ms with four. A helper that wakes late
+/// leaves its piece to the caller, which then reads as the sequential
+/// engine does.
 fn read_piece(keys: usize, threads: usize) -> usize {
-    keys.div_ceil(4 * threads.max(1)).max(MIN_READ_PIECE)
+    keys.div_ceil(threads.max(1)).max(MIN_READ_PIECE)
 }
 
 /// The smallest piece of the preload's read.
