@@ -632,8 +632,8 @@ fn a_failed_read_in_any_piece_of_the_optimistic_preload_abandons_the_block() {
         height: 1,
         collector: 0,
     };
-    // 300 transfers between distinct pairs: hundreds of keys, so several
-    // pieces at every thread count.
+    // 300 transfers between distinct pairs: hundreds of keys, so one piece
+    // per participant (each at least 64 keys), several from 2 threads on.
     let txs: Vec<CheckedTx> = (0..300u32)
         .map(|i| {
             LEDGER.check(Tx {
