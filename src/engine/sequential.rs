@@ -477,18 +477,16 @@ where
     T: std::borrow::Borrow<C::Tx>,
 {
     let listed = list(chain, block_accesses, txs, scratch);
-    let mut values = std::mem::take(&mut scratch.values);
+    let SeqScratch { table, values } = scratch;
     values.clear();
-    let read = reader.read_batch(&listed.keys, &mut values);
-    let filled = match read {
+    let filled = match reader.read_batch(&listed.keys, values) {
         Err(e) => Err(StateError::Read(e)),
         Ok(()) if values.len() != listed.keys.len() => {
             Err(StateError::Invariant("a batch read returned another count"))
         }
-        Ok(()) => fill(&mut scratch.table, &listed, |slot| values[slot].take()),
+        Ok(()) => fill(table, &listed, |slot| values[slot].take()),
     };
     values.clear();
-    scratch.values = values;
     filled
 }
 
