@@ -649,14 +649,15 @@ where
         own + usize::from(phase < self.chunks.len())
     }
 
-    /// Phase 0's values by slot, once it is complete, or the first failed
-    /// piece's error (in slot order).
-    fn take_reads(&self) -> Result<Vec<Values<C::Value>>, StateError<R::Error>> {
-        let mut parts = Vec::with_capacity(self.reads.len());
+    /// Phase 0's values by slot (the pieces' in order, one vector: a
+    /// slot's value is then an index, not a division per key), once it is
+    /// complete, or the first failed piece's error (in slot order).
+    fn take_reads(&self) -> Result<Values<C::Value>, StateError<R::Error>> {
+        let mut all = Vec::with_capacity(self.keys.len());
         for (p, piece) in self.reads.iter().enumerate() {
             let want = self.keys.len().min((p + 1) * self.read_piece) - p * self.read_piece;
             match piece.lock().take() {
-                Some(Ok(values)) if values.len() == want => parts.push(values),
+                Some(Ok(values)) if values.len() == want => all.extend(values),
                 Some(Ok(_)) => {
                     return Err(StateError::Invariant("a batch read returned another count"))
                 }
@@ -664,7 +665,7 @@ where
                 None => return Err(StateError::Invariant("a piece of the preload was not read")),
             }
         }
-        Ok(parts)
+        Ok(all)
     }
 }
 
@@ -839,11 +840,8 @@ where
         counts.read = read.elapsed();
         let mut run = {
             let mut s = state.write();
-            let mut parts = work.take_reads().map_err(Led::Failed)?;
-            fill(&mut s.table, &listed, |slot| {
-                parts[slot / read_piece][slot % read_piece].take()
-            })
-            .map_err(Led::Failed)?;
+            let mut values = work.take_reads().map_err(Led::Failed)?;
+            fill(&mut s.table, &listed, |slot| values[slot].take()).map_err(Led::Failed)?;
             std::mem::swap(&mut s.known, &mut *work.next_known.lock());
             InOrder::begin(
                 chain,
