@@ -653,10 +653,16 @@ where
     /// slot's value is then an index, not a division per key), once it is
     /// complete, or the first failed piece's error (in slot order).
     fn take_reads(&self) -> Result<Values<C::Value>, StateError<R::Error>> {
-        let mut all = Vec::with_capacity(self.keys.len());
+        let mut all: Values<C::Value> = Vec::new();
         for (p, piece) in self.reads.iter().enumerate() {
             let want = self.keys.len().min((p + 1) * self.read_piece) - p * self.read_piece;
             match piece.lock().take() {
+                // The first piece's vector holds them all (one piece, at
+                // one thread: nothing is moved).
+                Some(Ok(values)) if values.len() == want && p == 0 => {
+                    all = values;
+                    all.reserve(self.keys.len() - want);
+                }
                 Some(Ok(values)) if values.len() == want => all.extend(values),
                 Some(Ok(_)) => {
                     return Err(StateError::Invariant("a batch read returned another count"))
