@@ -26,18 +26,21 @@
 //! mixed chunk. Built by the caller between phases (on its serial path),
 //! it made `contracts-mixed` (40% declared transfers) about 5% slower
 //! (0.70-0.82 against 0.77-0.92 of the sequential engine, hints on, 2
-//! threads, five alternating pairs); so the next chunk's table is built
-//! during the current chunk's speculation, as one more claimed piece of
-//! its phase (`optimistic.rs`), and `contracts-mixed` measures as before
-//! (0.75-0.91 against 0.81-0.91). Keys compare by hash first (the hash
+//! threads, five alternating pairs); so chunk `k`'s table is built during
+//! the phase before its own (chunk `k - 1`'s speculation, or the preload's
+//! reads for chunk 0), as one more claimed piece of that phase
+//! (`optimistic.rs`), and `contracts-mixed` measures as before (0.75-0.91
+//! against 0.81-0.91). Keys compare by hash first (the hash
 //! computed at admission), then by key.
 //!
 //! # Synchronisation
-//! None of its own: the calling thread builds the table for chunk `k`
-//! under the overlay's write lock, before it opens the chunk's phase, and
-//! the participants read it under the read lock while the phase is open
+//! None of its own: the participant that claims the extra piece of phase
+//! `k` builds chunk `k`'s table into a mutex of its own and counts the
+//! piece with `Release`; the calling thread, once the phase is complete
+//! (`Acquire`), swaps it in under the overlay's write lock, and the
+//! participants of chunk `k`'s phase read it under the read lock
 //! (`optimistic.rs`, "Synchronisation": the lock's release/acquire orders
-//! the build before every read, as it does the overlay's settling).
+//! the swap before every read, as it does the overlay's settling).
 
 use hashbrown::HashTable;
 

@@ -27,14 +27,16 @@ pub(crate) struct Entry<K, V> {
     /// of the block). Invariant: only grows during a block. The optimistic
     /// path validates a read of the key by this version (`optimistic.rs`).
     version: u64,
-    /// During [`preload`] only: where its batch read put the value.
+    /// During the preload only ([`list`] to [`fill`]): where its batch read
+    /// put the value.
     slot: u32,
 }
 
 /// The overlay's table and the preload's buffer, kept across blocks.
 pub(crate) struct SeqScratch<K, V> {
     table: HashTable<Entry<K, V>>,
-    /// Empty between blocks: the values [`preload`] read.
+    /// Empty between blocks: the values [`preload`] read (the optimistic
+    /// path's team reads into pieces of its own).
     values: Vec<Option<V>>,
 }
 
