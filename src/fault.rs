@@ -3,8 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::chain::SpecChain;
-use crate::engine::Executed;
+use crate::engine::{Chain, Executed};
 use crate::{StateKey, StateValue};
 
 /// Number of upcoming verify-mode blocks whose parallel result gets corrupted.
@@ -16,7 +15,10 @@ pub fn arm(blocks: usize) {
     ARMED.store(blocks, Ordering::SeqCst);
 }
 
-pub(crate) fn corrupt(mut par: Executed<SpecChain>) -> Executed<SpecChain> {
+pub(crate) fn corrupt<C>(mut par: Executed<C>) -> Executed<C>
+where
+    C: Chain<Key = StateKey, Value = StateValue>,
+{
     let take = ARMED
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();

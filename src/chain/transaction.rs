@@ -498,10 +498,22 @@ impl UnsignedTransaction {
     ) -> Transaction {
         if self.fee_type == FeeType::Native {
             let probe = self.clone().sign(source, multisig_signers);
-            self.fee = super::validation::minimum_fee(&probe, probe.encode().len()) + extra;
+            self.fee = minimum_fee(&probe, probe.encode().len()) + extra;
         }
         self.sign(source, multisig_signers)
     }
+}
+
+/// The minimum native fee (SPEC §5, `fee_too_low`): an invocation adds
+/// its `max_gas` × `FEE_PER_GAS` (saturating: `invalid_payload` bounds
+/// `max_gas` before this check runs).
+pub fn minimum_fee(tx: &Transaction, size: usize) -> u64 {
+    use super::constants::{FEE_PER_GAS, FEE_PER_KB, FEE_PER_TRANSFER};
+    let kb = (size as u64).div_ceil(1024);
+    (kb * FEE_PER_KB
+        + tx.outputs() * FEE_PER_TRANSFER
+        + tx.multisig_signature_count() * FEE_PER_TRANSFER)
+        .saturating_add(tx.max_gas().saturating_mul(FEE_PER_GAS))
 }
 
 /// The signers a multisig `config` needs: its first `threshold` participants,

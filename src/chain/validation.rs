@@ -15,6 +15,9 @@ use smallvec::SmallVec;
 
 use super::constants::*;
 use super::error::StatelessError;
+// `minimum_fee` lives with the transaction (signing needs it too) and is
+// part of this module's checks.
+pub use super::transaction::minimum_fee;
 use super::transaction::{EnergyPayload, FeeType, Payload, Transaction};
 use crate::engine::{Accesses, Mode};
 use crate::{Asset, Hash, StateKey, TopoHeight, NATIVE_ASSET};
@@ -233,17 +236,6 @@ pub fn verify_strict(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]
     };
     key.verify_strict(message, &Signature::from_bytes(signature))
         .is_ok()
-}
-
-/// The minimum native fee (SPEC §5, `fee_too_low`): an invocation adds
-/// its `max_gas` × `FEE_PER_GAS` (saturating: `invalid_payload` bounds
-/// `max_gas` before this check runs).
-pub fn minimum_fee(tx: &Transaction, size: usize) -> u64 {
-    let kb = (size as u64).div_ceil(1024);
-    (kb * FEE_PER_KB
-        + tx.outputs() * FEE_PER_TRANSFER
-        + tx.multisig_signature_count() * FEE_PER_TRANSFER)
-        .saturating_add(tx.max_gas().saturating_mul(FEE_PER_GAS))
 }
 
 fn check_payload(tx: &Transaction) -> Result<(), StatelessError> {

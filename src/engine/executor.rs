@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::calibration::{Advice, Calibration, MARGIN};
-use super::cells::{Resolve, Sums, TxView};
+use super::cells::Sums;
 use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
 use super::optimistic::{self, After};
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
@@ -31,6 +31,7 @@ use super::policy::{decide, Facts, PathReason, Policy, Shape, GUARD_SAMPLE};
 use super::run::{BatchPlan, Outcomes, Run, Scheduling};
 use super::sequential::{self, SeqScratch};
 use super::team::{self, Aborted, On};
+use super::tx_view::{Resolve, TxView};
 
 /// How the parallel engine orders a block's transactions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -36,8 +36,9 @@
 //! 5. **Run** (`run.rs`): the block's begin hook, then the transactions as
 //!    soon as their dependencies finished (the release protocol is
 //!    `release.rs`, model-checked with loom), or batch by batch, or in
-//!    order on the plan; each through a view on its own cells (`cells.rs`),
-//!    checked against its declaration. Then the end hook.
+//!    order on the plan; each through a view on its own cells
+//!    (`tx_view.rs` over `cells.rs`), checked against its declaration.
+//!    Then the end hook.
 //! 6. **Writes** (`phases.rs`): every written cell, collected per partition
 //!    ([`Writes`]).
 //!
@@ -93,6 +94,7 @@ mod release;
 mod run;
 mod sequential;
 mod team;
+mod tx_view;
 mod verify;
 
 pub use cache::VerificationCache;

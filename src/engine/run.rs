@@ -40,10 +40,11 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use super::cells::{Resolve, Sums, TxView};
+use super::cells::Sums;
 use super::contract::{Chain, StateError, StateResult};
 use super::plan::{Graph, Plan, PlanView};
 use super::team::{Spin, HELPER_PATIENCE};
+use super::tx_view::{Resolve, TxView};
 
 /// Home transactions a participant claims at a time.
 const HOME_CHUNK: usize = 16;
