@@ -38,11 +38,21 @@
 //! visible to every participant of phase `k + 1`.
 //!
 //! # Panics
-//! A helper's panic is caught, kept, and stops the team (`open` becomes
-//! [`ABORTED`], so nobody waits for the panicked piece); the caller resumes
-//! it after the scope, where the executor turns it into an error. A panic
-//! of the caller closes the team the same way (a drop guard) before the
-//! scope waits for the helpers.
+//! A helper's panic is caught, kept, and stops the team: `open` becomes
+//! [`ABORTED`] (a swap, so it takes its place after every value the
+//! caller stored), then the work is told ([`Work::abort`]), so nobody waits
+//! for the panicked piece; the caller resumes the panic after the scope,
+//! where the executor turns it into an error. In that order, a caller
+//! whose phase is complete only because the work was aborted (the
+//! panicked piece never finished) sees `ABORTED` once it sees the phase
+//! complete (the abort's `Release`, read with `Acquire` by
+//! [`Work::complete`], carries the earlier store), and returns
+//! [`Aborted`] instead of a phase with a piece missing; and the caller
+//! opens a phase with a compare-and-swap that never overwrites
+//! `ABORTED`, so the signal cannot be lost between its check and its
+//! store. A panic of the caller closes the team the same way (a drop
+//! guard) before the scope waits for the helpers. The loom model below
+//! checks both under every interleaving of a caller and a helper.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,7 +81,10 @@ pub(crate) trait Work: Sync {
     fn complete(&self, phase: usize) -> bool;
 
     /// A participant panicked: every phase must stop handing out work and
-    /// report itself complete.
+    /// report itself complete. A `Release` store that [`Self::complete`]
+    /// reads with `Acquire`: the team publishes `ABORTED` before calling
+    /// it, so a caller that finds a phase complete because of it also
+    /// finds the team aborted.
     fn abort(&self);
 
     /// Number of phases: a helper leaves once it worked on the last, so
@@ -113,10 +126,17 @@ pub(crate) struct Aborted;
 impl<W: Work> Lead<'_, W> {
     /// Opens `phase`, works on it, and waits until it is complete.
     pub(crate) fn phase(&self, phase: usize) -> Result<(), Aborted> {
-        if self.team.aborted() {
+        // Never over a helper's `ABORTED` (a plain store could erase it
+        // between a check and the store).
+        let opened = self
+            .team
+            .open
+            .fetch_update(Ordering::Release, Ordering::Acquire, |o| {
+                (o != ABORTED).then_some(phase + 1)
+            });
+        if opened.is_err() {
             return Err(Aborted);
         }
-        self.team.open.store(phase + 1, Ordering::Release);
         self.work.work(phase, 0, true);
         let mut spin = Spin::new();
         while !self.work.complete(phase) {
@@ -139,8 +159,8 @@ impl<W: Work> Drop for Close<'_, W> {
     fn drop(&mut self) {
         let team = self.0;
         if std::thread::panicking() {
+            team.open.swap(ABORTED, Ordering::AcqRel);
             self.1.abort();
-            team.open.store(ABORTED, Ordering::Release);
             return;
         }
         // A helper may have aborted meanwhile: keep that.
@@ -242,8 +262,13 @@ fn help<W: Work>(team: &Team, work: &W) {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.work(phase, me, false)));
         if let Err(payload) = ran {
             team.panic.lock().get_or_insert(payload);
+            // `ABORTED` first: the work then reports every phase complete
+            // (`abort`, a `Release` store read with `Acquire` by
+            // `complete`), and a caller that sees it so also sees
+            // `ABORTED` and returns `Aborted`, never a phase that is
+            // complete only because a piece was given up.
+            team.open.swap(ABORTED, Ordering::AcqRel);
             work.abort();
-            team.open.store(ABORTED, Ordering::Release);
             break;
         }
         if open >= work.phases() {
@@ -286,5 +311,215 @@ impl Spin {
             return Duration::ZERO;
         }
         self.start.get_or_insert_with(Instant::now).elapsed()
+    }
+}
+
+/// Loom model of the team's protocol (`open`, `joined`, `left`, the
+/// abort, [`Lead::phase`], `help` and `Close`, with loom's atomics in the
+/// same orderings) over a work of two phases of two pieces each: under
+/// every interleaving of the caller and one helper (up to three
+/// preemptions), every phase the caller sees complete without `Aborted`
+/// has all its pieces finished and their writes visible; each piece runs
+/// once; the team closes with every helper that joined gone; and a helper
+/// that panics on a piece (it never finishes it) makes the caller get
+/// `Aborted`, never a phase with that piece missing.
+#[cfg(test)]
+mod loom_model {
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    const PHASES: usize = 2;
+    const PIECES: usize = 2;
+    const CLOSED: usize = usize::MAX;
+    const ABORTED: usize = usize::MAX - 1;
+
+    struct Model {
+        // The team.
+        open: AtomicUsize,
+        joined: AtomicUsize,
+        left: AtomicUsize,
+        // The work: per phase, claimed and finished pieces, each piece's
+        // write and how often it ran; the abort flag.
+        claimed: [AtomicUsize; PHASES],
+        finished: [AtomicUsize; PHASES],
+        written: [[Mutex<Option<usize>>; PIECES]; PHASES],
+        runs: [[AtomicUsize; PIECES]; PHASES],
+        aborted: AtomicBool,
+        /// Where the helper panics, if it does.
+        panics: Panic,
+        /// Whether it panicked holding a piece.
+        panicked: AtomicBool,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Panic {
+        Never,
+        /// On the first piece it claims in phase 1 (never finished).
+        InPiece,
+        /// Once it worked on phase 0, holding no piece (the caller may
+        /// then be opening phase 1).
+        AfterPhase0,
+    }
+
+    impl Model {
+        fn new(panics: Panic) -> Self {
+            Model {
+                open: AtomicUsize::new(0),
+                joined: AtomicUsize::new(0),
+                left: AtomicUsize::new(0),
+                claimed: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                finished: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                written: Default::default(),
+                runs: Default::default(),
+                aborted: AtomicBool::new(false),
+                panics,
+                panicked: AtomicBool::new(false),
+            }
+        }
+
+        /// `Work::work`: claims and runs pieces; `Err` where the helper
+        /// panics (holding a piece it never finishes).
+        fn work(&self, phase: usize, helper: bool) -> Result<(), ()> {
+            loop {
+                if self.aborted.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let i = self.claimed[phase].fetch_add(1, Ordering::Relaxed);
+                if i >= PIECES {
+                    return Ok(());
+                }
+                if helper && self.panics == Panic::InPiece && phase == 1 {
+                    self.panicked.store(true, Ordering::Relaxed);
+                    return Err(());
+                }
+                self.runs[phase][i].fetch_add(1, Ordering::Relaxed);
+                *self.written[phase][i].lock().unwrap() = Some(10 * phase + i);
+                self.finished[phase].fetch_add(1, Ordering::Release);
+            }
+        }
+
+        /// `Work::complete`.
+        fn complete(&self, phase: usize) -> bool {
+            self.aborted.load(Ordering::Acquire)
+                || self.finished[phase].load(Ordering::Acquire) >= PIECES
+        }
+
+        /// `Lead::phase`.
+        fn phase(&self, phase: usize) -> Result<(), ()> {
+            let opened = self
+                .open
+                .fetch_update(Ordering::Release, Ordering::Acquire, |o| {
+                    (o != ABORTED).then_some(phase + 1)
+                });
+            if opened.is_err() {
+                return Err(());
+            }
+            let _ = self.work(phase, false);
+            while !self.complete(phase) {
+                if self.open.load(Ordering::Acquire) == ABORTED {
+                    return Err(());
+                }
+                thread::yield_now();
+            }
+            if self.open.load(Ordering::Acquire) == ABORTED {
+                return Err(());
+            }
+            Ok(())
+        }
+
+        /// `help`.
+        fn help(&self) {
+            self.joined.fetch_add(1, Ordering::AcqRel);
+            let mut next = 1;
+            loop {
+                let open = loop {
+                    let open = self.open.load(Ordering::Acquire);
+                    if open >= next || open >= ABORTED {
+                        break open;
+                    }
+                    thread::yield_now();
+                };
+                if open >= ABORTED {
+                    break;
+                }
+                let worked = self.work(open - 1, true);
+                if worked.is_err() || (self.panics == Panic::AfterPhase0 && open == 1) {
+                    self.open.swap(ABORTED, Ordering::AcqRel);
+                    self.aborted.store(true, Ordering::Release);
+                    break;
+                }
+                if open >= PHASES {
+                    break;
+                }
+                next = open + 1;
+            }
+            self.left.fetch_add(1, Ordering::Release);
+        }
+
+        /// `Close` (the caller did not panic).
+        fn close(&self) {
+            let _ = self
+                .open
+                .fetch_update(Ordering::Release, Ordering::Relaxed, |o| {
+                    (o != ABORTED).then_some(CLOSED)
+                });
+            while self.left.load(Ordering::Acquire) < self.joined.load(Ordering::Acquire) {
+                thread::yield_now();
+            }
+        }
+    }
+
+    fn check(panics: Panic) {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(move || {
+            let m = Arc::new(Model::new(panics));
+            let helper = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || m.help())
+            };
+            let mut failed = false;
+            for phase in 0..PHASES {
+                if m.phase(phase).is_err() {
+                    failed = true;
+                    break;
+                }
+                // Complete without `Aborted`: every piece finished, once,
+                // its write visible.
+                for i in 0..PIECES {
+                    assert_eq!(m.runs[phase][i].load(Ordering::Relaxed), 1, "{phase}/{i}");
+                    let w = *m.written[phase][i].lock().unwrap();
+                    assert_eq!(w, Some(10 * phase + i), "phase {phase} piece {i}");
+                }
+            }
+            m.close();
+            helper.join().unwrap();
+            assert_eq!(
+                m.left.load(Ordering::Relaxed),
+                m.joined.load(Ordering::Relaxed)
+            );
+            // A helper that panicked holding a piece always surfaces as
+            // `Aborted` (one that panicked elsewhere may do so after the
+            // caller finished: its panic is resumed after the team).
+            if m.panicked.load(Ordering::Relaxed) {
+                assert!(failed, "a phase ended without the panicked piece");
+            }
+        });
+    }
+
+    #[test]
+    fn every_phase_complete_and_every_helper_gone() {
+        check(Panic::Never);
+    }
+
+    #[test]
+    fn a_helper_panicking_on_a_piece_is_always_reported() {
+        check(Panic::InPiece);
+    }
+
+    #[test]
+    fn a_helper_panicking_between_phases_never_completes_one() {
+        check(Panic::AfterPhase0);
     }
 }
