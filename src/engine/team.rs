@@ -95,8 +95,9 @@ pub(crate) trait Work: Sync {
 /// The team's shared state.
 struct Team {
     /// 0 before any phase, `k + 1` once phase `k` is open, or [`CLOSED`] /
-    /// [`ABORTED`]. Written by the caller (and by a panicking helper, to
-    /// [`ABORTED`]); `Release`/`Acquire`.
+    /// [`ABORTED`]. Written by the caller (a compare-and-swap that never
+    /// replaces [`ABORTED`]) and by a panicking participant (a swap to
+    /// [`ABORTED`], before the work's abort); `Release`/`Acquire`.
     open: AtomicUsize,
     /// Helpers that joined; each takes its participant number from it.
     joined: AtomicUsize,
