@@ -13,7 +13,9 @@
 //! (or `batches`) picks the parallel executor's scheduler. `HINTS=1` hints
 //! every invocation on the block's parent state first (as a node's
 //! `admit` does); `HINTS=compare` runs both engines on the block with and
-//! without hints, alternating, and prints the four medians.
+//! without hints, alternating, and prints the four medians. `TRACE=1`
+//! prints each run's path and times on stderr (the guarded executor's
+//! probes and switches, `calibration.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -124,6 +126,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut par = Vec::with_capacity(reps);
     let mut phases = Vec::with_capacity(reps);
     let mut last_path = String::new();
+    let trace = std::env::var("TRACE").is_ok();
+    // How many runs took each path (a guarded executor may change its
+    // mind during the run: `calibration.rs`).
+    let mut paths: std::collections::BTreeMap<String, usize> = Default::default();
     let only = std::env::var("ONLY").unwrap_or_default();
     if !only.is_empty() {
         // Profiling aid: one path only, `reps` times (for instruction counts).
@@ -148,7 +154,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &checked,
             Run::Sequential,
         )?;
-        seq.push(start.elapsed());
+        let s_time = start.elapsed();
+        seq.push(s_time);
         let extra: usize = std::env::var("PAR_EXTRA")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -158,9 +165,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let start = Instant::now();
         let p = run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
-        par.push(start.elapsed());
+        let p_time = start.elapsed();
+        par.push(p_time);
         let st = &p.outcome.stats;
         phases.push((st.plan, st.prefetch, st.execute));
+        if trace {
+            // One line per run: its path, and both engines' times (µs).
+            eprintln!(
+                "run {} {} parallel {:.0} sequential {:.0}",
+                par.len(),
+                st.path.name(),
+                p_time.as_secs_f64() * 1e6,
+                s_time.as_secs_f64() * 1e6
+            );
+        }
+        *paths
+            .entry(format!("{}/{}", st.path.name(), st.reason.name()))
+            .or_default() += 1;
         last_path = format!(
             "{}/{} keys {} edges {} cp {} proven {}",
             st.path.name(),
@@ -185,6 +206,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         med(phases.iter().map(|p| p.2).collect()),
         last_path,
     );
+    let counted: Vec<String> = paths.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    println!("paths taken: {}", counted.join(", "));
     seq.sort();
     par.sort();
     let (s, p) = (seq[reps / 2], par[reps / 2]);

@@ -49,8 +49,18 @@
 //! faster, and the next probe came 2x later: a whole criterion run then
 //! measured 0.87x. A probe of the *default* way (what the static guards
 //! chose) therefore runs up to [`DEFAULT_PROBE_BLOCKS`] blocks, ending on
-//! the first that wins, and keeps its fastest; a probe of the other way
-//! runs one block. The class's first block on the parallel engine is the
+//! the first that wins, and keeps its fastest. So does a probe of in
+//! order when the parallel engine is the default: its first block after
+//! parallel ones meets a cold overlay (the sequential engine's table,
+//! untouched since the last in-order block), measured 490-550 µs on a
+//! `uniform` block whose warm in-order blocks take 335-370 µs, so in order
+//! had to be about 1.9x faster, not [`MARGIN`], to be taken: when the
+//! machine's second core was taken and the parallel engine slowed to 460
+//! µs, it was kept at 0.77x of the sequential engine (`examples/execute_only`
+//! with `TRACE=1` shows every block's way and time). Its extra blocks
+//! cost at most what the parallel engine gains on them. A probe of the
+//! parallel engine when it is not the default runs one block (below).
+//! The class's first block on the parallel engine is the
 //! coldest of all (the pool's first run): when the static guards chose
 //! the parallel engine and in order's probe beats that first block alone,
 //! the parallel engine is probed again on the next block (its up to three
@@ -58,7 +68,8 @@
 //! engine really loses pays those three blocks once. (Not when in order
 //! is the default: its first block runs on the caller, not cold for want
 //! of use, and re-probing it cost `hot-sender` on RocksDB, whose parallel
-//! engine is about [`MARGIN`] times faster, up to three in-order blocks.) A chain whose parallel engine really loses has its first
+//! engine is about [`MARGIN`] times faster, up to three in-order blocks.)
+//! A chain whose parallel engine really loses has its first
 //! block predicted in order (`PathReason::Predicted`: the token
 //! ledger), so in order is its default and its probes of the parallel
 //! engine stay one block (tried the other way round, probes of two to
@@ -194,9 +205,10 @@ struct Probe {
 
 impl Class {
     /// Starts a probe of a way: [`DEFAULT_PROBE_BLOCKS`] blocks at most for
-    /// the default way, one for the other.
+    /// the default way and for in order, one for the parallel engine when
+    /// it is not the default (see "Cold probes" in the module docs).
     fn probe(&mut self, in_order: bool) -> Advice {
-        let left = if self.default_in_order == Some(in_order) {
+        let left = if self.default_in_order == Some(in_order) || in_order {
             DEFAULT_PROBE_BLOCKS
         } else {
             1
@@ -506,9 +518,17 @@ mod tests {
             assert_eq!(cal.advise(1000), Advice::Parallel);
             cal.record(1000, false, us(250));
         }
-        // A probe of in order (not the default way) is one block.
-        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
-        cal.record(1000, true, us(500));
+        // A probe of in order runs up to three blocks too (its first
+        // block after parallel ones meets a cold overlay), ending on the
+        // first that wins; these lose.
+        for (b, t) in [500, 330, 320].into_iter().enumerate() {
+            assert_eq!(
+                cal.advise(1000),
+                Advice::InOrder,
+                "in order's probe, block {b}"
+            );
+            cal.record(1000, true, us(t));
+        }
         assert_eq!(cal.advise(1000), Advice::Parallel);
         // An in-order probe that beats a parallel estimate of many warm
         // blocks (costs changed) is followed: no re-probe at once, only a
@@ -522,6 +542,54 @@ mod tests {
         // In order's probe.
         cal.record(1000, true, us(150));
         assert_eq!(cal.advise(1000), Advice::InOrder, "in order, measured");
+    }
+
+    #[test]
+    fn an_in_order_probe_is_measured_warm() {
+        // Measured on `uniform` (µs, `examples/execute_only` with
+        // `TRACE=1`): the parallel engine (the default way) 250 a block,
+        // in order's probe 520 on its first block (a cold overlay: its
+        // table untouched since the last in-order block), then 345 warm.
+        // Later the parallel engine slowed to 460 (the machine's second
+        // core taken) while the sequential engine stayed at 350.
+        let us = Duration::from_micros;
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, false, us(250));
+        for (b, t) in [520, 345, 345].into_iter().enumerate() {
+            assert_eq!(
+                cal.advise(1000),
+                Advice::InOrder,
+                "in order's probe, block {b}"
+            );
+            cal.record(1000, true, us(t));
+        }
+        // It lost (250 * 1.25 < 345): the parallel engine is kept while it
+        // is fast.
+        for b in 0..10 {
+            assert_eq!(cal.advise(1000), Advice::Parallel, "block {b}");
+            cal.record(1000, false, us(250));
+        }
+        // Then it slows: in order, measured warm (460 > 345 * 1.25), is
+        // taken within a few blocks. Measured on its cold first block
+        // alone (520), it never was, and the slower engine was kept.
+        let mut slow = 0;
+        while cal.advise(1000) == Advice::Parallel {
+            cal.record(1000, false, us(460));
+            slow += 1;
+            assert!(slow <= WINDOW, "{slow} slow parallel blocks and counting");
+        }
+        cal.record(1000, true, us(345));
+        // The parallel engine's probe (the default way, up to three
+        // blocks) wins it back once it is fast again.
+        let mut in_order = 1;
+        while cal.advise(1000) == Advice::InOrder {
+            cal.record(1000, true, us(345));
+            in_order += 1;
+            assert!(in_order <= PROBE_MAX, "the parallel engine is probed again");
+        }
+        cal.record(1000, false, us(250));
+        assert_eq!(cal.advise(1000), Advice::Parallel);
     }
 
     #[test]
