@@ -197,6 +197,10 @@ pub struct Executor<C: Chain> {
     /// The same for blocks with open accesses: in order against the
     /// optimistic path (guards on only).
     open_calibration: Calibration,
+    /// The machine's cores, read once: `available_parallelism` reads the
+    /// cgroup's files (34 µs a call on the reference machine), too slow
+    /// for every block.
+    cores: usize,
 }
 
 impl<C: Chain> std::fmt::Debug for Executor<C> {
@@ -237,6 +241,7 @@ impl<C: Chain> Executor<C> {
             scratch: Mutex::new(Box::default()),
             calibration: Calibration::default(),
             open_calibration: Calibration::default(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -336,9 +341,8 @@ impl<C: Chain> Executor<C> {
     /// The pool's cores not kept busy by the node: its threads, at most
     /// the machine's cores, less `reserved_cores`.
     fn cores_left(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.threads()
-            .min(cores)
+            .min(self.cores)
             .saturating_sub(self.config.reserved_cores)
     }
 
