@@ -208,7 +208,7 @@ impl Class {
     /// the default way and for in order, one for the parallel engine when
     /// it is not the default (see "Cold probes" in the module docs).
     fn probe(&mut self, in_order: bool) -> Advice {
-        let left = if self.default_in_order == Some(in_order) || in_order {
+        let left = if in_order || self.default_in_order == Some(false) {
             DEFAULT_PROBE_BLOCKS
         } else {
             1
