@@ -174,6 +174,8 @@ struct Class {
     /// class's first block alone (a pool's first run, caches cold): if in
     /// order's probe beats it, the parallel engine is probed again at once.
     cold_default: bool,
+    /// The way last advised outside a probe (`true`: in order).
+    way: Option<bool>,
 }
 
 impl Default for Class {
@@ -187,6 +189,7 @@ impl Default for Class {
             default_in_order: None,
             deferred: false,
             cold_default: false,
+            way: None,
         }
     }
 }
@@ -273,6 +276,16 @@ impl Calibration {
             (0, _) => c.probe(true),
             _ => {
                 let in_order = c.preferred().unwrap_or(true);
+                if c.way.is_some_and(|w| w != in_order) {
+                    // The way changed on its own blocks' measurements (the
+                    // one in use slowed, say the machine's other core was
+                    // taken): costs are moving, so the way just left is
+                    // looked at again soon, not after the long wait its
+                    // lost probes built up.
+                    c.probe_every = PROBE_FIRST;
+                    c.until_probe = c.until_probe.min(PROBE_FIRST);
+                }
+                c.way = Some(in_order);
                 if c.until_probe == 0 {
                     c.probe(!in_order)
                 } else {
@@ -590,6 +603,54 @@ mod tests {
         }
         cal.record(1000, false, us(250));
         assert_eq!(cal.advise(1000), Advice::Parallel);
+    }
+
+    #[test]
+    fn a_way_left_on_its_own_measurements_is_probed_again_soon() {
+        // The parallel engine (the default way, 250 µs a block) beats in
+        // order (345 µs) for long enough that in order's lost probes have
+        // pushed the next one 512 blocks away. Then the machine's other
+        // core is taken for a while: the parallel engine slows to 460 µs
+        // and in order is taken on the measurements alone. When the core
+        // comes back, the parallel engine must be probed again soon, not
+        // up to 512 blocks later (a whole traced run once stayed in order
+        // so, at 1.03x instead of 1.6x).
+        let us = Duration::from_micros;
+        let cal = Calibration::default();
+        let mut run = |blocks: usize, parallel_us: u64| -> Vec<bool> {
+            (0..blocks)
+                .map(|_| {
+                    let in_order = cal.advise(1000) == Advice::InOrder;
+                    let t = if in_order { 345 } else { parallel_us };
+                    cal.record(1000, in_order, us(t));
+                    in_order
+                })
+                .collect()
+        };
+        let before = run(3000, 250);
+        assert!(
+            before[2000..].iter().filter(|&&o| o).count() <= 2 * DEFAULT_PROBE_BLOCKS as usize,
+            "in order's probes far apart by now"
+        );
+        let slow = run(20, 460);
+        let left = slow.iter().position(|&o| o).expect("in order taken");
+        assert!(left <= WINDOW, "the slowed engine left after {left} blocks");
+        // The core is back (after one probe of the parallel engine that
+        // lost: a longer slow spell doubles the wait again, as any lost
+        // probe does).
+        let after = run(600, 250);
+        let back = after
+            .iter()
+            .position(|&o| !o)
+            .expect("the parallel engine probed again");
+        assert!(
+            back <= 2 * PROBE_FIRST as usize + WINDOW,
+            "the parallel engine came back after {back} blocks in order"
+        );
+        assert!(
+            after[back..back + PROBE_FIRST as usize].iter().all(|&o| !o),
+            "and kept"
+        );
     }
 
     #[test]
