@@ -23,8 +23,9 @@
 //!   again after `probe_every` blocks of the class: 16 at first, doubled
 //!   after every probe that lost (up to 512), back to 16 after one that
 //!   won, and after the way in use changed on its own blocks'
-//!   measurements (the one in use slowed: costs are moving). A chain on which one way loses pays for it on at most 1 block in
-//!   16, then 1 in 512 (3 when the losing way is the default one).
+//!   measurements (the one in use slowed: costs are moving). A chain
+//!   on which one way loses pays for it on at most 1 block in 16, then 1
+//!   in 512 (3 when the losing way is the default one).
 //!
 //! The margin: estimates come from different blocks, whose costs drift (a
 //! database growing, caches warming, a mix of payloads): measured on
