@@ -619,7 +619,7 @@ mod tests {
         // so, at 1.03x instead of 1.6x).
         let us = Duration::from_micros;
         let cal = Calibration::default();
-        let mut run = |blocks: usize, parallel_us: u64| -> Vec<bool> {
+        let run = |blocks: usize, parallel_us: u64| -> Vec<bool> {
             (0..blocks)
                 .map(|_| {
                     let in_order = cal.advise(1000) == Advice::InOrder;
