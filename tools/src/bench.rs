@@ -16,6 +16,7 @@
 //! mempool holds it; the timed runs then check only the reference
 //! topoheight): the engine measured without the signatures.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -208,6 +209,9 @@ pub struct BenchRow {
     pub work_over_path: f64,
     /// The path each thread count's last measured block took (`path/reason`).
     pub paths: Vec<(usize, String)>,
+    /// How many measured blocks took each path (`path/reason`), per thread
+    /// count: a guarded executor may change its way during a row.
+    pub path_counts: Vec<(usize, BTreeMap<String, usize>)>,
 }
 
 impl BenchRow {
@@ -353,6 +357,7 @@ pub fn run_row(workload: &Workload, cfg: &RowConfig<'_>) -> Result<BenchRow, Ben
         critical_path: m.critical_path,
         work_over_path: m.work_over_path,
         paths: cfg.threads.iter().copied().zip(m.paths).collect(),
+        path_counts: cfg.threads.iter().copied().zip(m.path_counts).collect(),
     })
 }
 
@@ -374,6 +379,7 @@ struct Measured {
     work_over_path: f64,
     blocks: usize,
     paths: Vec<String>,
+    path_counts: Vec<BTreeMap<String, usize>>,
 }
 
 impl Runs<'_> {
@@ -436,6 +442,7 @@ impl Runs<'_> {
         let mut critical = Vec::new();
         let mut parallelism = Vec::new();
         let mut paths = vec![String::new(); n];
+        let mut path_counts = vec![BTreeMap::new(); n];
         for (b, block) in blocks.iter().enumerate() {
             let base = fresh(&mut storage)?;
             let pre = locate_block(&base, block)?;
@@ -488,6 +495,9 @@ impl Runs<'_> {
                     seq = Some((r, times));
                 } else {
                     paths[who] = format!("{}/{}", st.path.name(), st.reason.name());
+                    if b >= self.warmup {
+                        *path_counts[who].entry(paths[who].clone()).or_insert(0) += 1;
+                    }
                     par_times[who] = times;
                     pars[who] = Some(r);
                 }
@@ -526,6 +536,7 @@ impl Runs<'_> {
             critical_path: crate::median(critical),
             work_over_path: crate::median(parallelism) as f64 / 1000.0,
             paths,
+            path_counts,
         })
     }
 }

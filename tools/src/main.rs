@@ -915,6 +915,7 @@ fn print_row(row: &BenchRow, json: bool) {
                     "ideal": row.ideal(*t),
                     "execute_efficiency": row.execute_speedup(*t).map(|s| s / row.ideal(*t)),
                     "path": row.paths.iter().find(|(pt, _)| pt == t).map(|(_, p)| p.clone()),
+                    "paths": row.path_counts.iter().find(|(pt, _)| pt == t).map(|(_, c)| c.clone()),
                 })
             })
             .collect();

@@ -512,6 +512,12 @@ fn bench_json_rows_cover_every_storage_regime() {
             }
             let ideal = p["ideal"].as_f64().unwrap();
             assert!(ideal >= 1.0 && ideal <= p["threads"].as_f64().unwrap());
+            // Every measured block's path counted, the last one among them.
+            let counts = p["paths"].as_object().expect("paths");
+            let blocks: u64 = counts.values().map(|c| c.as_u64().expect("count")).sum();
+            assert_eq!(blocks, 2, "{p}");
+            let last = p["path"].as_str().expect("path");
+            assert!(counts.contains_key(last), "{last} not in {p}");
         }
     }
 }
