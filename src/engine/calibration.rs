@@ -60,8 +60,11 @@
 //! machine's second core was taken and the parallel engine slowed to 460
 //! µs, it was kept at 0.77x of the sequential engine (`examples/execute_only`
 //! with `TRACE=1` shows every block's way and time). Its extra blocks
-//! cost at most what the parallel engine gains on them. A probe of the
-//! parallel engine when it is not the default runs one block (below).
+//! cost at most what the parallel engine gains on them. In order's first
+//! probe stays one block: it only gives a first estimate, which the next
+//! probe refines, and a short run (a 6-block `bench` row) would otherwise
+//! spend half its blocks in order. A probe of the parallel engine when it
+//! is not the default runs one block (below).
 //! The class's first block on the parallel engine is the
 //! coldest of all (the pool's first run): when the static guards chose
 //! the parallel engine and in order's probe beats that first block alone,
@@ -210,10 +213,16 @@ struct Probe {
 
 impl Class {
     /// Starts a probe of a way: [`DEFAULT_PROBE_BLOCKS`] blocks at most for
-    /// the default way and for in order, one for the parallel engine when
-    /// it is not the default (see "Cold probes" in the module docs).
+    /// the default way and for in order once it was measured, one block
+    /// for the parallel engine when it is not the default and for in
+    /// order's first probe (see "Cold probes" in the module docs).
     fn probe(&mut self, in_order: bool) -> Advice {
-        let left = if in_order || self.default_in_order == Some(false) {
+        let again = if in_order {
+            self.in_order.samples > 0
+        } else {
+            self.default_in_order == Some(false)
+        };
+        let left = if again || self.default_in_order == Some(in_order) {
             DEFAULT_PROBE_BLOCKS
         } else {
             1
@@ -571,7 +580,19 @@ mod tests {
         let cal = Calibration::default();
         assert_eq!(cal.advise(1000), Advice::Static);
         cal.record(1000, false, us(250));
-        for (b, t) in [520, 345, 345].into_iter().enumerate() {
+        // In order's first probe: one block, a first estimate.
+        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's first probe");
+        cal.record(1000, true, us(520));
+        // Its next probe runs until it is warm; it loses (250 * 1.25 <
+        // 345) and the parallel engine is kept while it is fast.
+        let mut waited = 0;
+        while cal.advise(1000) == Advice::Parallel {
+            cal.record(1000, false, us(250));
+            waited += 1;
+            assert!(waited <= PROBE_MAX, "in order is probed again");
+        }
+        cal.record(1000, true, us(520));
+        for (b, t) in [345, 345].into_iter().enumerate() {
             assert_eq!(
                 cal.advise(1000),
                 Advice::InOrder,
@@ -579,8 +600,6 @@ mod tests {
             );
             cal.record(1000, true, us(t));
         }
-        // It lost (250 * 1.25 < 345): the parallel engine is kept while it
-        // is fast.
         for b in 0..10 {
             assert_eq!(cal.advise(1000), Advice::Parallel, "block {b}");
             cal.record(1000, false, us(250));
