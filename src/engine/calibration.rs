@@ -217,12 +217,8 @@ impl Class {
     /// for the parallel engine when it is not the default and for in
     /// order's first probe (see "Cold probes" in the module docs).
     fn probe(&mut self, in_order: bool) -> Advice {
-        let again = if in_order {
-            self.in_order.samples > 0
-        } else {
-            self.default_in_order == Some(false)
-        };
-        let left = if again || self.default_in_order == Some(in_order) {
+        let measured_in_order = in_order && self.in_order.samples > 0;
+        let left = if measured_in_order || self.default_in_order == Some(in_order) {
             DEFAULT_PROBE_BLOCKS
         } else {
             1
@@ -381,6 +377,28 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// Asserts that each of the next blocks of 1,000 transactions is
+    /// advised `way`, and records it with its time (µs).
+    fn expect_blocks(cal: &Calibration, way: Advice, times_us: &[u64], what: &str) {
+        for (b, &t) in times_us.iter().enumerate() {
+            assert_eq!(cal.advise(1000), way, "{what}, block {b}");
+            cal.record(1000, way == Advice::InOrder, Duration::from_micros(t));
+        }
+    }
+
+    /// Records blocks of `way` taking `t_us` each while `way` is advised,
+    /// `max` at most; returns how many. The advice that ended it was
+    /// taken: the caller records that block.
+    fn run_while(cal: &Calibration, way: Advice, t_us: u64, max: usize, what: &str) -> usize {
+        let mut n = 0;
+        while cal.advise(1000) == way {
+            cal.record(1000, way == Advice::InOrder, Duration::from_micros(t_us));
+            n += 1;
+            assert!(n <= max, "{what}: {n} blocks and counting");
+        }
+        n
+    }
+
     /// Runs `blocks` blocks of `txs` with the given costs per way; returns
     /// how many ran in order and how many in parallel (the first one as
     /// the static guards choose: `static_in_order`).
@@ -533,36 +551,24 @@ mod tests {
         cal.record(1000, false, us(1_100));
         assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
         cal.record(1000, true, us(325));
-        for (b, t) in [645, 450, 300].into_iter().enumerate() {
-            assert_eq!(cal.advise(1000), Advice::Parallel, "probe block {b}");
-            cal.record(1000, false, us(t));
-        }
+        expect_blocks(&cal, Advice::Parallel, &[645, 450, 300], "probe");
         // Won on its third block: the parallel engine from then on.
-        for _ in 0..PROBE_FIRST {
-            assert_eq!(cal.advise(1000), Advice::Parallel);
-            cal.record(1000, false, us(250));
-        }
+        expect_blocks(&cal, Advice::Parallel, &[250; PROBE_FIRST as usize], "won");
         // A probe of in order runs up to three blocks too (its first
         // block after parallel ones meets a cold overlay), ending on the
         // first that wins; these lose.
-        for (b, t) in [500, 330, 320].into_iter().enumerate() {
-            assert_eq!(
-                cal.advise(1000),
-                Advice::InOrder,
-                "in order's probe, block {b}"
-            );
-            cal.record(1000, true, us(t));
-        }
+        expect_blocks(&cal, Advice::InOrder, &[500, 330, 320], "in order's probe");
         assert_eq!(cal.advise(1000), Advice::Parallel);
         // An in-order probe that beats a parallel estimate of many warm
         // blocks (costs changed) is followed: no re-probe at once, only a
         // first block alone is suspect.
-        let mut waited = 0;
-        while cal.advise(1000) == Advice::Parallel {
-            cal.record(1000, false, us(250));
-            waited += 1;
-            assert!(waited <= PROBE_MAX, "in order is probed again");
-        }
+        run_while(
+            &cal,
+            Advice::Parallel,
+            250,
+            PROBE_MAX as usize,
+            "until in order's probe",
+        );
         // In order's probe.
         cal.record(1000, true, us(150));
         assert_eq!(cal.advise(1000), Advice::InOrder, "in order, measured");
@@ -585,43 +591,30 @@ mod tests {
         cal.record(1000, true, us(520));
         // Its next probe runs until it is warm; it loses (250 * 1.25 <
         // 345) and the parallel engine is kept while it is fast.
-        let mut waited = 0;
-        while cal.advise(1000) == Advice::Parallel {
-            cal.record(1000, false, us(250));
-            waited += 1;
-            assert!(waited <= PROBE_MAX, "in order is probed again");
-        }
+        run_while(
+            &cal,
+            Advice::Parallel,
+            250,
+            PROBE_MAX as usize,
+            "until in order's probe",
+        );
         cal.record(1000, true, us(520));
-        for (b, t) in [345, 345].into_iter().enumerate() {
-            assert_eq!(
-                cal.advise(1000),
-                Advice::InOrder,
-                "in order's probe, block {b}"
-            );
-            cal.record(1000, true, us(t));
-        }
-        for b in 0..10 {
-            assert_eq!(cal.advise(1000), Advice::Parallel, "block {b}");
-            cal.record(1000, false, us(250));
-        }
+        expect_blocks(&cal, Advice::InOrder, &[345, 345], "in order's probe");
+        expect_blocks(&cal, Advice::Parallel, &[250; 10], "fast");
         // Then it slows: in order, measured warm (460 > 345 * 1.25), is
         // taken within a few blocks. Measured on its cold first block
         // alone (520), it never was, and the slower engine was kept.
-        let mut slow = 0;
-        while cal.advise(1000) == Advice::Parallel {
-            cal.record(1000, false, us(460));
-            slow += 1;
-            assert!(slow <= WINDOW, "{slow} slow parallel blocks and counting");
-        }
+        run_while(&cal, Advice::Parallel, 460, WINDOW, "slow parallel");
         cal.record(1000, true, us(345));
         // The parallel engine's probe (the default way, up to three
         // blocks) wins it back once it is fast again.
-        let mut in_order = 1;
-        while cal.advise(1000) == Advice::InOrder {
-            cal.record(1000, true, us(345));
-            in_order += 1;
-            assert!(in_order <= PROBE_MAX, "the parallel engine is probed again");
-        }
+        run_while(
+            &cal,
+            Advice::InOrder,
+            345,
+            PROBE_MAX as usize - 1,
+            "until the parallel engine's probe",
+        );
         cal.record(1000, false, us(250));
         assert_eq!(cal.advise(1000), Advice::Parallel);
     }
