@@ -13,10 +13,11 @@
 //! Balances are kept as credits and debits, with the view's value read
 //! only when the code needs it (`BALANCE`, a payment from the account), and
 //! committed as one delta each (`add` or `sub`); slots as the word last
-//! stored.
+//! stored. Both are kept in [`Touched`], in the order first touched, so
+//! that [`Invocation::commit`] writes them in an order fixed by the code
+//! (not by a hasher's per-process seed).
 
-use std::collections::HashMap;
-
+use hashbrown::HashTable;
 use ruint::aliases::U256;
 
 use super::vm::{bytes_of, word_of, Host};
@@ -49,14 +50,81 @@ impl Balance {
     }
 }
 
+/// Above this many entries, a [`Touched`] indexes its keys by hash.
+const INDEX_ABOVE: usize = 16;
+
+/// The keys an invocation touched and what it keeps of each, in the order
+/// first touched: a vector searched linearly while small (a call touches a
+/// handful of slots and balances; a hash map's per-call seeding and
+/// inserts cost more), indexed by [`key_hash`](crate::engine::key_hash)
+/// above [`INDEX_ABOVE`] entries (a code may touch many thousands within
+/// its gas: no quadratic search).
+struct Touched<K, V> {
+    entries: Vec<(K, V)>,
+    /// Invariant: empty, or one position per entry (built once `entries`
+    /// outgrew [`INDEX_ABOVE`]).
+    index: HashTable<u32>,
+}
+
+impl<K: Eq + std::hash::Hash, V> Touched<K, V> {
+    fn new() -> Self {
+        Touched {
+            entries: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+
+    fn position(&self, key: &K) -> Option<usize> {
+        if self.index.is_empty() {
+            return self.entries.iter().position(|(k, _)| k == key);
+        }
+        let entries = &self.entries;
+        self.index
+            .find(crate::engine::key_hash(key), |&i| {
+                entries[i as usize].0 == *key
+            })
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    /// The entry of `key`, created with `new` if it has none.
+    fn entry(&mut self, key: K, new: impl FnOnce() -> V) -> &mut V {
+        let i = match self.position(&key) {
+            Some(i) => i,
+            None => {
+                self.entries.push((key, new()));
+                let i = self.entries.len() - 1;
+                let entries = &self.entries;
+                let hash = |&j: &u32| crate::engine::key_hash(&entries[j as usize].0);
+                if !self.index.is_empty() {
+                    self.index.insert_unique(
+                        crate::engine::key_hash(&entries[i].0),
+                        i as u32,
+                        hash,
+                    );
+                } else if entries.len() > INDEX_ABOVE {
+                    for j in 0..entries.len() as u32 {
+                        self.index.insert_unique(hash(&j), j, hash);
+                    }
+                }
+                i
+            }
+        };
+        &mut self.entries[i].1
+    }
+}
+
 /// The state of one invocation of `contract`, on `view`.
 pub(crate) struct Invocation<'v, V> {
     view: &'v mut V,
     contract: PublicKey,
     /// The contract's slots read or stored: (word, stored).
-    slots: HashMap<[u8; 32], (U256, bool), ahash::RandomState>,
+    slots: Touched<[u8; 32], (U256, bool)>,
     /// Native balances read or changed.
-    balances: HashMap<PublicKey, Balance, ahash::RandomState>,
+    balances: Touched<PublicKey, Balance>,
 }
 
 impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
@@ -65,14 +133,14 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
         Invocation {
             view,
             contract,
-            slots: HashMap::default(),
-            balances: HashMap::default(),
+            slots: Touched::new(),
+            balances: Touched::new(),
         }
     }
 
     /// The balance of `account` now, reading its base on first need.
     fn balance_now(&mut self, account: &PublicKey) -> StateResult<u64, V::ReadError> {
-        let b = self.balances.entry(*account).or_default();
+        let b = self.balances.entry(*account, Balance::default);
         if b.base.is_none() {
             b.base = Some(
                 self.view
@@ -95,10 +163,10 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
         if self.balance_now(from)? < amount {
             return Ok(false);
         }
-        let f = self.balances.entry(*from).or_default();
+        let f = self.balances.entry(*from, Balance::default);
         f.debit += amount;
         f.written = true;
-        let t = self.balances.entry(*to).or_default();
+        let t = self.balances.entry(*to, Balance::default);
         t.written = true;
         t.credit = t
             .credit
@@ -111,7 +179,7 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
     /// with success).
     pub(crate) fn commit(self) -> StateResult<(), V::ReadError> {
         let contract = self.contract;
-        for (slot, (word, stored)) in self.slots {
+        for (slot, (word, stored)) in self.slots.entries {
             if stored {
                 self.view.set(
                     &StateKey::Slot(contract, Hash(slot)),
@@ -119,7 +187,7 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
                 )?;
             }
         }
-        for (account, b) in self.balances {
+        for (account, b) in self.balances.entries {
             let key = StateKey::Balance(account, NATIVE_ASSET);
             match b.base {
                 _ if !b.written => {}
@@ -145,12 +213,12 @@ impl<V: View<StateKey, StateValue>> Host for Invocation<'_, V> {
             Some(StateValue::Word(w)) => word_of(&w),
             Some(_) => return Err(StateError::Invariant("a slot holds another value")),
         };
-        self.slots.insert(*slot, (word, false));
+        *self.slots.entry(*slot, || (word, false)) = (word, false);
         Ok(word)
     }
 
     fn sstore(&mut self, slot: &[u8; 32], word: U256) -> Result<(), Self::Error> {
-        self.slots.insert(*slot, (word, true));
+        *self.slots.entry(*slot, || (word, true)) = (word, true);
         Ok(())
     }
 
@@ -161,5 +229,37 @@ impl<V: View<StateKey, StateValue>> Host for Invocation<'_, V> {
     fn transfer(&mut self, to: &PublicKey, amount: u64) -> Result<bool, Self::Error> {
         let contract = self.contract;
         self.pay(&contract, to, amount)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Touched, INDEX_ABOVE};
+
+    /// Found by value below and above the index threshold, one entry per
+    /// key, kept in the order first touched.
+    #[test]
+    fn touched_finds_every_key_once_in_first_touch_order() {
+        let mut t: Touched<[u8; 32], u64> = Touched::new();
+        let n = 3 * INDEX_ABOVE;
+        let key = |i: usize| {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&(i as u64 * 7919).to_be_bytes());
+            k
+        };
+        for round in 0..2u64 {
+            for i in 0..n {
+                *t.entry(key(i), || 0) += round + 1;
+                let want = if round == 0 { 1 } else { 3 };
+                assert_eq!(t.get(&key(i)), Some(&want));
+            }
+        }
+        assert_eq!(t.entries.len(), n);
+        assert!(!t.index.is_empty());
+        for (i, (k, v)) in t.entries.iter().enumerate() {
+            assert_eq!(*k, key(i));
+            assert_eq!(*v, 3);
+        }
+        assert_eq!(t.get(&key(n)), None);
     }
 }
