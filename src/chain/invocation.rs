@@ -19,6 +19,7 @@
 
 use hashbrown::HashTable;
 use ruint::aliases::U256;
+use smallvec::SmallVec;
 
 use super::vm::{bytes_of, word_of, Host};
 use crate::engine::{StateError, StateResult, View};
@@ -60,7 +61,8 @@ const INDEX_ABOVE: usize = 16;
 /// above [`INDEX_ABOVE`] entries (a code may touch many thousands within
 /// its gas: no quadratic search).
 struct Touched<K, V> {
-    entries: Vec<(K, V)>,
+    /// Inline up to four (a call's usual count): no allocation.
+    entries: SmallVec<[(K, V); 4]>,
     /// Invariant: empty, or one position per entry (built once `entries`
     /// outgrew [`INDEX_ABOVE`]).
     index: HashTable<u32>,
@@ -69,7 +71,7 @@ struct Touched<K, V> {
 impl<K: Eq + std::hash::Hash, V> Touched<K, V> {
     fn new() -> Self {
         Touched {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
             index: HashTable::new(),
         }
     }
@@ -148,7 +150,7 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
             );
         }
         b.now()
-            .ok_or(StateError::Invariant("an invocation's balance below zero"))
+            .ok_or_else(|| StateError::Invariant("an invocation's balance below zero"))
     }
 
     /// Moves `amount` from `from` to `to` if `from` holds it (`Ok(false)`
@@ -171,7 +173,7 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
         t.credit = t
             .credit
             .checked_add(amount)
-            .ok_or(StateError::Overflow("contract credit"))?;
+            .ok_or_else(|| StateError::Overflow("contract credit"))?;
         Ok(true)
     }
 

@@ -289,7 +289,7 @@ fn apply_effects<V: View<StateKey, StateValue>>(
         Payload::DeployContract { code } => {
             let id = tx
                 .deployed_contract()
-                .ok_or(StateError::Invariant("a deploy without a contract id"))?;
+                .ok_or_else(|| StateError::Invariant("a deploy without a contract id"))?;
             view.set(
                 &StateKey::Code(id),
                 StateValue::Code(Arc::new(code.clone())),

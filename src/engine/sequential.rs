@@ -182,14 +182,14 @@ pub(crate) fn counter_of<K: std::fmt::Debug, V: Value, E>(
 #[inline]
 pub(crate) fn plus<E>(n: u64, amount: u64) -> StateResult<u64, E> {
     n.checked_add(amount)
-        .ok_or(StateError::Overflow("counter add"))
+        .ok_or_else(|| StateError::Overflow("counter add"))
 }
 
 /// `n - amount`, or the underflow every engine reports for a counter sub.
 #[inline]
 pub(crate) fn minus<E>(n: u64, amount: u64) -> StateResult<u64, E> {
     n.checked_sub(amount)
-        .ok_or(StateError::Underflow("counter sub"))
+        .ok_or_else(|| StateError::Underflow("counter sub"))
 }
 
 /// The error of an add or sub to a record key (every engine reports it
@@ -303,7 +303,7 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
             (hash, false) => self
                 .table
                 .find_mut(hash, |e| e.key == *key)
-                .ok_or(StateError::Invariant("a declared key was not preloaded")),
+                .ok_or_else(|| StateError::Invariant("a declared key was not preloaded")),
             (hash, true) => load_entry::<C, R>(self.table, self.reader, key, hash),
         }
     }
