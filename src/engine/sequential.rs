@@ -599,14 +599,20 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
     pub(crate) fn apply(
         &mut self,
         table: &mut HashTable<Entry<C::Key, C::Value>>,
-        writes: impl IntoIterator<Item = (C::Key, u64, Applied<C::Value>)>,
+        writes: impl IntoIterator<Item = (C::Key, u64, Option<usize>, Applied<C::Value>)>,
         sums: &[u64; MAX_SUMS],
         status: Result<(), C::Failure>,
     ) -> StateResult<(), R::Error> {
-        for (key, hash, w) in writes {
-            // Absent only for a key it wrote without reading, that nothing
-            // before it touched: read then.
-            let e = load_entry::<C, R>(table, self.reader, &key, hash)?;
+        for (key, hash, bucket, w) in writes {
+            // Where the speculation read it (`lookup`'s bucket), if it is
+            // still there; else one probe. Absent only for a key it wrote
+            // without reading, that nothing before it touched: read then.
+            let e = match bucket.filter(|&b| at_bucket(table, b, &key, hash).is_some()) {
+                Some(b) => table
+                    .get_bucket_mut(b)
+                    .ok_or_else(|| StateError::Invariant("an overlay bucket emptied"))?,
+                None => load_entry::<C, R>(table, self.reader, &key, hash)?,
+            };
             match w {
                 Applied::Set(v) => e.value = Some(v),
                 Applied::Add(amount) => {
@@ -668,15 +674,36 @@ pub(crate) enum Applied<V> {
     Add(u64),
 }
 
-/// The value of `key` in `table` and its version, if the table holds it.
+/// The value of `key` in `table`, its version and its bucket, if the table
+/// holds it. The bucket finds the entry again without a probe
+/// ([`at_bucket`]) while the table has not grown: during a block the
+/// overlay never removes an entry, so an entry moves only when the table
+/// is resized.
 #[inline]
 pub(crate) fn lookup<'t, K: Key, V>(
     table: &'t HashTable<Entry<K, V>>,
     key: &K,
     hash: u64,
+) -> Option<(&'t Option<V>, u64, usize)> {
+    let bucket = table.find_bucket_index(hash, |e| e.key == *key)?;
+    table
+        .get_bucket(bucket)
+        .map(|e| (&e.value, e.version, bucket))
+}
+
+/// The value and version of `key`'s entry if it is still at `bucket` (a
+/// [`lookup`]'s); `None` if the table moved it since (then probe again).
+/// The key is compared, so a stale bucket is never taken for another key.
+#[inline]
+pub(crate) fn at_bucket<'t, K: Key, V>(
+    table: &'t HashTable<Entry<K, V>>,
+    bucket: usize,
+    key: &K,
+    hash: u64,
 ) -> Option<(&'t Option<V>, u64)> {
     table
-        .find(hash, |e| e.key == *key)
+        .get_bucket(bucket)
+        .filter(|e| e.hash == hash && e.key == *key)
         .map(|e| (&e.value, e.version))
 }
 
