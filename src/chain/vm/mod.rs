@@ -141,8 +141,9 @@ std::thread_local! {
     /// The last run's emptied stack on this thread, reused by the next run
     /// (an invocation costs a few thousand instructions; its stack's
     /// allocation and release were a noticeable share). At most
-    /// [`MAX_STACK`] words are kept per thread. Runs never nest on one
-    /// thread (the VM has no call instruction).
+    /// [`MAX_STACK`] words are kept per thread. A run nested in another on
+    /// one thread (none is: the VM has no call instruction) would only
+    /// find no spare and allocate.
     static SPARE: std::cell::Cell<Vec<U256>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
