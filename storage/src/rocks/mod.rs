@@ -90,15 +90,39 @@ fn db_options(create: bool) -> Options {
     opts.create_if_missing(create);
     opts.create_missing_column_families(create);
     opts.set_compression_type(DBCompressionType::None);
+    // The versioned column families' hash memtables take one writer at a
+    // time (every write is one batch under the storage's write lock anyway).
+    opts.set_allow_concurrent_memtable_write(false);
     opts
 }
 
+/// Column family options. A versioned column family's memtable is a hash
+/// of small skiplists, one per key prefix (`Cf::prefix_len` bytes: one
+/// [`StateKey`], so every version of one key lives in one bucket), instead
+/// of one skiplist over the whole memtable: a commit's inserts and the
+/// reads at the tip each find their key's few versions by hash, where the
+/// single skiplist's depth and cache misses grew with every version the
+/// memtable held (65-70% of a long run's commit cycles; `benches/README.md`
+/// measures both over 200 blocks). Every read within one key's versions
+/// (`Shared::seek_with`, bounded or checking the prefix) is a prefix seek;
+/// the one read across keys ([`RocksStorage::scan_latest`], a snapshot)
+/// asks for total order.
 fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
     Cf::ALL
         .iter()
         .map(|cf| {
             let mut opts = Options::default();
             opts.set_compression_type(DBCompressionType::None);
+            if Cf::VERSIONED.contains(cf) {
+                opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(
+                    cf.prefix_len(),
+                ));
+                opts.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
+                    bucket_count: 65_536,
+                    height: 4,
+                    branching_factor: 4,
+                });
+            }
             ColumnFamilyDescriptor::new(cf.name(), opts)
         })
         .collect()
@@ -300,6 +324,8 @@ impl RocksStorage {
     ) -> Result<(), StorageError> {
         let mut opts = ReadOptions::default();
         opts.fill_cache(false);
+        // Every key of the column family, across prefixes.
+        opts.set_total_order_seek(true);
         let mut it = snapshot.raw_iterator_cf_opt(self.shared.cf(cf)?, opts);
         it.seek_to_first();
         // Prefix whose version <= `at` was already taken (versions are newest first).
