@@ -97,16 +97,18 @@ fn db_options(create: bool) -> Options {
 }
 
 /// Column family options. A versioned column family's memtable is a hash
-/// of small skiplists, one per key prefix (`Cf::prefix_len` bytes: one
-/// [`StateKey`], so every version of one key lives in one bucket), instead
-/// of one skiplist over the whole memtable: a commit's inserts and the
-/// reads at the tip each find their key's few versions by hash, where the
-/// single skiplist's depth and cache misses grew with every version the
-/// memtable held (65-70% of a long run's commit cycles; `benches/README.md`
-/// measures both over 200 blocks). Every read within one key's versions
-/// (`Shared::seek_with`, bounded or checking the prefix) is a prefix seek;
-/// the one read across keys ([`RocksStorage::scan_latest`], a snapshot)
-/// asks for total order.
+/// of short sorted lists, one per key prefix (`Cf::prefix_len` bytes: one
+/// [`StateKey`], so every version of one key lives in one bucket; RocksDB
+/// turns a list into a skiplist past 256 entries), instead of one skiplist
+/// over the whole memtable. Versions sort newest first (`!topo`), so a
+/// commit puts each new version at the head of its key's list and a read
+/// at the tip finds it first, where the single skiplist's depth and cache
+/// misses grew with every version the memtable held (65-70% of a long
+/// run's commit cycles). `benches/README.md` compares the default
+/// skiplist, a hash of skiplists and this over 200 blocks. Every read
+/// within one key's versions (`Shared::seek_with`, bounded or checking
+/// the prefix) is a prefix seek; the one read across keys
+/// ([`RocksStorage::scan_latest`], a snapshot) asks for total order.
 fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
     Cf::ALL
         .iter()
@@ -117,10 +119,8 @@ fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
                 opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(
                     cf.prefix_len(),
                 ));
-                opts.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
+                opts.set_memtable_factory(rocksdb::MemtableFactory::HashLinkList {
                     bucket_count: 65_536,
-                    height: 4,
-                    branching_factor: 4,
                 });
             }
             ColumnFamilyDescriptor::new(cf.name(), opts)
