@@ -32,7 +32,7 @@ use self::schema::{
     locate, split_versioned_key, state_key, versioned_key, versioned_key_on_stack, Cf, INFO_PARAMS,
     INFO_TOP,
 };
-use self::store::Shared;
+use self::store::{Seeker, Shared};
 use crate::check::{check_commit, check_init, check_rewind};
 use crate::types::apply_to_snapshot;
 use crate::{
@@ -404,17 +404,15 @@ impl StateRead for RocksStorage {
         out.resize(start + keys.len(), None);
         let mut order: Vec<u32> = (0..keys.len() as u32).collect();
         order.sort_unstable_by_key(|&i| keys[i as usize]);
-        let mut iters: [Option<rocksdb::DBRawIterator<'_>>; Cf::VERSIONED.len()] =
-            std::array::from_fn(|_| None);
+        let mut seekers: [Option<Seeker<'_>>; Cf::VERSIONED.len()] = std::array::from_fn(|_| None);
         for i in order {
             let key = keys[i as usize];
             let (cf, prefix) = locate(key);
-            let it = match &mut iters[cf.id() as usize] {
-                Some(it) => it,
-                none => none.insert(shared.batch_iter(cf)?),
+            let seeker = match &mut seekers[cf.id() as usize] {
+                Some(seeker) => seeker,
+                none => none.insert(Seeker::new(shared, cf)?),
             };
-            out[start + i as usize] =
-                Shared::seek_with(it, cf, prefix.as_bytes(), topoheight)?.map(|(_, v)| v);
+            out[start + i as usize] = seeker.seek(prefix.as_bytes(), topoheight)?.map(|(_, v)| v);
         }
         Ok(())
     }
