@@ -94,27 +94,36 @@ impl<K: Eq + std::hash::Hash, V> Touched<K, V> {
 
     /// The entry of `key`, created with `new` if it has none.
     fn entry(&mut self, key: K, new: impl FnOnce() -> V) -> &mut V {
-        let i = match self.position(&key) {
-            Some(i) => i,
+        match self.position(&key) {
+            Some(i) => &mut self.entries[i].1,
+            None => self.push_new(key, new()),
+        }
+    }
+
+    /// Sets `key`'s value, adding the key if it has none.
+    fn set(&mut self, key: K, value: V) {
+        match self.position(&key) {
+            Some(i) => self.entries[i].1 = value,
             None => {
-                self.entries.push((key, new()));
-                let i = self.entries.len() - 1;
-                let entries = &self.entries;
-                let hash = |&j: &u32| crate::engine::key_hash(&entries[j as usize].0);
-                if !self.index.is_empty() {
-                    self.index.insert_unique(
-                        crate::engine::key_hash(&entries[i].0),
-                        i as u32,
-                        hash,
-                    );
-                } else if entries.len() > INDEX_ABOVE {
-                    for j in 0..entries.len() as u32 {
-                        self.index.insert_unique(hash(&j), j, hash);
-                    }
-                }
-                i
+                self.push_new(key, value);
             }
-        };
+        }
+    }
+
+    /// Adds `key`, which the caller found absent (one search, not two).
+    fn push_new(&mut self, key: K, value: V) -> &mut V {
+        self.entries.push((key, value));
+        let i = self.entries.len() - 1;
+        let entries = &self.entries;
+        let hash = |&j: &u32| crate::engine::key_hash(&entries[j as usize].0);
+        if !self.index.is_empty() {
+            self.index
+                .insert_unique(crate::engine::key_hash(&entries[i].0), i as u32, hash);
+        } else if entries.len() > INDEX_ABOVE {
+            for j in 0..entries.len() as u32 {
+                self.index.insert_unique(hash(&j), j, hash);
+            }
+        }
         &mut self.entries[i].1
     }
 }
@@ -215,12 +224,13 @@ impl<V: View<StateKey, StateValue>> Host for Invocation<'_, V> {
             Some(StateValue::Word(w)) => word_of(&w),
             Some(_) => return Err(StateError::Invariant("a slot holds another value")),
         };
-        *self.slots.entry(*slot, || (word, false)) = (word, false);
+        // `get` found it absent, and reading the view touched no slot.
+        self.slots.push_new(*slot, (word, false));
         Ok(word)
     }
 
     fn sstore(&mut self, slot: &[u8; 32], word: U256) -> Result<(), Self::Error> {
-        *self.slots.entry(*slot, || (word, true)) = (word, true);
+        self.slots.set(*slot, (word, true));
         Ok(())
     }
 
