@@ -13,6 +13,8 @@
 //! | `tos_parallel_optimistic_validations_total` | counter | | speculations it validated |
 //! | `tos_parallel_optimistic_reexecutions_total` | counter | | transactions it executed again (aborts) |
 //! | `tos_parallel_optimistic_estimates_total` | counter | | speculations it stopped at an estimate (a read of a key a declared transaction before it writes; among the re-executions) |
+//! | `tos_parallel_sealed_transactions_total` | counter | | open transactions the dependency graph ran by their hints (sealed blocks that held) |
+//! | `tos_parallel_sealed_escapes_total` | counter | | blocks tried sealed that did not hold (run again as open blocks) |
 //! | `tos_parallel_cache_hits_total` | counter | | transactions found checked in the verification cache |
 //! | `tos_parallel_cache_misses_total` | counter | | transactions checked at block time |
 //! | `tos_parallel_mismatches_total` | counter | | differences verify mode found between the engines |
@@ -56,6 +58,14 @@ pub fn describe() {
     describe_counter!(
         "tos_parallel_optimistic_estimates_total",
         "Speculations the optimistic path stopped at an estimate"
+    );
+    describe_counter!(
+        "tos_parallel_sealed_transactions_total",
+        "Open transactions the dependency graph ran by their hints"
+    );
+    describe_counter!(
+        "tos_parallel_sealed_escapes_total",
+        "Blocks tried sealed that did not hold"
     );
     describe_counter!(
         "tos_parallel_cache_hits_total",
@@ -121,6 +131,8 @@ pub fn record(stats: &BlockStats, txs: usize) {
     metrics::counter!("tos_parallel_optimistic_reexecutions_total")
         .increment(stats.reexecutions as u64);
     metrics::counter!("tos_parallel_optimistic_estimates_total").increment(stats.estimates as u64);
+    metrics::counter!("tos_parallel_sealed_transactions_total").increment(stats.sealed as u64);
+    metrics::counter!("tos_parallel_sealed_escapes_total").increment(u64::from(stats.escaped));
     metrics::counter!("tos_parallel_cache_hits_total").increment(stats.cache_hits as u64);
     metrics::counter!("tos_parallel_cache_misses_total").increment(stats.cache_misses as u64);
     metrics::counter!("tos_parallel_mismatches_total").increment(stats.mismatches as u64);

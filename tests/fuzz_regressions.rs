@@ -189,23 +189,30 @@ fn contract_input(rng: &mut impl Rng) -> Vec<u8> {
 }
 
 /// Contract blocks through every executor: the check asserts they agree
-/// and that each block with an invocation ran on the optimistic path; here,
+/// and that each block with an invocation ran on the optimistic path (or,
+/// hinted, sealed on the graph); here, that some were sealed,
 /// that the smoke run really produced such blocks, and that validation
 /// really caught changed reads (re-executions) on some of them.
 #[test]
 fn smoke_execute_contract_blocks() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let inputs = 120;
-    let (mut with_contracts, mut deploy_blocks, mut reexecuted, mut hinted) = (0, 0, 0, 0);
+    let (mut with_contracts, mut deploy_blocks, mut reexecuted, mut hinted, mut sealed) =
+        (0, 0, 0, 0, 0);
     for _ in 0..inputs {
         let seen = check_execution(&contract_input(&mut rng));
         with_contracts += usize::from(seen.contract_blocks > 0);
         deploy_blocks += usize::from(seen.parallel_blocks > 0);
         reexecuted += usize::from(seen.reexecuted_blocks > 0);
         hinted += usize::from(seen.hinted_blocks > 0);
+        sealed += usize::from(seen.sealed_blocks > 0);
     }
-    eprintln!("{inputs} contract inputs: {with_contracts} ran invocations on the optimistic path ({reexecuted} with re-executions, {hinted} with hints), {deploy_blocks} ran a deploy block on the parallel engine");
+    eprintln!("{inputs} contract inputs: {with_contracts} ran invocations on the optimistic path ({reexecuted} with re-executions, {hinted} with hints, {sealed} sealed on the graph), {deploy_blocks} ran a deploy block on the parallel engine");
     assert!(hinted > 0, "no block ever carried hints");
+    assert!(
+        sealed > 0,
+        "no hinted block ever ran sealed on the graph: the smoke run tests nothing of it"
+    );
     assert!(
         reexecuted > 0,
         "no validation ever failed: the smoke run tests nothing of it"

@@ -212,6 +212,32 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
     }
 }
 
+impl<V: View<StateKey, StateValue>> Invocation<'_, V> {
+    /// For a run that explores the invocation (its hints) and did not
+    /// succeed there: writes every slot it read or stored (its current
+    /// word) and every balance it changed, as [`Self::commit`] would. At
+    /// the tip it failed (a token holder short of the amount), but in its
+    /// block, paid by an earlier transaction, it may pass the check that
+    /// stopped it and write what it read: its hints then say so (a slot
+    /// it only read is a hint to read, which the engine's dependency graph
+    /// would not let it write), and the deposit's credit to the contract
+    /// is hinted too.
+    pub(crate) fn explored(self) -> StateResult<(), V::ReadError> {
+        let contract = self.contract;
+        for (slot, (word, _)) in &self.slots.entries {
+            self.view.set(
+                &StateKey::Slot(contract, Hash(*slot)),
+                StateValue::Word(std::sync::Arc::new(bytes_of(word))),
+            )?;
+        }
+        Invocation {
+            slots: Touched::new(),
+            ..self
+        }
+        .commit()
+    }
+}
+
 impl<V: View<StateKey, StateValue>> Host for Invocation<'_, V> {
     type Error = StateError<V::ReadError>;
 

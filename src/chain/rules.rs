@@ -182,7 +182,7 @@ pub(crate) fn execute<V: View<StateKey, StateValue>>(
     }
 
     if let Some(code) = code {
-        return invoke(vtx, ctx, &code, view);
+        return invoke(vtx, ctx, &code, view, false);
     }
     apply_effects(vtx, ctx, view, energy)?;
     Ok(Ok(()))
@@ -199,8 +199,9 @@ pub(crate) fn explore<V: View<StateKey, StateValue>>(
 ) -> StateResult<(), V::ReadError> {
     if let Payload::InvokeContract { contract, .. } = &vtx.tx.payload {
         if let Some(StateValue::Code(code)) = view.get(&StateKey::Code(*contract))? {
-            // A revert or a failure still touched what it touched.
-            let _status = invoke(vtx, ctx, &code, view)?;
+            // A revert or a failure still touched what it touched, and
+            // hints the slots it read as written (`Invocation::explored`).
+            let _status = invoke(vtx, ctx, &code, view, true)?;
         }
         return Ok(());
     }
@@ -211,11 +212,16 @@ pub(crate) fn explore<V: View<StateKey, StateValue>>(
 /// nonce and the fee are charged for good; the deposit and everything the
 /// code does go through an [`Invocation`], written only if the code ends
 /// with success.
+///
+/// `exploring` (for hints, [`explore`]): a run that does not succeed then
+/// writes what a success would have written as far as it got
+/// ([`Invocation::explored`]).
 fn invoke<V: View<StateKey, StateValue>>(
     vtx: &VerifiedTx,
     ctx: &BlockContext,
     code: &[u8],
     view: &mut V,
+    exploring: bool,
 ) -> StateResult<Result<(), TxFailure>, V::ReadError> {
     let tx = &vtx.tx;
     let Payload::InvokeContract {
@@ -249,6 +255,10 @@ fn invoke<V: View<StateKey, StateValue>>(
         Exit::Success => {
             state.commit()?;
             Ok(())
+        }
+        _ if exploring => {
+            state.explored()?;
+            Err(TxFailure::ContractReverted)
         }
         Exit::Reverted => Err(TxFailure::ContractReverted),
         Exit::Failed(fault) => Err(TxFailure::ContractFailed(fault)),

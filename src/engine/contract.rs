@@ -122,7 +122,7 @@ impl<K> Access<K> {
 /// What a transaction touches: each key once, with its mode, and
 /// optionally the access whose key groups it with other transactions for a
 /// proof ([`Chain::prove`]; the SPEC chain: its sender's nonce).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Accesses<K> {
     /// The accesses, each key once.
     list: SmallVec<[Access<K>; 4]>,
@@ -139,7 +139,24 @@ pub struct Accesses<K> {
     /// ones ([`Accesses::hint`]): never enforced, each key once, none
     /// declared, at most [`MAX_HINTS`].
     hints: Vec<Access<K>>,
+    /// Invariant: empty, or these accesses sealed ([`Accesses::sealed`])
+    /// as they are now (every change empties it).
+    sealed: OnceLock<Box<Accesses<K>>>,
 }
+
+/// Equal when they declare and hint the same (whether either was sealed
+/// already does not matter).
+impl<K: PartialEq> PartialEq for Accesses<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+            && self.affinities == other.affinities
+            && self.group == other.group
+            && self.open == other.open
+            && self.hints == other.hints
+    }
+}
+
+impl<K: Eq> Eq for Accesses<K> {}
 
 /// The most hints one transaction keeps ([`Accesses::hint`]): a hint costs
 /// a read before the block runs, so a transaction cannot make a block read
@@ -154,6 +171,7 @@ impl<K> Default for Accesses<K> {
             group: None,
             open: false,
             hints: Vec::new(),
+            sealed: OnceLock::new(),
         }
     }
 }
@@ -173,6 +191,7 @@ impl<K: Key> Accesses<K> {
     /// Declares an access to `key` in `mode`, which becomes `proven` when the
     /// transaction's proof group is proven to commute.
     pub fn push_provable(&mut self, key: K, mode: Mode, proven: Mode) {
+        self.sealed.take();
         if !self.hints.is_empty() {
             // Declared now: no longer a hint.
             self.hints.retain(|h| h.key != key);
@@ -213,6 +232,7 @@ impl<K: Key> Accesses<K> {
     /// the engine's optimistic path (`optimistic.rs`): speculation, then
     /// validation of every read in block order.
     pub fn set_open(&mut self) {
+        self.sealed.take();
         self.open = true;
     }
 
@@ -238,6 +258,7 @@ impl<K: Key> Accesses<K> {
         if !self.open || self.find(&key).is_some() {
             return;
         }
+        self.sealed.take();
         if let Some(h) = self.hints.iter_mut().find(|h| h.key == key) {
             h.mode = h.mode.merge(mode);
             h.proven = h.mode;
@@ -265,7 +286,47 @@ impl<K: Key> Accesses<K> {
 
     /// Drops every hint (a node whose hints went stale, say).
     pub fn clear_hints(&mut self) {
+        self.sealed.take();
         self.hints.clear();
+    }
+
+    /// These accesses *sealed* (`sealed.rs`): the declared ones, then each
+    /// hint as a declared access in its hinted mode, closed (not open, no
+    /// hints). What the dependency graph runs an open, hinted transaction
+    /// by; an access outside them is then refused, which voids the attempt
+    /// (or makes the key private to the transaction). Built once and kept
+    /// (until the accesses change): a node builds it when it hints the
+    /// transaction at admission, off the block's path.
+    pub(crate) fn sealed(&self) -> &Accesses<K> {
+        self.sealed.get_or_init(|| {
+            let mut sealed = Accesses {
+                list: self.list.clone(),
+                affinities: self.affinities.clone(),
+                group: self.group,
+                open: false,
+                hints: Vec::new(),
+                sealed: OnceLock::new(),
+            };
+            // A hint is never a declared key, and each is kept once:
+            // appended as they are (hash and affinity already computed).
+            sealed.list.extend(self.hints.iter().cloned());
+            sealed
+                .affinities
+                .extend(self.hints.iter().map(|h| h.affinity as u32));
+            Box::new(sealed)
+        })
+    }
+
+    /// Builds and keeps the form the dependency graph runs these accesses
+    /// by when the block's open transactions are hinted (their hints
+    /// taken as declarations, `engine/sealed.rs`), so that the block does
+    /// not build it: call it once the hints are set (as a node's admission
+    /// does after [`discover`](super::discover)). Without it the first
+    /// block that needs it builds it.
+    pub fn seal(&self) {
+        if self.open {
+            self.sealed();
+        }
     }
 
     /// The precomputed hash of `key` if it is hinted.

@@ -29,6 +29,7 @@ use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
 use super::policy::{decide, Facts, PathReason, Policy, Shape, GUARD_SAMPLE};
 use super::run::{BatchPlan, Outcomes, Run, Scheduling};
+use super::sealed::{sealable, Backoff, Sealed, SealedTx};
 use super::sequential::{self, SeqScratch};
 use super::team::{self, Aborted, On};
 use super::tx_view::{Resolve, TxView};
@@ -161,20 +162,25 @@ impl Pool {
 }
 
 /// What a block needs, kept across blocks.
-struct Scratch<C: Chain> {
-    seq: SeqScratch<C::Key, C::Value>,
-    plan: Plan<C::Key, C::Value>,
+/// Typed by the chain's keys, values and failures only, so that a chain
+/// adapter with the same ones (`sealed.rs`) runs on the same allocations.
+struct Scratch<K, V, F> {
+    seq: SeqScratch<K, V>,
+    plan: Plan<K, V>,
     graph: Graph,
-    outcomes: Outcomes<C::Failure>,
+    outcomes: Outcomes<F>,
     sums: Sums,
     /// The current block's hook accesses (set by `block_work`).
-    block_accesses: Accesses<C::Key>,
+    block_accesses: Accesses<K>,
 }
 
-impl<C: Chain> Default for Scratch<C> {
+/// The scratch of chain `C`.
+type ScratchOf<C> = Scratch<<C as Chain>::Key, <C as Chain>::Value, <C as Chain>::Failure>;
+
+impl<K, V, F> Default for Scratch<K, V, F> {
     fn default() -> Self {
         Scratch {
-            seq: SeqScratch::<C::Key, C::Value>::default(),
+            seq: SeqScratch::<K, V>::default(),
             plan: Plan::default(),
             graph: Graph::default(),
             outcomes: Outcomes::default(),
@@ -191,12 +197,18 @@ pub struct Executor<C: Chain> {
     /// Settings.
     config: EngineConfig,
     /// Reused allocations; a block running while another holds them gets fresh ones.
-    scratch: Mutex<Box<Scratch<C>>>,
+    scratch: Mutex<Box<ScratchOf<C>>>,
     /// What this executor measured of its own blocks (guards on only).
     calibration: Calibration,
     /// The same for blocks with open accesses: in order against the
     /// optimistic path (guards on only).
     open_calibration: Calibration,
+    /// The same for hinted blocks tried sealed (`sealed.rs`): in order
+    /// against the graph (guards on only).
+    sealed_calibration: Calibration,
+    /// Hinted blocks to run as open blocks after sealed attempts escaped
+    /// (guards on only).
+    backoff: Backoff,
     /// The machine's cores, read once: `available_parallelism` reads the
     /// cgroup's files (34 µs a call on the reference machine), too slow
     /// for every block.
@@ -241,6 +253,8 @@ impl<C: Chain> Executor<C> {
             scratch: Mutex::new(Box::default()),
             calibration: Calibration::default(),
             open_calibration: Calibration::default(),
+            sealed_calibration: Calibration::default(),
+            backoff: Backoff::default(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -306,18 +320,19 @@ impl<C: Chain> Executor<C> {
     /// critical path). In order unless that is [`MARGIN`] times faster.
     /// Only speed depends on it; a sample that cannot run (a failed read,
     /// a chain error) predicts nothing.
-    fn predicts_in_order<R, T>(
+    fn predicts_in_order<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
         shape: Shape,
         plan: Duration,
     ) -> bool
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         if txs.len() < 2 * GUARD_SAMPLE {
             return false;
@@ -346,7 +361,7 @@ impl<C: Chain> Executor<C> {
             .saturating_sub(self.config.reserved_cores)
     }
 
-    fn scratch(&self) -> parking_lot::MutexGuard<'_, Box<Scratch<C>>> {
+    fn scratch(&self) -> parking_lot::MutexGuard<'_, Box<ScratchOf<C>>> {
         // A concurrent block on the same executor waits for the scratch: a
         // node runs one block at a time, so this is never contended there.
         self.scratch.lock()
@@ -387,9 +402,17 @@ impl<C: Chain> Executor<C> {
             // One thread: nothing to overlap, so the calling thread runs
             // the sequential engine, exactly as the sequential path.
             let open = txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open());
+            // Open transactions hinted: tried sealed (`sealed.rs`),
+            // unless the executor is optimistic, or its last sealed
+            // attempts did not hold (then the block takes the optimistic
+            // path, or in order with the guards on, as an open block).
+            let sealed = open
+                && self.config.scheduler != Scheduler::Optimistic
+                && sealable(chain, txs)
+                && self.backoff.allows();
             let facts = Facts::Block {
                 txs: txs.len(),
-                open,
+                open: open && !sealed,
             };
             if let Some(reason) = decide(&policy, facts) {
                 if reason == PathReason::Undeclared {
@@ -397,35 +420,124 @@ impl<C: Chain> Executor<C> {
                 }
                 return self.in_order(chain, block, txs, reader, reason);
             }
+            if sealed {
+                return self.sealed_block(chain, block, txs, reader, &policy);
+            }
             if open || self.config.scheduler == Scheduler::Optimistic {
                 return self.optimistic(chain, block, txs, reader);
             }
-            if !policy.guards {
-                return self.parallel(chain, block, txs, reader, &policy);
-            }
-            // Guards on: what this executor measured on blocks of this size
-            // (`calibration.rs`), else the static guards; then measured.
-            let start = Instant::now();
-            let out = match self.calibration.advise(txs.len()) {
-                Advice::Static if self.cores_left() < 2 => {
-                    self.in_order(chain, block, txs, reader, PathReason::CoresBusy)?
-                }
-                Advice::Static => self.parallel(chain, block, txs, reader, &policy)?,
-                Advice::InOrder => {
-                    self.in_order(chain, block, txs, reader, PathReason::Measured)?
-                }
-                Advice::Parallel => {
-                    let unguarded = Policy {
-                        guards: false,
-                        ..policy
-                    };
-                    self.parallel(chain, block, txs, reader, &unguarded)?
-                }
-            };
-            self.calibration
-                .record(txs.len(), !out.stats.parallel_engine, start.elapsed());
-            Ok(out)
+            let in_order = |reason| self.in_order(chain, block, txs, reader, reason);
+            self.declared(
+                &self.calibration,
+                chain,
+                block,
+                txs,
+                reader,
+                &policy,
+                &in_order,
+            )
         })
+    }
+
+    /// A planned block past the block-level guards: with the guards off,
+    /// the parallel engine; on, what this executor measured on blocks of
+    /// this size in `cal` (`calibration.rs`), else the static guards; then
+    /// measured into `cal`.
+    #[allow(clippy::too_many_arguments)]
+    fn declared<D, R, T>(
+        &self,
+        cal: &Calibration,
+        chain: &D,
+        block: &D::Block,
+        txs: &[T],
+        reader: &R,
+        policy: &Policy,
+        in_order: &InOrderWith<'_, D, R::Error>,
+    ) -> Result<Executed<D>, EngineError<R::Error>>
+    where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<D::Tx> + Sync,
+    {
+        if !policy.guards {
+            return self.parallel(cal, chain, block, txs, reader, policy, in_order);
+        }
+        let start = Instant::now();
+        let out = match cal.advise(txs.len()) {
+            Advice::Static if self.cores_left() < 2 => in_order(PathReason::CoresBusy)?,
+            Advice::Static => self.parallel(cal, chain, block, txs, reader, policy, in_order)?,
+            Advice::InOrder => in_order(PathReason::Measured)?,
+            Advice::Parallel => {
+                let unguarded = Policy {
+                    guards: false,
+                    ..*policy
+                };
+                self.parallel(cal, chain, block, txs, reader, &unguarded, in_order)?
+            }
+        };
+        cal.record(txs.len(), !out.stats.parallel_engine, start.elapsed());
+        Ok(out)
+    }
+
+    /// A block whose open transactions carry hints, tried sealed
+    /// (`sealed.rs`): on the dependency graph, its open transactions'
+    /// hints taken as declarations, guarded and measured like a declared
+    /// block (in its own calibration). Kept if it held (no transaction
+    /// escaped its declarations, no error); otherwise the block runs again
+    /// as an open block, whose result (or error) is the sequential one.
+    fn sealed_block<R, T>(
+        &self,
+        chain: &C,
+        block: &C::Block,
+        txs: &[T],
+        reader: &R,
+        policy: &Policy,
+    ) -> Result<Executed<C>, EngineError<R::Error>>
+    where
+        R: Reader<C::Key, C::Value>,
+        T: Borrow<C::Tx> + Sync,
+    {
+        let sealed_txs = SealedTx::block(chain, txs);
+        let adapter = Sealed::new(chain, block, reader, &sealed_txs);
+        // A block the guards run in order runs as it is: in order, an open
+        // transaction's keys need no declaration.
+        let in_order = |reason| {
+            self.in_order(chain, block, txs, reader, reason)
+                .map(rechain::<C, Sealed<'_, '_, C, R>>)
+        };
+        let attempt = self.declared(
+            &self.sealed_calibration,
+            &adapter,
+            block,
+            &sealed_txs,
+            reader,
+            policy,
+            &in_order,
+        );
+        match attempt {
+            Ok(out) if !adapter.escaped() => {
+                self.backoff.held();
+                let mut out = rechain::<_, C>(out);
+                let private = adapter.private_writes();
+                if !private.is_empty() {
+                    out.writes.parts.push(private);
+                }
+                if out.stats.parallel_engine {
+                    out.stats.sealed = sealed_txs.iter().filter(|t| t.is_open()).count();
+                }
+                Ok(out)
+            }
+            _ => {
+                self.backoff.escaped();
+                let mut out = if policy.guards {
+                    self.open_block(chain, block, txs, reader)?
+                } else {
+                    self.optimistic(chain, block, txs, reader)?
+                };
+                out.stats.escaped = true;
+                Ok(out)
+            }
+        }
     }
 
     /// A block with open accesses, guards on: in order
@@ -500,17 +612,18 @@ impl<C: Chain> Executor<C> {
     /// pieces first (the optimistic path's preload, [`After::InOrder`]),
     /// then every transaction runs in order on the calling thread: the
     /// sequential engine's overlay, values and steps, its reads shared.
-    fn in_order<R, T>(
+    fn in_order<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
         reason: PathReason,
-    ) -> Result<Executed<C>, EngineError<R::Error>>
+    ) -> Result<Executed<D>, EngineError<R::Error>>
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         if !self.config.costly_reads || self.cores_left() < 2 {
             return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
@@ -525,17 +638,18 @@ impl<C: Chain> Executor<C> {
     /// hand-over of the block to the pool, and helpers that stay between
     /// phases), with the stats its two uses share: the preload as the
     /// plan, the team's reads as the prefetch, the rest as execution.
-    fn on_team<R, T>(
+    fn on_team<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
         after: After,
-    ) -> Result<(Executed<C>, optimistic::Counts), EngineError<R::Error>>
+    ) -> Result<(Executed<D>, optimistic::Counts), EngineError<R::Error>>
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         let start = Instant::now();
         let mut guard = self.scratch();
@@ -559,18 +673,19 @@ impl<C: Chain> Executor<C> {
         Ok((out, counts))
     }
 
-    fn sequential<R, T>(
+    fn sequential<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
         path: ExecutionPath,
         reason: PathReason,
-    ) -> Result<Executed<C>, EngineError<R::Error>>
+    ) -> Result<Executed<D>, EngineError<R::Error>>
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         let start = Instant::now();
         let mut scratch = self.scratch();
@@ -585,16 +700,17 @@ impl<C: Chain> Executor<C> {
     }
 
     /// The optimistic path (`optimistic.rs`), on the pool.
-    fn optimistic<R, T>(
+    fn optimistic<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
-    ) -> Result<Executed<C>, EngineError<R::Error>>
+    ) -> Result<Executed<D>, EngineError<R::Error>>
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         let (mut out, counts) = self.on_team(chain, block, txs, reader, After::Speculate)?;
         out.stats = EngineStats {
@@ -674,17 +790,21 @@ impl<C: Chain> Executor<C> {
 
     /// Everything after the block-level guard: the sample guard, then the
     /// team (see the module docs).
-    fn parallel<R, T>(
+    #[allow(clippy::too_many_arguments)]
+    fn parallel<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        cal: &Calibration,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
         policy: &Policy,
-    ) -> Result<Executed<C>, EngineError<R::Error>>
+        in_order: &InOrderWith<'_, D, R::Error>,
+    ) -> Result<Executed<D>, EngineError<R::Error>>
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         // A sample that already shows no useful parallelism: in order,
         // without paying for a plan.
@@ -696,12 +816,12 @@ impl<C: Chain> Executor<C> {
             let reason = decide(policy, Facts::Sample(sample)).or_else(|| {
                 self.predicts_in_order(chain, block, txs, reader, sample, start.elapsed())
                     .then(|| {
-                        self.calibration.defer_probe(txs.len());
+                        cal.defer_probe(txs.len());
                         PathReason::Predicted
                     })
             });
             if let Some(reason) = reason {
-                return self.in_order(chain, block, txs, reader, reason);
+                return in_order(reason);
             }
         }
         let mut guard = self.scratch();
@@ -734,7 +854,7 @@ impl<C: Chain> Executor<C> {
         block: &C::Block,
         txs: &[T],
         reader: &R,
-        scratch: &mut Scratch<C>,
+        scratch: &mut ScratchOf<C>,
     ) -> Result<(), EngineError<R::Error>>
     where
         R: Reader<C::Key, C::Value>,
@@ -765,7 +885,7 @@ fn block_work<'a, C, R, T>(
     block: &'a C::Block,
     txs: &'a [T],
     reader: &'a R,
-    scratch: &'a mut Scratch<C>,
+    scratch: &'a mut ScratchOf<C>,
     participants: usize,
     phases: usize,
 ) -> BlockWork<'a, C, R, T>
@@ -800,6 +920,25 @@ where
     };
     let run = Run::new(chain, block, txs, plan, graph, sums, outcomes);
     BlockWork::new(input, plan, run, participants, phases)
+}
+
+/// How a path runs a block in order, for a reason (the sequential engine
+/// on the block as it is, whatever chain adapter the path runs).
+type InOrderWith<'a, D, E> = dyn Fn(PathReason) -> Result<Executed<D>, EngineError<E>> + 'a;
+
+/// A block's result under chain `D`, as chain `C`'s (the same keys,
+/// values and failures: `sealed.rs`'s adapter).
+fn rechain<D, C>(out: Executed<D>) -> Executed<C>
+where
+    D: Chain,
+    C: Chain<Key = D::Key, Value = D::Value, Failure = D::Failure>,
+{
+    Executed {
+        statuses: out.statuses,
+        sums: out.sums,
+        writes: out.writes,
+        stats: out.stats,
+    }
 }
 
 /// Why the caller's part stopped.
@@ -941,6 +1080,8 @@ where
             validations: 0,
             reexecutions: 0,
             estimates: 0,
+            sealed: 0,
+            escaped: false,
         },
     })
 }

@@ -92,6 +92,7 @@ mod plan;
 pub mod policy;
 mod release;
 mod run;
+mod sealed;
 mod sequential;
 mod team;
 mod tx_view;

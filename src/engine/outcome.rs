@@ -62,6 +62,13 @@ pub struct EngineStats {
     /// read of a key that a declared transaction before it in its chunk
     /// writes); each is among the `reexecutions`.
     pub estimates: usize,
+    /// Open transactions the dependency graph ran by their hints, in a
+    /// block tried sealed that held (`sealed.rs`; 0 otherwise).
+    pub sealed: usize,
+    /// The block was tried sealed and the attempt did not hold (a
+    /// transaction escaped its hints, or an error): it ran again as an
+    /// open block, on the path shown.
+    pub escaped: bool,
     /// Distinct keys of the plan (0 without a plan).
     pub keys: usize,
     /// Dependency edges of the plan (0 without a plan).

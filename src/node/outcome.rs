@@ -73,6 +73,12 @@ pub struct BlockStats {
     /// a key that an earlier declared transaction of the chunk writes);
     /// each is among the `reexecutions`.
     pub estimates: usize,
+    /// Open transactions the dependency graph ran by their hints (a block
+    /// tried sealed that held; 0 otherwise).
+    pub sealed: usize,
+    /// The block was tried sealed and did not hold (a transaction escaped
+    /// its hints): it ran again as an open block.
+    pub escaped: bool,
     /// Distinct keys of the plan (0 when no plan was built).
     pub keys: usize,
     /// Dependency edges of the plan.
@@ -133,6 +139,8 @@ impl BlockStats {
             validations: engine.validations,
             reexecutions: engine.reexecutions,
             estimates: engine.estimates,
+            sealed: engine.sealed,
+            escaped: engine.escaped,
             keys: engine.keys,
             edges: engine.edges,
             batches: engine.batches,

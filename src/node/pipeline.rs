@@ -158,6 +158,8 @@ impl<S: StateRead + Clone> Hinter<S> {
                 for (key, mode) in keys {
                     vtx.accesses.hint(key, mode);
                 }
+                // Sealed now, off the block's path (`engine/sealed.rs`).
+                vtx.accesses.seal();
                 vtx.accesses.hints().len()
             }
             Err(_) => 0,

@@ -98,6 +98,10 @@ pub struct ExecutionCheck {
     /// 2-thread executor runs the block's transactions as a node admits
     /// them: hinted on the tip, `pipeline::hint`; they must change nothing).
     pub hinted_blocks: usize,
+    /// Of those, blocks that executor ran on the dependency graph with the
+    /// invocations' hints sealed (`engine/sealed.rs`: the attempt held;
+    /// asserted to be the graph's result, compared like every other).
+    pub sealed_blocks: usize,
 }
 
 /// Programs the fuzz input may deploy besides its own bytes (SPEC §8):
@@ -197,6 +201,7 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
         }
         let mut concurrent = false;
         let mut reexecuted = false;
+        let mut sealed = false;
         for (i, ex) in executors.iter().enumerate() {
             let cache = (i == 2).then_some(&admitted);
             let par = execute_block(ex, &storage, &block, &pre, cache, Run::Parallel);
@@ -215,8 +220,21 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
                         } else {
                             assert_eq!(stats.reason, tos_parallel::PathReason::Undeclared);
                         }
+                    } else if invokes && stats.sealed > 0 {
+                        // Hinted (only executor 2 gets hints), guards off:
+                        // the graph with the hints sealed, when it held.
+                        assert_eq!(i, 2, "{stats:?}");
+                        assert!(
+                            stats.parallel_engine
+                                && stats.path == ExecutionPath::Parallel
+                                && !stats.escaped,
+                            "{stats:?}"
+                        );
+                        sealed = true;
                     } else if invokes {
-                        // Open accesses, guards off: the optimistic path.
+                        // Open accesses, guards off: the optimistic path
+                        // (executor 2: its sealed attempt did not hold, or
+                        // was not tried).
                         assert!(
                             stats.parallel_engine && stats.path == ExecutionPath::Optimistic,
                             "{:?}",
@@ -264,6 +282,7 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
                     seen.contract_blocks += 1;
                     seen.reexecuted_blocks += usize::from(reexecuted);
                     seen.hinted_blocks += usize::from(hints > 0);
+                    seen.sealed_blocks += usize::from(sealed);
                 } else {
                     seen.parallel_blocks += 1;
                 }

@@ -420,6 +420,8 @@ fn stats_line(outcome: &tos_parallel::BlockOutcome) -> serde_json::Value {
         "validations": st.validations,
         "reexecutions": st.reexecutions,
         "estimates": st.estimates,
+        "sealed": st.sealed,
+        "escaped": st.escaped,
         "txs": outcome.results.len(),
         "ok": outcome.ok_count(),
         "critical_path": st.critical_path,

@@ -1,0 +1,695 @@
+//! Sealed blocks: the dependency graph for open transactions whose hints
+//! say what they touch.
+//!
+//! An open transaction (a contract call) may touch keys it did not
+//! declare, so a block holding one cannot be planned from its
+//! declarations alone, and takes the optimistic path (`optimistic.rs`),
+//! whose recording view, validation and serial settling cost more than
+//! the graph. But a node usually knows an open transaction's keys before
+//! the block: its hints ([`Accesses::hint`], [`discover`](super::discover):
+//! the transaction run on the tip at admission). When the open
+//! transactions of a block carry hints, the executor first tries the
+//! block *sealed*: each open transaction's hints become declared accesses
+//! in their hinted modes ([`Accesses::sealed`]), the transaction is no
+//! longer open, and the block runs on the dependency graph like any
+//! declared block (the plan, proofs, commutative adds, the guards and
+//! calibration of `executor.rs`), through the adapter [`Sealed`]: a chain
+//! whose transactions are [`SealedTx`]s and whose rules are the chain's
+//! own. Grevm 2 builds its graph from hints the same way; here a wrong
+//! hint costs the attempt, never a result.
+//!
+//! # Why a sealed result is the sequential one, or is thrown away
+//! The graph's argument (`plan.rs`, `run.rs`) needs only that every
+//! transaction stays within its declarations: then each of its reads
+//! returns the value the sequential engine's would (every earlier
+//! conflicting access is ordered before it), so it makes the sequential
+//! engine's reads, branches, writes and status. A sealed transaction's
+//! declarations are its own plus its hints; whatever it touches beyond
+//! them, or in a mode they do not allow, the graph's view refuses with an
+//! error ([`StateError::Undeclared`]) instead of performing. A refusal in
+//! a declared transaction (its own declaration broken), or one the chain
+//! returns, makes the block fail (`Err`). A refusal in an open transaction
+//! goes to the adapter's view ([`Watch`]), which either serves the access
+//! as a *private key* (below) or voids the attempt ([`Sealed::escaped`],
+//! set whatever the chain's rules then do with the error). Every other
+//! error of an open transaction's view also voids it.
+//!
+//! **Private keys.** An open transaction `i` may touch a key `k` that no
+//! declaration of the block names (a token's recipient that nothing else
+//! in the block touches, missed because its exploration at the tip
+//! stopped early), or that only its own hint names, to read
+//! ([`Sealed::may_own`]). Then no other access to `k` is in the plan, and
+//! no other transaction touched it in this attempt without voiding it (an
+//! undeclared touch of `k` by another would find `k` owned by `i`, and
+//! void): `i` is the only one to touch `k` in the whole block. So the
+//! value `k` has before `i` in block order is its block-start value
+//! (nothing before `i` wrote it; a hint to read is served by a cell that
+//! nobody writes), and `i`'s operations on `k` are the sequential
+//! engine's own on an overlay entry loaded with it (`sequential.rs`: the
+//! same checks, values and errors), in `i`'s own order. The entry's final
+//! value is `k`'s write, added to the block's writes (no cell writes it).
+//! By induction over block order, with every transaction's declared keys
+//! served by the graph and its private keys by its entries, every
+//! transaction sees sequential values and the result is the sequential
+//! one. A key the transaction itself declares (not a hint: enforced, as
+//! in every engine) is never private: its refusal is the sequential
+//! engine's error too, and voids.
+//!
+//! The executor keeps a sealed result only if it is `Ok` and nothing
+//! voided it; otherwise it runs the block again as an open block (the
+//! optimistic path, or in order with the guards on), whose result and
+//! errors are the sequential engine's. A stale hint (an earlier
+//! transaction of the block changed what the contract computes its keys
+//! from, or pays the caller so that it gets past a check that stopped its
+//! exploration, then touches keys another transaction declares), a wrong
+//! one, or a failed read thus costs one attempt. Each void attempt makes
+//! the executor run its next 1, 2, 4, ... [`MAX_SKIP`] hinted blocks as
+//! open blocks ([`Backoff`]), and a sealed block that holds resets it: a
+//! chain whose hints are often wrong pays for few attempts. A block the
+//! guards run in order runs as it is (in order, an open transaction needs
+//! no declaration).
+//!
+//! # Synchronisation
+//! * [`Sealed::escaped`]: set (`Relaxed`) by whichever participant of the
+//!   block's team voids the attempt, read by the caller once `team::run`
+//!   returned. The team ends only after every helper that joined counted
+//!   itself out (`left`, `Release`; the caller's `Close` reads it with
+//!   `Acquire`), and a helper counts itself out after its last piece; so
+//!   every store to the flag happens-before the caller's read, and the
+//!   read sees `true` if any transaction voided the attempt. A `Relaxed`
+//!   store suffices because nothing is published through the flag (it is
+//!   read once, after the join).
+//! * The private keys sit in one map under a mutex (locked only on a
+//!   refused access, which is rare), each entry with its owner; the
+//!   caller takes the map after the team ended (the same join).
+//! * The block's declarers by key ([`Sealed::may_own`]) are built once,
+//!   at the first refused access, in a `OnceLock` (its initialisation
+//!   happens-before every read of it), and only read after.
+//!
+//! The loom model below checks the flag's protocol under every
+//! interleaving of a caller and a helper. [`Backoff`] is only counters
+//! with `Relaxed` updates: it decides speed, never a result.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use hashbrown::HashMap;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use super::contract::{
+    key_hash, Accesses, Chain, Key, Mode, ProofView, Reader, StateError, StateResult, Value, View,
+};
+use super::sequential::{counter_of, minus, plus, record_key, settable};
+
+/// An open transaction of a sealed block: its hints declared
+/// ([`Accesses::sealed`]); a declared one as it is.
+pub(crate) struct SealedTx<'t, C: Chain> {
+    tx: &'t C::Tx,
+    accesses: &'t Accesses<C::Key>,
+    /// Its block index.
+    index: usize,
+    /// Whether the transaction's own accesses are open (then its view is
+    /// watched, [`Watch`]).
+    open: bool,
+}
+
+impl<'t, C: Chain> SealedTx<'t, C> {
+    /// The transactions of a block, `txs` of `chain`, each open one sealed
+    /// ([`Accesses::sealed`]: built at its first use and kept with the
+    /// transaction, so a node that built it at admission pays nothing
+    /// here).
+    pub(crate) fn block<T: std::borrow::Borrow<C::Tx>>(chain: &C, txs: &'t [T]) -> Vec<Self> {
+        txs.iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                let tx = tx.borrow();
+                let own: &'t Accesses<C::Key> = chain.accesses(tx);
+                let open = own.is_open();
+                SealedTx {
+                    tx,
+                    accesses: if open { own.sealed() } else { own },
+                    index,
+                    open,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the transaction's own accesses are open (it was sealed).
+    pub(crate) fn is_open(&self) -> bool {
+        self.open
+    }
+}
+
+/// Whether a block of `txs` is worth trying sealed: one of its open
+/// transactions carries hints, so the node hints its open transactions.
+/// One it could not hint (its exploration failed at the tip: say its
+/// sender could not pay there) is sealed with its declared keys alone.
+pub(crate) fn sealable<C: Chain, T: std::borrow::Borrow<C::Tx>>(chain: &C, txs: &[T]) -> bool {
+    txs.iter().any(|tx| {
+        let a = chain.accesses(tx.borrow());
+        a.is_open() && !a.hints().is_empty()
+    })
+}
+
+/// A key no declaration of the block names, touched by one open
+/// transaction (module docs, "Private keys").
+struct Private<V> {
+    /// The transaction's block index.
+    owner: usize,
+    /// Its value now (block start, then the owner's writes).
+    value: Option<V>,
+    /// Whether the owner wrote it.
+    written: bool,
+}
+
+/// Who declares a key of a sealed block.
+#[derive(Clone, Copy, Debug)]
+enum Declarer {
+    /// One open transaction (this block index), reading it (a hint).
+    Reader(usize),
+    /// Anyone else, or more than one.
+    Many,
+}
+
+/// Chain `C` with its open transactions sealed: the same keys, values,
+/// failures, blocks and rules; transactions are [`SealedTx`]s. For one
+/// block (`txs`, on `reader`).
+pub(crate) struct Sealed<'c, 't, C: Chain, R> {
+    chain: &'c C,
+    reader: &'c R,
+    txs: &'c [SealedTx<'t, C>],
+    block_accesses: Accesses<C::Key>,
+    /// Invariant: true once the attempt is void (an open transaction's
+    /// access could not be served, or met an error). Set `Relaxed` by any
+    /// participant, read by the caller after the team ended (module docs).
+    escaped: AtomicBool,
+    /// Who declares each key of the block (by hash; its transactions',
+    /// sealed, and its hooks'): built at the block's first undeclared
+    /// access, read-only after.
+    keys: OnceLock<HashMap<u64, Declarer>>,
+    /// The private keys: each key once, with its owner. Locked per
+    /// undeclared access (rare); taken by the caller after the team ended.
+    private: Mutex<HashMap<C::Key, Private<C::Value>>>,
+    _txs: PhantomData<&'t C::Tx>,
+}
+
+impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
+    /// `chain` for `block`'s `txs` (sealed, in block order) on `reader`.
+    pub(crate) fn new(
+        chain: &'c C,
+        block: &C::Block,
+        reader: &'c R,
+        txs: &'c [SealedTx<'t, C>],
+    ) -> Self {
+        Sealed {
+            chain,
+            reader,
+            txs,
+            block_accesses: chain.block_accesses(block),
+            escaped: AtomicBool::new(false),
+            keys: OnceLock::new(),
+            private: Mutex::new(HashMap::new()),
+            _txs: PhantomData,
+        }
+    }
+
+    /// Whether the attempt is void: an open transaction escaped its hints
+    /// onto a key the block declares, two touched one private key, or an
+    /// open transaction's view met an error. Read after the block's team
+    /// ended.
+    pub(crate) fn escaped(&self) -> bool {
+        self.escaped.load(Ordering::Relaxed)
+    }
+
+    /// The private keys' writes, each key once (after the team ended).
+    pub(crate) fn private_writes(&self) -> Vec<(C::Key, C::Value)> {
+        std::mem::take(&mut *self.private.lock())
+            .into_iter()
+            .filter_map(|(key, p)| match (p.written, p.value) {
+                (true, Some(v)) => Some((key, v)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn void(&self) {
+        self.escaped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether open transaction `me` may have `key` (hash `hash`) as a
+    /// private key: its own declaration does not name it (a declared key
+    /// stays enforced: the refusal is the sequential engine's error too),
+    /// and no declaration of the block does but, in `Read` mode, its own
+    /// hint (a hint it read through the graph, whose cell nothing else
+    /// touches and nobody writes: it still holds the block-start value). A
+    /// hash collision answers no: the attempt is then void, never wrong.
+    fn may_own(&self, me: usize, key: &C::Key, hash: u64) -> bool {
+        let Some(tx) = self.txs.get(me) else {
+            return false;
+        };
+        if self.chain.accesses(tx.tx).find(key).is_some() {
+            return false;
+        }
+        let declarers = self.keys.get_or_init(|| {
+            let mut keys = HashMap::new();
+            let mut declare = |hash: u64, by: Declarer| {
+                keys.entry(hash)
+                    .and_modify(|d| *d = Declarer::Many)
+                    .or_insert(by);
+            };
+            for tx in self.txs {
+                for a in tx.accesses.list() {
+                    let by = match (tx.open, a.mode) {
+                        (true, Mode::Read) => Declarer::Reader(tx.index),
+                        _ => Declarer::Many,
+                    };
+                    declare(a.hash, by);
+                }
+            }
+            for a in self.block_accesses.list() {
+                declare(a.hash, Declarer::Many);
+            }
+            keys
+        });
+        match declarers.get(&hash) {
+            None => true,
+            Some(&Declarer::Reader(i)) => i == me,
+            Some(Declarer::Many) => false,
+        }
+    }
+
+    /// Serves open transaction `me`'s access to `key`, which its view
+    /// refused (`refused`), on the key's private entry if it may own it
+    /// ([`Self::may_own`]) and no other transaction touched it; otherwise
+    /// the attempt is void and the refusal returned.
+    fn private<T, E>(
+        &self,
+        me: usize,
+        key: &C::Key,
+        hash: u64,
+        refused: impl FnOnce() -> StateError<E>,
+        op: impl FnOnce(&C::Key, &mut Private<C::Value>) -> StateResult<T, E>,
+    ) -> StateResult<T, E> {
+        if self.escaped() || !self.may_own(me, key, hash) {
+            self.void();
+            return Err(refused());
+        }
+        let mut private = self.private.lock();
+        let entry = match private.entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(o) => {
+                if o.get().owner != me {
+                    drop(private);
+                    self.void();
+                    return Err(refused());
+                }
+                o.into_mut()
+            }
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                // Its block-start value: nothing before it touched it.
+                let value = match self.reader.read(key) {
+                    Ok(value) => value,
+                    Err(_) => {
+                        drop(private);
+                        self.void();
+                        return Err(StateError::Invariant("a private key's read failed"));
+                    }
+                };
+                if key.is_counter() && counter_of::<_, C::Value, E>(key, value.as_ref()).is_err() {
+                    drop(private);
+                    self.void();
+                    return Err(refused());
+                }
+                v.insert(Private {
+                    owner: me,
+                    value,
+                    written: false,
+                })
+            }
+        };
+        let r = op(key, entry);
+        drop(private);
+        if r.is_err() {
+            self.void();
+        }
+        r
+    }
+}
+
+impl<'t, C: Chain, R: Reader<C::Key, C::Value>> Chain for Sealed<'_, 't, C, R> {
+    type Key = C::Key;
+    type Value = C::Value;
+    type Tx = SealedTx<'t, C>;
+    type Failure = C::Failure;
+    type Block = C::Block;
+
+    const SUMS: usize = C::SUMS;
+
+    fn accesses<'x>(&self, tx: &'x SealedTx<'t, C>) -> &'x Accesses<C::Key> {
+        tx.accesses
+    }
+
+    fn block_accesses(&self, block: &C::Block) -> Accesses<C::Key> {
+        self.chain.block_accesses(block)
+    }
+
+    fn begin_block<V: View<C::Key, C::Value>>(
+        &self,
+        block: &C::Block,
+        view: &mut V,
+    ) -> StateResult<(), V::ReadError> {
+        self.chain.begin_block(block, view)
+    }
+
+    fn execute<V: View<C::Key, C::Value>>(
+        &self,
+        block: &C::Block,
+        tx: &SealedTx<'t, C>,
+        proven: bool,
+        view: &mut V,
+    ) -> StateResult<Result<(), C::Failure>, V::ReadError> {
+        if !tx.open {
+            return self.chain.execute(block, tx.tx, proven, view);
+        }
+        let mut watched = Watch {
+            view,
+            sealed: self,
+            accesses: tx.accesses,
+            me: tx.index,
+            mine: SmallVec::new(),
+        };
+        self.chain.execute(block, tx.tx, proven, &mut watched)
+    }
+
+    fn explore<V: View<C::Key, C::Value>>(
+        &self,
+        block: &C::Block,
+        tx: &SealedTx<'t, C>,
+        view: &mut V,
+    ) -> StateResult<(), V::ReadError> {
+        self.chain.explore(block, tx.tx, view)
+    }
+
+    fn end_block<V: View<C::Key, C::Value>>(
+        &self,
+        block: &C::Block,
+        sums: &[u64],
+        view: &mut V,
+    ) -> StateResult<(), V::ReadError> {
+        self.chain.end_block(block, sums, view)
+    }
+
+    fn prove<P: ProofView<C::Key, C::Value>>(
+        &self,
+        block: &C::Block,
+        group: &[&SealedTx<'t, C>],
+        view: &mut P,
+    ) -> StateResult<bool, P::ReadError> {
+        let txs: SmallVec<[&C::Tx; 8]> = group.iter().map(|t| t.tx).collect();
+        self.chain.prove(block, &txs, view)
+    }
+}
+
+/// The view of a sealed open transaction (block index `me`): the graph's;
+/// an access it refuses goes to the key's private entry
+/// ([`Sealed::private`]), as does every later access to a key it owns;
+/// any other error voids the attempt.
+struct Watch<'v, 's, 'c, 't, V, C: Chain, R> {
+    view: &'v mut V,
+    sealed: &'s Sealed<'c, 't, C, R>,
+    /// The transaction's sealed accesses.
+    accesses: &'s Accesses<C::Key>,
+    me: usize,
+    /// Hashes of the private keys it owns (served privately from then on,
+    /// even one it hinted, whose cell still holds the block-start value).
+    mine: SmallVec<[u64; 2]>,
+}
+
+impl<V, C: Chain, R: Reader<C::Key, C::Value>> Watch<'_, '_, '_, '_, V, C, R> {
+    /// Whether `key` is one of its private keys (a hash collision answers
+    /// yes: [`Sealed::private`] then refuses it, and the attempt is void).
+    #[inline(always)]
+    fn owns(&self, key: &C::Key) -> bool {
+        !self.mine.is_empty() && self.mine.contains(&key_hash(key))
+    }
+
+    /// `op` on `key`'s private entry (`refused`: the graph's refusal).
+    fn private<T, E>(
+        &mut self,
+        key: &C::Key,
+        refused: impl FnOnce() -> StateError<E>,
+        op: impl FnOnce(&C::Key, &mut Private<C::Value>) -> StateResult<T, E>,
+    ) -> StateResult<T, E> {
+        let hash = key_hash(key);
+        let r = self.sealed.private(self.me, key, hash, refused, op);
+        if r.is_ok() && !self.mine.contains(&hash) {
+            self.mine.push(hash);
+        }
+        r
+    }
+
+    /// The graph's answer `r` as it is; a refusal served privately by `op`;
+    /// any other error voids the attempt.
+    #[inline(always)]
+    fn watch<T, E>(
+        &mut self,
+        key: &C::Key,
+        r: StateResult<T, E>,
+        op: impl FnOnce(&C::Key, &mut Private<C::Value>) -> StateResult<T, E>,
+    ) -> StateResult<T, E> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(refused @ StateError::Undeclared(_)) => self.private(key, || refused, op),
+            Err(e) => {
+                self.sealed.void();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Why a key's private service was refused, when the graph's view was not
+/// asked.
+fn undeclared<K: std::fmt::Debug, E>(key: &K) -> StateError<E> {
+    StateError::Undeclared(format!("{key:?} is not declared"))
+}
+
+impl<V, C, R> View<C::Key, C::Value> for Watch<'_, '_, '_, '_, V, C, R>
+where
+    V: View<C::Key, C::Value>,
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+{
+    type ReadError = V::ReadError;
+
+    // Each private operation is the sequential engine's on its overlay
+    // entry (`sequential.rs`, `SeqView`): the same checks, values and
+    // errors.
+
+    fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, V::ReadError> {
+        let op = |key: &C::Key, p: &mut Private<C::Value>| {
+            if key.is_counter() {
+                let n = counter_of(key, p.value.as_ref())?;
+                return Ok(Some(C::Value::from_counter(n)));
+            }
+            Ok(p.value.clone())
+        };
+        if self.owns(key) {
+            return self.private(key, || undeclared(key), op);
+        }
+        let r = self.view.get(key);
+        self.watch(key, r, op)
+    }
+
+    fn counter(&mut self, key: &C::Key) -> StateResult<u64, V::ReadError> {
+        let op = |key: &C::Key, p: &mut Private<C::Value>| counter_of(key, p.value.as_ref());
+        if self.owns(key) {
+            return self.private(key, || undeclared(key), op);
+        }
+        let r = self.view.counter(key);
+        self.watch(key, r, op)
+    }
+
+    fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), V::ReadError> {
+        // The graph's view would take the value even to refuse it: a key
+        // its sealed accesses may write is the graph's, any other goes to
+        // its private entry.
+        let graphs = !self.owns(key)
+            && self
+                .accesses
+                .find(key)
+                .and_then(|j| self.accesses.list().get(j))
+                .is_some_and(|a| a.mode == Mode::Write);
+        if graphs {
+            let r = self.view.set(key, value);
+            if r.is_err() {
+                self.sealed.void();
+            }
+            return r;
+        }
+        self.private(
+            key,
+            || undeclared(key),
+            |key, p| {
+                settable(key, &value)?;
+                p.value = Some(value);
+                p.written = true;
+                Ok(())
+            },
+        )
+    }
+
+    fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), V::ReadError> {
+        let op = |key: &C::Key, p: &mut Private<C::Value>| update(key, p, |n| plus(n, amount));
+        if self.owns(key) {
+            return self.private(key, || undeclared(key), op);
+        }
+        let r = self.view.add(key, amount);
+        self.watch(key, r, op)
+    }
+
+    fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), V::ReadError> {
+        let op = |key: &C::Key, p: &mut Private<C::Value>| update(key, p, |n| minus(n, amount));
+        if self.owns(key) {
+            return self.private(key, || undeclared(key), op);
+        }
+        let r = self.view.sub(key, amount);
+        self.watch(key, r, op)
+    }
+
+    fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), V::ReadError> {
+        let r = self.view.sum(slot, amount);
+        if r.is_err() {
+            self.sealed.void();
+        }
+        r
+    }
+}
+
+/// A counter update on a private entry, as the sequential view's `update`.
+fn update<K: Key, V: Value, E>(
+    key: &K,
+    p: &mut Private<V>,
+    f: impl FnOnce(u64) -> StateResult<u64, E>,
+) -> StateResult<(), E> {
+    if !key.is_counter() {
+        return Err(record_key(key));
+    }
+    let n = f(counter_of(key, p.value.as_ref())?)?;
+    p.value = Some(V::from_counter(n));
+    p.written = true;
+    Ok(())
+}
+
+/// The most hinted blocks run as open blocks after a void attempt.
+pub(crate) const MAX_SKIP: u32 = 64;
+
+/// How many hinted blocks to run as open blocks before the next sealed
+/// attempt: 1 after a void attempt, doubled by each further one up
+/// to [`MAX_SKIP`], reset by a sealed block that held. Only speed depends
+/// on it.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    /// Hinted blocks still to skip.
+    skip: AtomicU32,
+    /// The skip the next escape sets (0: never escaped since the last hold).
+    penalty: AtomicU32,
+}
+
+impl Backoff {
+    /// Whether this hinted block may be tried sealed (counts a skip).
+    pub(crate) fn allows(&self) -> bool {
+        self.skip
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1))
+            .is_err()
+    }
+
+    /// A sealed attempt escaped.
+    pub(crate) fn escaped(&self) {
+        let next = (self.penalty.load(Ordering::Relaxed) * 2).clamp(1, MAX_SKIP);
+        self.penalty.store(next, Ordering::Relaxed);
+        self.skip.store(next, Ordering::Relaxed);
+    }
+
+    /// A sealed attempt held.
+    pub(crate) fn held(&self) {
+        self.penalty.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_skips_one_two_four_then_resets_when_an_attempt_holds() {
+        let b = Backoff::default();
+        assert!(b.allows());
+        let mut skipped = Vec::new();
+        for _ in 0..4 {
+            b.escaped();
+            let mut n = 0;
+            while !b.allows() {
+                n += 1;
+            }
+            skipped.push(n);
+        }
+        assert_eq!(skipped, [1, 2, 4, 8]);
+        for _ in 0..10 {
+            b.escaped();
+        }
+        let mut n = 0;
+        while !b.allows() {
+            n += 1;
+        }
+        assert_eq!(n, MAX_SKIP);
+        b.held();
+        b.escaped();
+        assert!(!b.allows());
+        assert!(b.allows());
+    }
+}
+
+/// Loom model of the escape flag: a helper runs a transaction that escapes
+/// (a `Relaxed` store of the flag), then counts itself out of the team
+/// (`left`, `Release`), as `team.rs`'s `help` does; the caller, which may
+/// run the other transaction itself, waits for every helper to have left
+/// (`Acquire`, `Close`) and reads the flag. Under every interleaving the
+/// caller sees the escape.
+#[cfg(test)]
+mod loom_model {
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    #[test]
+    fn an_escape_in_a_helper_is_seen_by_the_caller_after_the_team() {
+        loom::model(|| {
+            let escaped = Arc::new(AtomicBool::new(false));
+            let left = Arc::new(AtomicUsize::new(0));
+            let claimed = Arc::new(AtomicUsize::new(0));
+            let helper = {
+                let (escaped, left, claimed) = (escaped.clone(), left.clone(), claimed.clone());
+                thread::spawn(move || {
+                    // Claims a transaction; the one it runs escapes.
+                    if claimed.fetch_add(1, Ordering::Relaxed) < 2 {
+                        escaped.store(true, Ordering::Relaxed);
+                    }
+                    left.fetch_add(1, Ordering::Release);
+                })
+            };
+            // The caller claims too; its transaction does not escape.
+            let mine = claimed.fetch_add(1, Ordering::Relaxed);
+            while left.load(Ordering::Acquire) < 1 {
+                thread::yield_now();
+            }
+            // The helper claimed 0 or 1: both are transactions, so it
+            // escaped, and the caller must see it.
+            assert!(mine < 2);
+            assert!(escaped.load(Ordering::Relaxed));
+            helper.join().unwrap();
+        });
+    }
+}
