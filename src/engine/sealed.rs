@@ -165,6 +165,36 @@ struct Private<V> {
     written: bool,
 }
 
+/// Hashes a key's hash (already `key_hash`'s, keyed per process) by
+/// taking it as it is: the declarers' map costs no second hash.
+#[derive(Clone, Copy, Default)]
+struct Spread;
+
+impl std::hash::BuildHasher for Spread {
+    type Hasher = Taken;
+    fn build_hasher(&self) -> Taken {
+        Taken(0)
+    }
+}
+
+/// The hasher of [`Spread`]: the `u64` written.
+struct Taken(u64);
+
+impl std::hash::Hasher for Taken {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; any other input still hashes.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Who declares a key of a sealed block.
 #[derive(Clone, Copy, Debug)]
 enum Declarer {
@@ -189,7 +219,7 @@ pub(crate) struct Sealed<'c, 't, C: Chain, R> {
     /// Who declares each key of the block (by hash; its transactions',
     /// sealed, and its hooks'): built at the block's first undeclared
     /// access, read-only after.
-    keys: OnceLock<HashMap<u64, Declarer>>,
+    keys: OnceLock<HashMap<u64, Declarer, Spread>>,
     /// The private keys: each key once, with its owner. Locked per
     /// undeclared access (rare); taken by the caller after the team ended.
     private: Mutex<HashMap<C::Key, Private<C::Value>>>,
@@ -254,7 +284,15 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
             return false;
         }
         let declarers = self.keys.get_or_init(|| {
-            let mut keys = HashMap::new();
+            let accesses = self
+                .txs
+                .iter()
+                .map(|t| t.accesses.list().len())
+                .sum::<usize>();
+            let mut keys = HashMap::with_capacity_and_hasher(
+                accesses + self.block_accesses.list().len(),
+                Spread::default(),
+            );
             let mut declare = |hash: u64, by: Declarer| {
                 keys.entry(hash)
                     .and_modify(|d| *d = Declarer::Many)
