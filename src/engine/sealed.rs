@@ -291,7 +291,7 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
                 .sum::<usize>();
             let mut keys = HashMap::with_capacity_and_hasher(
                 accesses + self.block_accesses.list().len(),
-                Spread::default(),
+                Spread,
             );
             let mut declare = |hash: u64, by: Declarer| {
                 keys.entry(hash)
