@@ -299,3 +299,48 @@ fn after_a_void_attempt_the_executor_skips_the_next_hinted_block_then_tries_agai
         ]
     );
 }
+
+#[test]
+fn a_guarded_executor_tries_hinted_blocks_sealed_from_its_eighteenth_on() {
+    let t = Token::new(8, 0);
+    let ex = SpecExecutor::new(2, EngineConfig::default()).unwrap();
+    assert!(ex.config().guards);
+    let mut reasons = Vec::new();
+    for round in 0..18 {
+        let txs: Vec<Transaction> = (0..8)
+            .map(|i| t.send(i, (i + 1 + round % 7) % 8, 1))
+            .collect();
+        let block = Block::new(None, t.c.miner, txs.iter().map(|x| x.encode()).collect());
+        let storage = t.c.chain.storage().clone();
+        let pre = locate_block(&storage, &block).unwrap();
+        let cache = TxCache::new(1024);
+        let hinter = Hinter::at(&storage, pre.ctx.parent_topoheight);
+        for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
+            let mut vtx = check_admission(bytes, *hash).unwrap();
+            assert!(hinter.hint(&mut vtx) > 0);
+            cache.insert(hash.0, std::sync::Arc::new(vtx));
+        }
+        let seq = execute_block(&ex, &storage, &block, &pre, None, Run::Sequential).unwrap();
+        let par = execute_block(&ex, &storage, &block, &pre, Some(&cache), Run::Parallel).unwrap();
+        assert!(differences(&seq, &par).is_empty());
+        assert_eq!(seq.changes, par.changes);
+        assert!(!par.outcome.stats.escaped, "{:?}", par.outcome.stats);
+        reasons.push(par.outcome.stats.reason);
+        drop(storage);
+        t.c.add(&block).unwrap();
+    }
+    // Open blocks first (in order, `undeclared`: no attempt, nothing
+    // voided); the 18th is tried sealed and goes the declared way's guards
+    // (the graph, or in order for a guard's own reason).
+    assert!(
+        reasons[..17]
+            .iter()
+            .all(|r| *r == tos_parallel::PathReason::Undeclared),
+        "{reasons:?}"
+    );
+    assert_ne!(
+        reasons[17],
+        tos_parallel::PathReason::Undeclared,
+        "{reasons:?}"
+    );
+}

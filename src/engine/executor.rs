@@ -206,9 +206,14 @@ pub struct Executor<C: Chain> {
     /// The same for hinted blocks tried sealed (`sealed.rs`): in order
     /// against the graph (guards on only).
     sealed_calibration: Calibration,
-    /// Hinted blocks to run as open blocks after sealed attempts escaped
-    /// (guards on only).
+    /// Hinted blocks to run as open blocks before the next sealed attempt,
+    /// with the guards off: none at first, then after each void attempt.
     backoff: Backoff,
+    /// The same with the guards on: the first [`SEALED_FIRST_PROBE`]
+    /// hinted blocks run as open blocks (as the optimistic path's first
+    /// probe waits), so a node whose hints do not hold pays for no attempt
+    /// in its first blocks, and few after.
+    guarded_backoff: Backoff,
     /// The machine's cores, read once: `available_parallelism` reads the
     /// cgroup's files (34 µs a call on the reference machine), too slow
     /// for every block.
@@ -255,6 +260,7 @@ impl<C: Chain> Executor<C> {
             open_calibration: Calibration::default(),
             sealed_calibration: Calibration::default(),
             backoff: Backoff::default(),
+            guarded_backoff: Backoff::skipping(SEALED_FIRST_PROBE),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -353,6 +359,15 @@ impl<C: Chain> Executor<C> {
         parallel * MARGIN >= in_order
     }
 
+    /// The sealed attempts' backoff for a block with the guards on or off.
+    fn backoff_for(&self, guards: bool) -> &Backoff {
+        if guards {
+            &self.guarded_backoff
+        } else {
+            &self.backoff
+        }
+    }
+
     /// The pool's cores not kept busy by the node: its threads, at most
     /// the machine's cores, less `reserved_cores`.
     fn cores_left(&self) -> usize {
@@ -409,7 +424,7 @@ impl<C: Chain> Executor<C> {
             let sealed = open
                 && self.config.scheduler != Scheduler::Optimistic
                 && sealable(chain, txs)
-                && self.backoff.allows();
+                && self.backoff_for(policy.guards).allows();
             let facts = Facts::Block {
                 txs: txs.len(),
                 open: open && !sealed,
@@ -516,7 +531,7 @@ impl<C: Chain> Executor<C> {
         );
         match attempt {
             Ok(out) if !adapter.escaped() => {
-                self.backoff.held();
+                self.backoff_for(policy.guards).held();
                 let mut out = rechain::<_, C>(out);
                 let private = adapter.private_writes();
                 if !private.is_empty() {
@@ -528,7 +543,7 @@ impl<C: Chain> Executor<C> {
                 Ok(out)
             }
             _ => {
-                self.backoff.escaped();
+                self.backoff_for(policy.guards).escaped();
                 let mut out = if policy.guards {
                     self.open_block(chain, block, txs, reader)?
                 } else {
@@ -940,6 +955,11 @@ where
         stats: out.stats,
     }
 }
+
+/// With the guards on, hinted blocks run as open blocks before the first
+/// sealed attempt (`sealed.rs`): the optimistic path's first probe waits
+/// as long (`calibration.rs`).
+pub(crate) const SEALED_FIRST_PROBE: u32 = 17;
 
 /// Why the caller's part stopped.
 enum Led<E: std::error::Error + Send + Sync + 'static> {

@@ -71,6 +71,15 @@
 //!    read in the block's batch read with the declared keys, so a first
 //!    touch finds them loaded; a wrong hint costs one read.
 //!
+//! 9. **Sealed blocks** (`sealed.rs`): a block whose open transactions
+//!    carry hints is first tried on the dependency graph (steps 2 to 6)
+//!    with each hint taken as a declaration, through a chain adapter. An
+//!    access beyond them is served as the transaction's private key when
+//!    no declaration of the block names the key, or voids the attempt;
+//!    a void attempt runs the block again as an open block (step 7, or in
+//!    order), and the next hinted blocks skip the attempt for a while. The
+//!    module's docs give the argument.
+//!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
 //! through a view on a plain overlay, loaded with every declared key in one
 //! batch read before the block runs; [`Executor`] (`executor.rs`) runs

@@ -65,9 +65,11 @@
 //! one, or a failed read thus costs one attempt. Each void attempt makes
 //! the executor run its next 1, 2, 4, ... [`MAX_SKIP`] hinted blocks as
 //! open blocks ([`Backoff`]), and a sealed block that holds resets it: a
-//! chain whose hints are often wrong pays for few attempts. A block the
-//! guards run in order runs as it is (in order, an open transaction needs
-//! no declaration).
+//! chain whose hints are often wrong pays for few attempts. With the
+//! guards on, the first attempt waits for the 18th hinted block (as the
+//! optimistic path's first probe does), so a node pays nothing for it in
+//! its first blocks. A block the guards run in order runs as it is (in
+//! order, an open transaction needs no declaration).
 //!
 //! # Synchronisation
 //! * [`Sealed::escaped`]: set (`Relaxed`) by whichever participant of the
@@ -637,6 +639,14 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
+    /// A backoff that skips the first `n` hinted blocks.
+    pub(crate) fn skipping(n: u32) -> Self {
+        Backoff {
+            skip: AtomicU32::new(n),
+            penalty: AtomicU32::new(0),
+        }
+    }
+
     /// Whether this hinted block may be tried sealed (counts a skip).
     pub(crate) fn allows(&self) -> bool {
         self.skip
