@@ -111,10 +111,9 @@ impl Token {
         }
     }
 
-    /// Runs a block of `txs` hinted as `hints` says through fresh
-    /// unguarded executors at 1 to 8 threads, each equal to the sequential
-    /// engine; adds it to the chain; returns each executor's stats.
-    fn block(&self, txs: &[Transaction], hints: Hints) -> Vec<BlockStats> {
+    /// The block of `txs`, and its transactions admitted into a cache as
+    /// `hints` says.
+    fn admitted(&self, txs: &[Transaction], hints: Hints) -> (Block, TxCache) {
         let block = Block::new(None, self.c.miner, txs.iter().map(|t| t.encode()).collect());
         let storage = self.c.chain.storage().clone();
         let pre = locate_block(&storage, &block).unwrap();
@@ -122,7 +121,7 @@ impl Token {
         let hinter = Hinter::at(&storage, pre.ctx.parent_topoheight);
         for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
             let mut vtx = check_admission(bytes, *hash).expect("admissible");
-            hinter.hint(&mut vtx);
+            assert!(hinter.hint(&mut vtx) > 0, "every call is hinted");
             if let Hints::Wrong = hints {
                 let wrong: Vec<(StateKey, Mode)> = vtx
                     .accesses
@@ -145,23 +144,39 @@ impl Token {
             }
             cache.insert(hash.0, std::sync::Arc::new(vtx));
         }
-        let sequential = SpecExecutor::new(1, EngineConfig::default()).unwrap();
-        let seq = execute_block(&sequential, &storage, &block, &pre, None, Run::Sequential)
-            .expect("accepted");
+        (block, cache)
+    }
+
+    /// Runs `block` on `ex` with its transactions from `cache`, equal to
+    /// the sequential engine; returns the stats.
+    fn check(&self, ex: &SpecExecutor, block: &Block, cache: &TxCache) -> BlockStats {
+        let storage = self.c.chain.storage().clone();
+        let pre = locate_block(&storage, block).unwrap();
+        let seq =
+            execute_block(ex, &storage, block, &pre, None, Run::Sequential).expect("accepted");
+        let par =
+            execute_block(ex, &storage, block, &pre, Some(cache), Run::Parallel).expect("accepted");
+        let threads = ex.threads();
+        let diffs = differences(&seq, &par);
+        assert!(diffs.is_empty(), "{threads} threads: {}", diffs[0]);
+        assert_eq!(seq.changes, par.changes, "{threads} threads");
+        par.outcome.stats.clone()
+    }
+
+    /// Runs a block of `txs` hinted as `hints` says through fresh
+    /// unguarded executors at 1 to 8 threads, each equal to the sequential
+    /// engine; adds it to the chain; returns each executor's stats.
+    fn block(&self, txs: &[Transaction], hints: Hints) -> Vec<BlockStats> {
+        let (block, cache) = self.admitted(txs, hints);
         let mut stats = Vec::new();
         for threads in 1..=8 {
             let ex = SpecExecutor::new(threads, EngineConfig::default())
                 .unwrap()
                 .always_parallel();
-            let par = execute_block(&ex, &storage, &block, &pre, Some(&cache), Run::Parallel)
-                .expect("accepted");
-            let diffs = differences(&seq, &par);
-            assert!(diffs.is_empty(), "{threads} threads: {}", diffs[0]);
-            assert_eq!(seq.changes, par.changes, "{threads} threads");
-            assert!(par.outcome.stats.parallel_engine, "{threads} threads");
-            stats.push(par.outcome.stats.clone());
+            let s = self.check(&ex, &block, &cache);
+            assert!(s.parallel_engine, "{threads} threads");
+            stats.push(s);
         }
-        drop(storage);
         self.c.add(&block).expect("accepted");
         stats
     }
@@ -257,29 +272,8 @@ fn after_a_void_attempt_the_executor_skips_the_next_hinted_block_then_tries_agai
         .enumerate()
     {
         let txs: Vec<Transaction> = (0..8).map(|i| t.send(i, (i + 1 + round) % 8, 1)).collect();
-        let block = Block::new(None, t.c.miner, txs.iter().map(|x| x.encode()).collect());
-        let storage = t.c.chain.storage().clone();
-        let pre = locate_block(&storage, &block).unwrap();
-        let cache = TxCache::new(1024);
-        let hinter = Hinter::at(&storage, pre.ctx.parent_topoheight);
-        for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
-            let mut vtx = check_admission(bytes, *hash).unwrap();
-            hinter.hint(&mut vtx);
-            if let Hints::Wrong = hints {
-                vtx.accesses.clear_hints();
-                vtx.accesses.hint(
-                    StateKey::Slot(t.token, tos_parallel::Hash([0xEE; 32])),
-                    Mode::Read,
-                );
-            }
-            cache.insert(hash.0, std::sync::Arc::new(vtx));
-        }
-        let seq = execute_block(&ex, &storage, &block, &pre, None, Run::Sequential).unwrap();
-        let par = execute_block(&ex, &storage, &block, &pre, Some(&cache), Run::Parallel).unwrap();
-        assert!(differences(&seq, &par).is_empty());
-        assert_eq!(seq.changes, par.changes);
-        stats.push(par.outcome.stats.clone());
-        drop(storage);
+        let (block, cache) = t.admitted(&txs, hints);
+        stats.push(t.check(&ex, &block, &cache));
         t.c.add(&block).unwrap();
     }
     let ways: Vec<(ExecutionPath, bool, bool)> = stats
@@ -310,23 +304,10 @@ fn a_guarded_executor_tries_hinted_blocks_sealed_from_its_eighteenth_on() {
         let txs: Vec<Transaction> = (0..8)
             .map(|i| t.send(i, (i + 1 + round % 7) % 8, 1))
             .collect();
-        let block = Block::new(None, t.c.miner, txs.iter().map(|x| x.encode()).collect());
-        let storage = t.c.chain.storage().clone();
-        let pre = locate_block(&storage, &block).unwrap();
-        let cache = TxCache::new(1024);
-        let hinter = Hinter::at(&storage, pre.ctx.parent_topoheight);
-        for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
-            let mut vtx = check_admission(bytes, *hash).unwrap();
-            assert!(hinter.hint(&mut vtx) > 0);
-            cache.insert(hash.0, std::sync::Arc::new(vtx));
-        }
-        let seq = execute_block(&ex, &storage, &block, &pre, None, Run::Sequential).unwrap();
-        let par = execute_block(&ex, &storage, &block, &pre, Some(&cache), Run::Parallel).unwrap();
-        assert!(differences(&seq, &par).is_empty());
-        assert_eq!(seq.changes, par.changes);
-        assert!(!par.outcome.stats.escaped, "{:?}", par.outcome.stats);
-        reasons.push(par.outcome.stats.reason);
-        drop(storage);
+        let (block, cache) = t.admitted(&txs, Hints::Tip);
+        let stats = t.check(&ex, &block, &cache);
+        assert!(!stats.escaped, "{stats:?}");
+        reasons.push(stats.reason);
         t.c.add(&block).unwrap();
     }
     // Open blocks first (in order, `undeclared`: no attempt, nothing
