@@ -45,7 +45,7 @@ mod types;
 pub use error::StorageError;
 pub use memory::MemoryStorage;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{RocksConfig, RocksStorage};
+pub use rocks::{Memtable, RocksConfig, RocksStorage};
 pub use types::*;
 
 use std::sync::Arc;

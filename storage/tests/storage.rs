@@ -8,8 +8,8 @@ use std::path::Path;
 use proptest::prelude::*;
 use tos_storage::{
     AccountSnapshot, Asset, BlockMeta, ChainParams, ChangeSet, EnergyState, FreezeRecord, Hash,
-    MemoryStorage, MultisigConfig, PublicKey, RocksConfig, RocksStorage, StateKey, StateRead,
-    StateScan, StateSnapshot, StateValue, StateWrite, Storage, StorageError, TopoHeight,
+    MemoryStorage, Memtable, MultisigConfig, PublicKey, RocksConfig, RocksStorage, StateKey,
+    StateRead, StateScan, StateSnapshot, StateValue, StateWrite, Storage, StorageError, TopoHeight,
     NATIVE_ASSET,
 };
 
@@ -94,10 +94,16 @@ macro_rules! on_both {
             RocksConfig {
                 cache_capacity: 0,
                 sync_writes: false,
+                ..RocksConfig::default()
             },
             RocksConfig {
                 cache_capacity: 2,
                 sync_writes: true,
+                ..RocksConfig::default()
+            },
+            RocksConfig {
+                memtable: Memtable::SkipList,
+                ..RocksConfig::default()
             },
         ] {
             let dir = tempfile::tempdir().unwrap();
@@ -692,7 +698,14 @@ fn rocks_reopen_reads_everything_back() {
         drop(clone);
     }
     mem.rewind_to(3).unwrap();
-    let s = RocksStorage::open(&path, RocksConfig::default()).unwrap();
+    // Written with the hash memtable, read back with RocksDB's skiplist
+    // (`RocksConfig::memtable`: a choice of speed only), then the other
+    // way round below.
+    let skiplist = RocksConfig {
+        memtable: Memtable::SkipList,
+        ..RocksConfig::default()
+    };
+    let s = RocksStorage::open(&path, skiplist.clone()).unwrap();
     assert_eq!(s.top_topoheight().unwrap(), Some(3));
     assert_eq!(s.chain_params().unwrap(), Some(params()));
     for t in 0..=3 {
@@ -707,9 +720,16 @@ fn rocks_reopen_reads_everything_back() {
     }
     // `create` on an existing database opens it.
     drop(s);
-    let mut s = RocksStorage::create(&path, RocksConfig::default()).unwrap();
+    let mut s = RocksStorage::create(&path, skiplist).unwrap();
     assert_eq!(s.top_topoheight().unwrap(), Some(3));
     commit_empty_until(&mut s, 5);
+    assert_eq!(s.get_nonce(&key(1), 5).unwrap(), Some(3));
+    drop(s);
+    let s = RocksStorage::open(&path, RocksConfig::default()).unwrap();
+    assert_eq!(s.top_topoheight().unwrap(), Some(5));
+    for t in 0..=3 {
+        assert_eq!(s.snapshot(t).unwrap(), mem.snapshot(t).unwrap());
+    }
     assert_eq!(s.get_nonce(&key(1), 5).unwrap(), Some(3));
     // An initialised but never committed database opens as empty.
     let empty = dir.path().join("nested/empty");
@@ -984,6 +1004,7 @@ proptest! {
         let config = RocksConfig {
             cache_capacity: if tiny_cache { 3 } else { 1024 },
             sync_writes: false,
+            memtable: if tiny_cache { Memtable::SkipList } else { Memtable::HashPerKey },
         };
         let mut mem = MemoryStorage::new();
         let mut rocks = RocksStorage::create(&dir.path().join("db"), config).unwrap();

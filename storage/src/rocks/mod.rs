@@ -49,6 +49,11 @@ pub struct RocksConfig {
     /// Fsync the write-ahead log on every write. Without it a process crash
     /// loses nothing, a power loss may lose the last commits (never part of one).
     pub sync_writes: bool,
+    /// How the versioned column families keep their memtables (a choice
+    /// of speed only: the data on disk, every read and every result are
+    /// the same with either, and a database written with one opens with
+    /// the other).
+    pub memtable: Memtable,
 }
 
 impl Default for RocksConfig {
@@ -56,8 +61,27 @@ impl Default for RocksConfig {
         RocksConfig {
             cache_capacity: 65_536,
             sync_writes: false,
+            memtable: Memtable::default(),
         }
     }
+}
+
+/// The memtable of the versioned column families ([`RocksConfig::memtable`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Memtable {
+    /// A hash of short sorted lists, one per key (the default; see
+    /// `cf_descriptors`): a commit and a read at the tip touch one key's
+    /// few versions, however many the memtable holds. Writes go in one
+    /// at a time (they are one batch at a time anyway).
+    #[default]
+    HashPerKey,
+    /// RocksDB's default: one skiplist over the whole memtable, which
+    /// takes concurrent writes (another writer of the same database, such
+    /// as a node's own tooling, would not wait for the commit's), and
+    /// whose depth grows with every version it holds (a long run's commit
+    /// slowed 1.3-2.3x against the hash, benches/README.md).
+    SkipList,
 }
 
 /// RocksDB-backed versioned storage (see `schema.rs` for the layout).
@@ -85,14 +109,14 @@ impl fmt::Debug for RocksStorage {
     }
 }
 
-fn db_options(create: bool) -> Options {
+fn db_options(create: bool, memtable: Memtable) -> Options {
     let mut opts = Options::default();
     opts.create_if_missing(create);
     opts.create_missing_column_families(create);
     opts.set_compression_type(DBCompressionType::None);
     // The versioned column families' hash memtables take one writer at a
     // time (every write is one batch under the storage's write lock anyway).
-    opts.set_allow_concurrent_memtable_write(false);
+    opts.set_allow_concurrent_memtable_write(memtable == Memtable::SkipList);
     opts
 }
 
@@ -109,7 +133,9 @@ fn db_options(create: bool) -> Options {
 /// within one key's versions (`Shared::seek_with`, bounded or checking
 /// the prefix) is a prefix seek; the one read across keys
 /// ([`RocksStorage::scan_latest`], a snapshot) asks for total order.
-fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
+/// [`Memtable::SkipList`] keeps RocksDB's default memtable (the prefix
+/// extractor stays: the same reads, in the same modes).
+fn cf_descriptors(memtable: Memtable) -> Vec<ColumnFamilyDescriptor> {
     Cf::ALL
         .iter()
         .map(|cf| {
@@ -119,9 +145,11 @@ fn cf_descriptors() -> Vec<ColumnFamilyDescriptor> {
                 opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(
                     cf.prefix_len(),
                 ));
-                opts.set_memtable_factory(rocksdb::MemtableFactory::HashLinkList {
-                    bucket_count: 65_536,
-                });
+                if memtable == Memtable::HashPerKey {
+                    opts.set_memtable_factory(rocksdb::MemtableFactory::HashLinkList {
+                        bucket_count: 65_536,
+                    });
+                }
             }
             ColumnFamilyDescriptor::new(cf.name(), opts)
         })
@@ -167,8 +195,12 @@ impl RocksStorage {
         }
         std::fs::create_dir_all(path)
             .map_err(|e| not_found(path, format!("cannot create the directory: {e}")))?;
-        let db = DB::open_cf_descriptors(&db_options(true), path, cf_descriptors())
-            .map_err(StorageError::rocks("create the database"))?;
+        let db = DB::open_cf_descriptors(
+            &db_options(true, config.memtable),
+            path,
+            cf_descriptors(config.memtable),
+        )
+        .map_err(StorageError::rocks("create the database"))?;
         Self::from_db(db, path, config)
     }
 
@@ -215,9 +247,9 @@ impl RocksStorage {
                 ),
             ));
         }
-        let mut opts = db_options(false);
+        let mut opts = db_options(false, config.memtable);
         opts.create_missing_column_families(upgrade);
-        let db = DB::open_cf_descriptors(&opts, path, cf_descriptors())
+        let db = DB::open_cf_descriptors(&opts, path, cf_descriptors(config.memtable))
             .map_err(StorageError::rocks("open the database"))?;
         Self::from_db(db, path, config)
     }
