@@ -96,14 +96,14 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashTable};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use super::contract::{
-    key_hash, Accesses, Chain, Key, Mode, ProofView, Reader, StateError, StateResult, Value, View,
+    key_hash, Accesses, Chain, Mode, ProofView, Reader, StateError, StateResult, View, MAX_SUMS,
 };
-use super::sequential::{counter_of, minus, plus, record_key, settable};
+use super::sequential::{drain_writes, Entry, SeqView};
 
 /// An open transaction of a sealed block: its hints declared
 /// ([`Accesses::sealed`]); a declared one as it is.
@@ -156,15 +156,15 @@ pub(crate) fn sealable<C: Chain, T: std::borrow::Borrow<C::Tx>>(chain: &C, txs: 
     })
 }
 
-/// A key no declaration of the block names, touched by one open
-/// transaction (module docs, "Private keys").
-struct Private<V> {
-    /// The transaction's block index.
-    owner: usize,
-    /// Its value now (block start, then the owner's writes).
-    value: Option<V>,
-    /// Whether the owner wrote it.
-    written: bool,
+/// The block's private keys (module docs, "Private keys"): an overlay of
+/// the sequential engine's (its entries start at the block-start value and
+/// take the sequential view's own operations), and each key's owner.
+struct PrivateKeys<K, V> {
+    /// The keys' entries.
+    table: HashTable<Entry<K, V>>,
+    /// Each key's owner (its block index), by the key's hash (two keys of
+    /// one hash share an owner: a second owner voids, never a wrong value).
+    owners: HashMap<u64, usize, Spread>,
 }
 
 /// Hashes a key's hash (already `key_hash`'s, keyed per process) by
@@ -224,7 +224,7 @@ pub(crate) struct Sealed<'c, 't, C: Chain, R> {
     keys: OnceLock<HashMap<u64, Declarer, Spread>>,
     /// The private keys: each key once, with its owner. Locked per
     /// undeclared access (rare); taken by the caller after the team ended.
-    private: Mutex<HashMap<C::Key, Private<C::Value>>>,
+    private: Mutex<PrivateKeys<C::Key, C::Value>>,
     _txs: PhantomData<&'t C::Tx>,
 }
 
@@ -243,7 +243,10 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
             block_accesses: chain.block_accesses(block),
             escaped: AtomicBool::new(false),
             keys: OnceLock::new(),
-            private: Mutex::new(HashMap::new()),
+            private: Mutex::new(PrivateKeys {
+                table: HashTable::new(),
+                owners: HashMap::with_hasher(Spread),
+            }),
             _txs: PhantomData,
         }
     }
@@ -258,13 +261,7 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
 
     /// The private keys' writes, each key once (after the team ended).
     pub(crate) fn private_writes(&self) -> Vec<(C::Key, C::Value)> {
-        std::mem::take(&mut *self.private.lock())
-            .into_iter()
-            .filter_map(|(key, p)| match (p.written, p.value) {
-                (true, Some(v)) => Some((key, v)),
-                _ => None,
-            })
-            .collect()
+        drain_writes(&mut self.private.lock().table)
     }
 
     fn void(&self) {
@@ -321,60 +318,45 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
         }
     }
 
-    /// Serves open transaction `me`'s access to `key`, which its view
-    /// refused (`refused`), on the key's private entry if it may own it
-    /// ([`Self::may_own`]) and no other transaction touched it; otherwise
-    /// the attempt is void and the refusal returned.
+    /// Serves open transaction `me`'s access to `key` (hash `hash`),
+    /// which its view refused (`refused`), with `op` on the sequential
+    /// view of the private keys, if it may own the key
+    /// ([`Self::may_own`]) and no other transaction touched it; otherwise,
+    /// or if `op` fails, the attempt is void and the refusal returned.
     fn private<T, E>(
         &self,
         me: usize,
         key: &C::Key,
         hash: u64,
         refused: impl FnOnce() -> StateError<E>,
-        op: impl FnOnce(&C::Key, &mut Private<C::Value>) -> StateResult<T, E>,
+        op: impl FnOnce(&mut SeqView<'_, C, R>) -> StateResult<T, R::Error>,
     ) -> StateResult<T, E> {
-        if self.escaped() || !self.may_own(me, key, hash) {
-            self.void();
-            return Err(refused());
-        }
-        let mut private = self.private.lock();
-        let entry = match private.entry_ref(key) {
-            hashbrown::hash_map::EntryRef::Occupied(o) => {
-                if o.get().owner != me {
-                    drop(private);
-                    self.void();
-                    return Err(refused());
+        let served = match self.txs.get(me) {
+            Some(tx) if !self.escaped() && self.may_own(me, key, hash) => {
+                let mut private = self.private.lock();
+                let PrivateKeys { table, owners } = &mut *private;
+                if *owners.entry(hash).or_insert(me) == me {
+                    // The transaction's own accesses (open): an undeclared
+                    // key is read from the reader at its first touch.
+                    let mut sums = [0u64; MAX_SUMS];
+                    let accesses = self.chain.accesses(tx.tx);
+                    op(&mut SeqView::<C, R>::new(
+                        table,
+                        self.reader,
+                        accesses,
+                        &mut sums,
+                    ))
+                    .ok()
+                } else {
+                    None
                 }
-                o.into_mut()
             }
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
-                // Its block-start value: nothing before it touched it.
-                let value = match self.reader.read(key) {
-                    Ok(value) => value,
-                    Err(_) => {
-                        drop(private);
-                        self.void();
-                        return Err(StateError::Invariant("a private key's read failed"));
-                    }
-                };
-                if key.is_counter() && counter_of::<_, C::Value, E>(key, value.as_ref()).is_err() {
-                    drop(private);
-                    self.void();
-                    return Err(refused());
-                }
-                v.insert(Private {
-                    owner: me,
-                    value,
-                    written: false,
-                })
-            }
+            _ => None,
         };
-        let r = op(key, entry);
-        drop(private);
-        if r.is_err() {
+        served.ok_or_else(|| {
             self.void();
-        }
-        r
+            refused()
+        })
     }
 }
 
@@ -480,7 +462,7 @@ impl<V, C: Chain, R: Reader<C::Key, C::Value>> Watch<'_, '_, '_, '_, V, C, R> {
         &mut self,
         key: &C::Key,
         refused: impl FnOnce() -> StateError<E>,
-        op: impl FnOnce(&C::Key, &mut Private<C::Value>) -> StateResult<T, E>,
+        op: impl FnOnce(&mut SeqView<'_, C, R>) -> StateResult<T, R::Error>,
     ) -> StateResult<T, E> {
         let hash = key_hash(key);
         let r = self.sealed.private(self.me, key, hash, refused, op);
@@ -497,7 +479,7 @@ impl<V, C: Chain, R: Reader<C::Key, C::Value>> Watch<'_, '_, '_, '_, V, C, R> {
         &mut self,
         key: &C::Key,
         r: StateResult<T, E>,
-        op: impl FnOnce(&C::Key, &mut Private<C::Value>) -> StateResult<T, E>,
+        op: impl FnOnce(&mut SeqView<'_, C, R>) -> StateResult<T, R::Error>,
     ) -> StateResult<T, E> {
         match r {
             Ok(v) => Ok(v),
@@ -524,32 +506,24 @@ where
 {
     type ReadError = V::ReadError;
 
-    // Each private operation is the sequential engine's on its overlay
-    // entry (`sequential.rs`, `SeqView`): the same checks, values and
-    // errors.
+    // A private key's operation is the sequential view's own, on the
+    // private keys' overlay (`sequential.rs`, `SeqView`): the same checks,
+    // values and errors.
 
     fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, V::ReadError> {
-        let op = |key: &C::Key, p: &mut Private<C::Value>| {
-            if key.is_counter() {
-                let n = counter_of(key, p.value.as_ref())?;
-                return Ok(Some(C::Value::from_counter(n)));
-            }
-            Ok(p.value.clone())
-        };
         if self.owns(key) {
-            return self.private(key, || undeclared(key), op);
+            return self.private(key, || undeclared(key), |v| v.get(key));
         }
         let r = self.view.get(key);
-        self.watch(key, r, op)
+        self.watch(key, r, |v| v.get(key))
     }
 
     fn counter(&mut self, key: &C::Key) -> StateResult<u64, V::ReadError> {
-        let op = |key: &C::Key, p: &mut Private<C::Value>| counter_of(key, p.value.as_ref());
         if self.owns(key) {
-            return self.private(key, || undeclared(key), op);
+            return self.private(key, || undeclared(key), |v| v.counter(key));
         }
         let r = self.view.counter(key);
-        self.watch(key, r, op)
+        self.watch(key, r, |v| v.counter(key))
     }
 
     fn set(&mut self, key: &C::Key, value: C::Value) -> StateResult<(), V::ReadError> {
@@ -569,34 +543,23 @@ where
             }
             return r;
         }
-        self.private(
-            key,
-            || undeclared(key),
-            |key, p| {
-                settable(key, &value)?;
-                p.value = Some(value);
-                p.written = true;
-                Ok(())
-            },
-        )
+        self.private(key, || undeclared(key), |v| v.set(key, value))
     }
 
     fn add(&mut self, key: &C::Key, amount: u64) -> StateResult<(), V::ReadError> {
-        let op = |key: &C::Key, p: &mut Private<C::Value>| update(key, p, |n| plus(n, amount));
         if self.owns(key) {
-            return self.private(key, || undeclared(key), op);
+            return self.private(key, || undeclared(key), |v| v.add(key, amount));
         }
         let r = self.view.add(key, amount);
-        self.watch(key, r, op)
+        self.watch(key, r, |v| v.add(key, amount))
     }
 
     fn sub(&mut self, key: &C::Key, amount: u64) -> StateResult<(), V::ReadError> {
-        let op = |key: &C::Key, p: &mut Private<C::Value>| update(key, p, |n| minus(n, amount));
         if self.owns(key) {
-            return self.private(key, || undeclared(key), op);
+            return self.private(key, || undeclared(key), |v| v.sub(key, amount));
         }
         let r = self.view.sub(key, amount);
-        self.watch(key, r, op)
+        self.watch(key, r, |v| v.sub(key, amount))
     }
 
     fn sum(&mut self, slot: usize, amount: u64) -> StateResult<(), V::ReadError> {
@@ -606,21 +569,6 @@ where
         }
         r
     }
-}
-
-/// A counter update on a private entry, as the sequential view's `update`.
-fn update<K: Key, V: Value, E>(
-    key: &K,
-    p: &mut Private<V>,
-    f: impl FnOnce(u64) -> StateResult<u64, E>,
-) -> StateResult<(), E> {
-    if !key.is_counter() {
-        return Err(record_key(key));
-    }
-    let n = f(counter_of(key, p.value.as_ref())?)?;
-    p.value = Some(V::from_counter(n));
-    p.written = true;
-    Ok(())
 }
 
 /// The most hinted blocks run as open blocks after a void attempt.

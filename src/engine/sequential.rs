@@ -263,8 +263,9 @@ fn unwritten<C: Chain, E>(
     })
 }
 
-/// The view of one transaction (or block hook) on the overlay.
-struct SeqView<'a, C: Chain, R> {
+/// The view of one transaction (or block hook) on the overlay (also a
+/// sealed block's private keys', `sealed.rs`: the same operations).
+pub(crate) struct SeqView<'a, C: Chain, R> {
     /// Holds every declared key of the block ([`preload`]) and every
     /// undeclared key an open transaction touched so far ([`Self::entry`]).
     table: &'a mut HashTable<Entry<C::Key, C::Value>>,
@@ -275,7 +276,9 @@ struct SeqView<'a, C: Chain, R> {
 }
 
 impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
-    fn new(
+    /// A view on `table` for a transaction of `accesses` (its undeclared
+    /// keys, if open, read from `reader` at their first touch).
+    pub(crate) fn new(
         table: &'a mut HashTable<Entry<C::Key, C::Value>>,
         reader: &'a R,
         accesses: &'a Accesses<C::Key>,
@@ -647,12 +650,7 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
             self.chain
                 .end_block(self.block, &done[..C::SUMS], &mut view)?;
         }
-        let mut writes = Vec::with_capacity(table.len());
-        for e in table.drain() {
-            if let (true, Some(v)) = (e.version > 0, e.value) {
-                writes.push((e.key, v));
-            }
-        }
+        let writes = drain_writes(table);
         Ok(Executed {
             statuses: self.statuses,
             sums: self.sums[..C::SUMS].to_vec(),
@@ -662,6 +660,18 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
             stats: EngineStats::default(),
         })
     }
+}
+
+/// The writes of an overlay (every entry written and not absent), which
+/// leaves it empty.
+pub(crate) fn drain_writes<K, V>(table: &mut HashTable<Entry<K, V>>) -> Vec<(K, V)> {
+    let mut writes = Vec::with_capacity(table.len());
+    for e in table.drain() {
+        if let (true, Some(v)) = (e.version > 0, e.value) {
+            writes.push((e.key, v));
+        }
+    }
+    writes
 }
 
 /// A validated speculation's write of one key.
