@@ -251,15 +251,15 @@ fn invoke<V: View<StateKey, StateValue>>(
         max_gas: *max_gas,
     };
     let ended = vm::run(code, &env, &mut state)?;
+    if ended.exit == Exit::Success {
+        state.commit()?;
+        return Ok(Ok(()));
+    }
+    if exploring {
+        state.explored()?;
+    }
     Ok(match ended.exit {
-        Exit::Success => {
-            state.commit()?;
-            Ok(())
-        }
-        _ if exploring => {
-            state.explored()?;
-            Err(TxFailure::ContractReverted)
-        }
+        Exit::Success => Ok(()),
         Exit::Reverted => Err(TxFailure::ContractReverted),
         Exit::Failed(fault) => Err(TxFailure::ContractFailed(fault)),
         Exit::OutOfGas => Err(TxFailure::OutOfGas { max_gas: *max_gas }),
