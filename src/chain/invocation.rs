@@ -189,6 +189,11 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
     /// Writes everything the invocation did to the view (the code ended
     /// with success).
     pub(crate) fn commit(self) -> StateResult<(), V::ReadError> {
+        self.commit_into().map(drop)
+    }
+
+    /// [`Self::commit`], giving the view back.
+    fn commit_into(self) -> StateResult<&'v mut V, V::ReadError> {
         let contract = self.contract;
         for (slot, (word, stored)) in self.slots.entries {
             if stored {
@@ -208,11 +213,11 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
                 Some(_) => self.view.sub(&key, b.debit - b.credit)?,
             }
         }
-        Ok(())
+        Ok(self.view)
     }
 }
 
-impl<V: View<StateKey, StateValue>> Invocation<'_, V> {
+impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
     /// For a run that explores the invocation (its hints) and did not
     /// succeed there: writes every slot it read or stored (its current
     /// word) and every balance it changed, as [`Self::commit`] would. At
@@ -221,8 +226,9 @@ impl<V: View<StateKey, StateValue>> Invocation<'_, V> {
     /// stopped it and write what it read: its hints then say so (a slot
     /// it only read is a hint to read, which the engine's dependency graph
     /// would not let it write), and the deposit's credit to the contract
-    /// is hinted too.
-    pub(crate) fn explored(self) -> StateResult<(), V::ReadError> {
+    /// is hinted too. Gives the view back (the next path explored,
+    /// `rules.rs`).
+    pub(crate) fn explored(self) -> StateResult<&'v mut V, V::ReadError> {
         let contract = self.contract;
         for (slot, (word, _)) in &self.slots.entries {
             self.view.set(
@@ -234,7 +240,7 @@ impl<V: View<StateKey, StateValue>> Invocation<'_, V> {
             slots: Touched::new(),
             ..self
         }
-        .commit()
+        .commit_into()
     }
 }
 

@@ -250,20 +250,66 @@ fn invoke<V: View<StateKey, StateValue>>(
         height: ctx.topoheight(),
         max_gas: *max_gas,
     };
-    let ended = vm::run(code, &env, &mut state)?;
-    if ended.exit == Exit::Success {
-        state.commit()?;
-        return Ok(Ok(()));
-    }
-    if exploring {
-        state.explored()?;
-    }
+    let ended = if exploring {
+        explore_paths(code, &env, state, *deposit)?
+    } else {
+        let ended = vm::run(code, &env, &mut state)?;
+        if ended.exit == Exit::Success {
+            state.commit()?;
+        }
+        ended
+    };
     Ok(match ended.exit {
         Exit::Success => Ok(()),
         Exit::Reverted => Err(TxFailure::ContractReverted),
         Exit::Failed(fault) => Err(TxFailure::ContractFailed(fault)),
         Exit::OutOfGas => Err(TxFailure::OutOfGas { max_gas: *max_gas }),
     })
+}
+
+/// The paths of an invocation being explored (hints, [`explore`]), from
+/// `state` (the deposit paid): the natural run, and when it does not
+/// succeed, its other branches ([`vm::Paths`], at most [`vm::MAX_RUNS`]
+/// runs) until one does. Each run that fails writes what it read or
+/// stored ([`Invocation::explored`]); the one that succeeds commits. At
+/// the tip a token holder short of the amount reverts at its check; in
+/// its block, paid by an earlier transaction, it passes and credits its
+/// recipient's slot, which only the branch past the check touches.
+/// Returns the natural run's end.
+fn explore_paths<V: View<StateKey, StateValue>>(
+    code: &[u8],
+    env: &vm::Env<'_>,
+    state: Invocation<'_, V>,
+    deposit: u64,
+) -> StateResult<vm::Ended, V::ReadError> {
+    let contract = env.contract;
+    let mut paths = vm::Paths::new();
+    let mut state = Some(state);
+    let mut spare: Option<&mut V> = None;
+    let mut natural = None;
+    while let Some(mut steer) = paths.next_run() {
+        let mut run = match state.take() {
+            Some(s) => s,
+            None => {
+                // A later run starts again from the deposit; the view
+                // holds what the earlier runs wrote (the keys are what
+                // count, not their values).
+                let Some(view) = spare.take() else { break };
+                let mut s = Invocation::new(view, contract);
+                s.pay(&env.caller, &contract, deposit)?;
+                s
+            }
+        };
+        let ended = vm::run_steered(code, env, &mut run, &mut steer)?;
+        natural.get_or_insert(ended);
+        if ended.exit == Exit::Success {
+            run.commit()?;
+            break;
+        }
+        paths.ran(&steer);
+        spare = Some(run.explored()?);
+    }
+    natural.ok_or(StateError::Invariant("an exploration without a run"))
 }
 
 /// Every write of a successful transaction (SPEC §6 "on success, all at

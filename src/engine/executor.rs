@@ -209,10 +209,9 @@ pub struct Executor<C: Chain> {
     /// Hinted blocks to run as open blocks before the next sealed attempt,
     /// with the guards off: none at first, then after each void attempt.
     backoff: Backoff,
-    /// The same with the guards on: the first [`SEALED_FIRST_PROBE`]
-    /// hinted blocks run as open blocks (as the optimistic path's first
-    /// probe waits), so a node whose hints do not hold pays for no attempt
-    /// in its first blocks, and few after.
+    /// The same with the guards on: a void attempt skips 16, then 32 ...
+    /// 512 hinted blocks (as the optimistic path's probes wait), so a node
+    /// whose hints do not hold pays for few attempts.
     guarded_backoff: Backoff,
     /// The machine's cores, read once: `available_parallelism` reads the
     /// cgroup's files (34 µs a call on the reference machine), too slow
@@ -260,7 +259,7 @@ impl<C: Chain> Executor<C> {
             open_calibration: Calibration::default(),
             sealed_calibration: Calibration::default(),
             backoff: Backoff::default(),
-            guarded_backoff: Backoff::skipping(SEALED_FIRST_PROBE),
+            guarded_backoff: Backoff::guarded(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
@@ -955,11 +954,6 @@ where
         stats: out.stats,
     }
 }
-
-/// With the guards on, hinted blocks run as open blocks before the first
-/// sealed attempt (`sealed.rs`): the optimistic path's first probe waits
-/// as long (`calibration.rs`).
-pub(crate) const SEALED_FIRST_PROBE: u32 = 17;
 
 /// Why the caller's part stopped.
 enum Led<E: std::error::Error + Send + Sync + 'static> {

@@ -66,10 +66,12 @@
 //! the executor run its next 1, 2, 4, ... [`MAX_SKIP`] hinted blocks as
 //! open blocks ([`Backoff`]), and a sealed block that holds resets it: a
 //! chain whose hints are often wrong pays for few attempts. With the
-//! guards on, the first attempt waits for the 18th hinted block (as the
-//! optimistic path's first probe does), so a node pays nothing for it in
-//! its first blocks. A block the guards run in order runs as it is (in
-//! order, an open transaction needs no declaration).
+//! guards on, the first hinted block is tried, and a void attempt skips
+//! 16, then 32, ... 512 hinted blocks ([`Backoff::guarded`], as the
+//! optimistic path's probes wait), so a node whose hints do not hold pays
+//! for one attempt in its first 17 hinted blocks, and rarely after. A
+//! block the guards run in order runs as it is (in order, an open
+//! transaction needs no declaration).
 //!
 //! # Synchronisation
 //! * [`Sealed::escaped`]: set (`Relaxed`) by whichever participant of the
@@ -571,28 +573,51 @@ where
     }
 }
 
-/// The most hinted blocks run as open blocks after a void attempt.
+/// The most hinted blocks run as open blocks after a void attempt, guards
+/// off ([`Backoff::default`]).
 pub(crate) const MAX_SKIP: u32 = 64;
 
+/// With the guards on ([`Backoff::guarded`]), the hinted blocks run as
+/// open blocks after a first void attempt, and the most after several:
+/// the optimistic path's probes wait as long (`calibration.rs`).
+pub(crate) const GUARDED_SKIPS: (u32, u32) = (16, 512);
+
 /// How many hinted blocks to run as open blocks before the next sealed
-/// attempt: 1 after a void attempt, doubled by each further one up
-/// to [`MAX_SKIP`], reset by a sealed block that held. Only speed depends
-/// on it.
-#[derive(Debug, Default)]
+/// attempt: none at first; after a void attempt `first` (1 with the
+/// guards off, 16 on), doubled by each further one up to `most`, reset
+/// by a sealed block that held. Only speed depends on it.
+#[derive(Debug)]
 pub(crate) struct Backoff {
     /// Hinted blocks still to skip.
     skip: AtomicU32,
     /// The skip the next escape sets (0: never escaped since the last hold).
     penalty: AtomicU32,
+    /// The skip after a first void attempt.
+    first: u32,
+    /// The longest skip.
+    most: u32,
+}
+
+impl Default for Backoff {
+    /// Skips 1, 2, 4 ... [`MAX_SKIP`] after repeated voids (guards off).
+    fn default() -> Self {
+        Backoff::with(1, MAX_SKIP)
+    }
 }
 
 impl Backoff {
-    /// A backoff that skips the first `n` hinted blocks.
-    pub(crate) fn skipping(n: u32) -> Self {
+    fn with(first: u32, most: u32) -> Self {
         Backoff {
-            skip: AtomicU32::new(n),
+            skip: AtomicU32::new(0),
             penalty: AtomicU32::new(0),
+            first,
+            most,
         }
+    }
+
+    /// With the guards on: skips [`GUARDED_SKIPS`] (16, 32 ... 512).
+    pub(crate) fn guarded() -> Self {
+        Backoff::with(GUARDED_SKIPS.0, GUARDED_SKIPS.1)
     }
 
     /// Whether this hinted block may be tried sealed (counts a skip).
@@ -604,7 +629,7 @@ impl Backoff {
 
     /// A sealed attempt escaped.
     pub(crate) fn escaped(&self) {
-        let next = (self.penalty.load(Ordering::Relaxed) * 2).clamp(1, MAX_SKIP);
+        let next = (self.penalty.load(Ordering::Relaxed) * 2).clamp(self.first, self.most);
         self.penalty.store(next, Ordering::Relaxed);
         self.skip.store(next, Ordering::Relaxed);
     }
@@ -645,6 +670,25 @@ mod tests {
         b.escaped();
         assert!(!b.allows());
         assert!(b.allows());
+    }
+
+    #[test]
+    fn guarded_backoff_tries_at_once_then_skips_sixteen_and_doubles() {
+        let b = Backoff::guarded();
+        assert!(b.allows(), "the first hinted block is tried");
+        let mut skipped = Vec::new();
+        for _ in 0..7 {
+            b.escaped();
+            let mut n = 0;
+            while !b.allows() {
+                n += 1;
+            }
+            skipped.push(n);
+        }
+        assert_eq!(skipped, [16, 32, 64, 128, 256, 512, 512]);
+        b.held();
+        b.escaped();
+        assert_eq!((0..17).filter(|_| !b.allows()).count(), 16);
     }
 }
 

@@ -7,6 +7,9 @@
 //!   each instruction, the stack holds at most [`MAX_STACK`] words, jumps
 //!   are checked against `JUMPDEST` when taken, running past the last byte
 //!   ends with success and costs nothing.
+//! * `paths.rs`: runs whose conditional jumps are decided from outside
+//!   ([`run_steered`]) and a walk over a code's paths ([`Paths`]), for
+//!   the hints a node takes at admission.
 //!
 //! The interpreter knows nothing of the engine, views or storage: what an
 //! invocation reads and writes goes through a [`Host`] (the rules'
@@ -16,8 +19,12 @@
 //! alloy and reth use): no `unsafe`, no allocation per instruction.
 
 mod opcode;
+mod paths;
 
 pub use opcode::{gas_of, name_of, Op};
+pub use paths::{Paths, Steer, MAX_RUNS};
+
+use paths::{Jumps, Natural};
 
 use ruint::aliases::U256;
 
@@ -226,6 +233,28 @@ fn account_of(word: &U256) -> PublicKey {
 /// Runs `code` for one invocation (SPEC §8). `Err` only when the host
 /// failed; every outcome of the code itself is an [`Exit`].
 pub fn run<H: Host>(code: &[u8], env: &Env<'_>, host: &mut H) -> Result<Ended, H::Error> {
+    run_with(code, env, host, &mut Natural)
+}
+
+/// Runs `code` as [`run`] does, but with its conditional jumps decided by
+/// `steer` ([`Paths`]): a path the code may not take on this state, for
+/// hints only (never a transaction's outcome).
+pub fn run_steered<H: Host>(
+    code: &[u8],
+    env: &Env<'_>,
+    host: &mut H,
+    steer: &mut Steer,
+) -> Result<Ended, H::Error> {
+    run_with(code, env, host, steer)
+}
+
+#[inline(always)]
+fn run_with<H: Host, J: Jumps>(
+    code: &[u8],
+    env: &Env<'_>,
+    host: &mut H,
+    jumps: &mut J,
+) -> Result<Ended, H::Error> {
     let mut stack = Stack::new();
     let mut pc = 0usize;
     let mut gas_left = env.max_gas;
@@ -243,7 +272,7 @@ pub fn run<H: Host>(code: &[u8], env: &Env<'_>, host: &mut H) -> Result<Ended, H
         gas_left -= gas;
         steps += 1;
         pc += 1;
-        match step(byte, code, &mut pc, &mut stack, env, host) {
+        match step(byte, code, &mut pc, &mut stack, env, host, jumps) {
             Step::Next => {}
             Step::End(exit) => return Ok(end(exit, gas_left, steps)),
             Step::Host(e) => return Err(e),
@@ -254,13 +283,14 @@ pub fn run<H: Host>(code: &[u8], env: &Env<'_>, host: &mut H) -> Result<Ended, H
 
 /// Executes the instruction `byte` (already charged; `pc` already past it).
 #[inline(always)]
-fn step<H: Host>(
+fn step<H: Host, J: Jumps>(
     byte: u8,
     code: &[u8],
     pc: &mut usize,
     stack: &mut Stack,
     env: &Env<'_>,
     host: &mut H,
+    jumps: &mut J,
 ) -> Step<H::Error> {
     macro_rules! t {
         ($e:expr) => {
@@ -340,7 +370,7 @@ fn step<H: Host>(
         Op::JumpI => {
             let a = t!(stack.pop());
             let b = t!(stack.pop());
-            if !b.is_zero() {
+            if jumps.decide(!b.is_zero()) {
                 *pc = t!(jump_target(code, &a));
             }
         }

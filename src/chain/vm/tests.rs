@@ -138,7 +138,15 @@ fn push_cut_by_the_end_of_the_code_reads_zeros() {
     let mut pc = 1;
     let mut host = MapHost::default();
     assert!(matches!(
-        step(0x61, &code, &mut pc, &mut stack, &env(10), &mut host),
+        step(
+            0x61,
+            &code,
+            &mut pc,
+            &mut stack,
+            &env(10),
+            &mut host,
+            &mut Natural
+        ),
         Step::Next
     ));
     assert_eq!(stack.words, vec![U256::from(0xAB00u32)]);
@@ -167,4 +175,68 @@ fn transfer_checks_the_amount_against_u64_and_the_balance() {
     code.extend_from_slice(&[0x60, 9, 0xF1]);
     let Ok(e) = run(&code, &env(1_000), &mut host);
     assert_eq!(e.exit, Exit::Failed(Fault::AmountTooLarge));
+}
+
+/// `SLOAD(0) PUSH1 @ok JUMPI REVERT ok: JUMPDEST PUSH1 1 PUSH1 2 SSTORE`:
+/// stores in slot 2 only when slot 0 holds a non-zero word.
+const GUARDED_STORE: [u8; 12] = [0x60, 0, 0x54, 0x60, 7, 0x57, 0xFD, 0x5B, 0x60, 1, 0x60, 2];
+
+fn walk(code: &[u8], host: &mut MapHost) -> Vec<(Exit, Vec<bool>)> {
+    let mut paths = Paths::new();
+    let mut runs = Vec::new();
+    while let Some(mut steer) = paths.next_run() {
+        let Ok(e) = run_steered(code, &env(1_000), host, &mut steer);
+        runs.push((e.exit, steer.taken().to_vec()));
+        if e.exit == Exit::Success {
+            break;
+        }
+        paths.ran(&steer);
+    }
+    runs
+}
+
+#[test]
+fn a_walk_takes_the_branch_past_a_failed_check() {
+    let mut code = GUARDED_STORE.to_vec();
+    code.push(0x55);
+    // Slot 0 holds 0: the natural run reverts at its check; the second run
+    // takes the jump and stores.
+    let mut host = MapHost::default();
+    let runs = walk(&code, &mut host);
+    assert_eq!(
+        runs,
+        [(Exit::Reverted, vec![false]), (Exit::Success, vec![true])]
+    );
+    assert_eq!(host.slots.get(&slot(2)), Some(&U256::from(1u8)));
+    // A natural run that succeeds is the only one.
+    let mut host = MapHost::default();
+    host.slots.insert(slot(0), U256::from(9u8));
+    let runs = walk(&code, &mut host);
+    assert_eq!(runs, [(Exit::Success, vec![true])]);
+    // `run` is the natural run.
+    let (ended, _) = run_code(&code, 1_000);
+    assert_eq!(ended.exit, Exit::Reverted);
+}
+
+#[test]
+fn a_walk_makes_at_most_max_runs_runs_deepest_decision_first() {
+    // `PUSH1 0 PUSH1 next JUMPI REVERT next: JUMPDEST`, three times, then
+    // `REVERT`: a jump taken skips a REVERT, and every path reverts, so
+    // the walk stops after MAX_RUNS runs.
+    let mut code = Vec::new();
+    for _ in 0..3 {
+        let next = code.len() as u8 + 6;
+        code.extend_from_slice(&[0x60, 0, 0x60, next, 0x57, 0xFD, 0x5B]);
+    }
+    code.push(0xFD);
+    let mut host = MapHost::default();
+    let runs = walk(&code, &mut host);
+    assert_eq!(runs.len(), MAX_RUNS);
+    // Natural: the first check not taken, REVERT. Then that jump taken,
+    // the second not taken; then the second taken; then the third.
+    assert_eq!(runs[0].1, [false]);
+    assert_eq!(runs[1].1, [true, false]);
+    assert_eq!(runs[2].1, [true, true, false]);
+    assert_eq!(runs[3].1, [true, true, true]);
+    assert!(runs.iter().all(|r| r.0 == Exit::Reverted));
 }
