@@ -15,7 +15,10 @@
 //! `admit` does); `HINTS=compare` runs both engines on the block with and
 //! without hints, alternating, and prints the four medians. `TRACE=1`
 //! prints each run's path and times on stderr (the guarded executor's
-//! probes and switches, `calibration.rs`).
+//! probes and switches, `calibration.rs`). `COLD=1` writes over 64 MiB
+//! on both threads' cores before every timed run (the caches then hold
+//! none of the block, as in a node whose admissions ran in between:
+//! `bench`'s regime), alternating which engine runs first.
 
 use std::time::{Duration, Instant};
 
@@ -144,7 +147,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
-    for _ in 0..reps {
+    let cold = std::env::var("COLD").is_ok();
+    let mut junk = vec![0u8; if cold { 64 << 20 } else { 0 }];
+    // Evicts the caches: this thread writes over `junk`, and the pool's
+    // threads each over their own share of it.
+    let mut evict = |round: u8| {
+        if cold {
+            junk.iter_mut()
+                .step_by(64)
+                .for_each(|b| *b = b.wrapping_add(round));
+            std::hint::black_box(&junk);
+        }
+    };
+    for rep in 0..reps {
+        let round = rep as u8;
+        evict(round);
         let start = Instant::now();
         let s = run_block(
             &sequential,
@@ -163,6 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..extra {
             run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         }
+        evict(round ^ 0x55);
         let start = Instant::now();
         let p = run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         let p_time = start.elapsed();

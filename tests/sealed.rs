@@ -41,6 +41,9 @@ enum Hints {
     /// branches, `vm/paths.rs`), missing the recipient it credits in its
     /// block.
     Stopped { tx: usize, holder: usize },
+    /// On the tip, but the calls from the `from`-th on without hints (their
+    /// admission not done when the block came).
+    From { from: usize },
 }
 
 /// A chain whose `holders` hold 1,000 COIN each, a token deployed by the
@@ -128,6 +131,9 @@ impl Token {
         for (i, (bytes, hash)) in block.txs().iter().zip(block.tx_hashes()).enumerate() {
             let mut vtx = check_admission(bytes, *hash).expect("admissible");
             assert!(hinter.hint(&mut vtx) > 0, "every call is hinted");
+            if matches!(hints, Hints::From { from } if i >= from) {
+                vtx.accesses.clear_hints();
+            }
             if let Hints::Stopped { tx, holder } = hints {
                 let dropped = StateKey::Slot(self.token, token_slot(&pk(&self.keys[holder])));
                 if tx == i {
@@ -304,6 +310,41 @@ fn a_call_that_reaches_a_key_another_transaction_declares_voids_the_attempt() {
     let stats = t.block(&txs, Hints::Stopped { tx: 1, holder: 3 });
     assert_void(&stats);
     assert_eq!((t.balance(2), t.balance(3)), (20, 35));
+}
+
+#[test]
+fn a_few_calls_without_hints_are_explored_when_the_block_is_sealed() {
+    // Holder 2, unfunded at the tip, is paid by holder 0 and pays holder
+    // 3, whom holder 1 pays too; the last two calls came without hints.
+    // Explored at block time on the block-start state (`SealedTx::block`),
+    // they hold sealed: without that, holder 1's call would void the
+    // attempt at holder 3's slot, which holder 2's call declares.
+    let t = Token::new(4, 2);
+    let txs = [t.send(0, 2, 50), t.send(2, 3, 30), t.send(1, 3, 5)];
+    let stats = t.block(&txs, Hints::From { from: 1 });
+    assert_sealed(&stats, 3);
+    assert_eq!((t.balance(2), t.balance(3)), (20, 35));
+}
+
+#[test]
+fn a_block_with_many_calls_without_hints_is_not_tried_sealed() {
+    // 40 calls, the last 33 without hints: more than `MAX_EXPLORED` (32)
+    // to explore on the block's path, so the block runs as an open block
+    // (the optimistic path), with no attempt to void.
+    let t = Token::new(8, 0);
+    let txs: Vec<Transaction> = (0..40).map(|i| t.send(i % 8, (i + 3) % 8, 1)).collect();
+    let stats = t.block(&txs, Hints::From { from: 7 });
+    for (k, s) in stats.iter().enumerate() {
+        assert!(
+            s.path == ExecutionPath::Optimistic && !s.escaped && s.sealed == 0,
+            "{} threads: {s:?}",
+            k + 1
+        );
+    }
+    // With 32 of them unhinted, it is tried, and holds.
+    let txs: Vec<Transaction> = (0..40).map(|i| t.send(i % 8, (i + 5) % 8, 1)).collect();
+    let stats = t.block(&txs, Hints::From { from: 8 });
+    assert_sealed(&stats, 40);
 }
 
 #[test]

@@ -186,6 +186,18 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
         Ok(true)
     }
 
+    /// Credits `to` with `amount` from nowhere: only for an exploration
+    /// (hints) whose source could not pay its deposit there.
+    pub(crate) fn credit(&mut self, to: &PublicKey, amount: u64) -> StateResult<(), V::ReadError> {
+        let t = self.balances.entry(*to, Balance::default);
+        t.written = true;
+        t.credit = t
+            .credit
+            .checked_add(amount)
+            .ok_or_else(|| StateError::Overflow("contract credit"))?;
+        Ok(())
+    }
+
     /// Writes everything the invocation did to the view (the code ended
     /// with success).
     pub(crate) fn commit(self) -> StateResult<(), V::ReadError> {

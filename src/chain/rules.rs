@@ -190,8 +190,12 @@ pub(crate) fn execute<V: View<StateKey, StateValue>>(
 
 /// Runs `vtx` only to see what it touches ([`Chain::explore`](crate::engine::Chain::explore)): an
 /// invocation runs its contract without the checks before it (nonce,
-/// multisig, funds), so that one whose nonce is not yet the next still
-/// gets its contract's keys; anything else executes as in a block.
+/// multisig, funds) and without charging its nonce and fee (declared
+/// keys, never hints), so that one whose nonce is not yet the next, or
+/// whose source is funded only later (hints taken on an older state),
+/// still gets its contract's keys, and when its code does not succeed,
+/// its other branches too (`explore_paths`); anything else executes as
+/// in a block.
 pub(crate) fn explore<V: View<StateKey, StateValue>>(
     vtx: &VerifiedTx,
     ctx: &BlockContext,
@@ -199,8 +203,9 @@ pub(crate) fn explore<V: View<StateKey, StateValue>>(
 ) -> StateResult<(), V::ReadError> {
     if let Payload::InvokeContract { contract, .. } = &vtx.tx.payload {
         if let Some(StateValue::Code(code)) = view.get(&StateKey::Code(*contract))? {
-            // A revert or a failure still touched what it touched, and
-            // hints the slots it read as written (`Invocation::explored`).
+            // A revert or a failure still touched what it touched, hints
+            // the slots it read as written (`Invocation::explored`), and
+            // walks the code's other branches (`explore_paths`).
             let _status = invoke(vtx, ctx, &code, view, true)?;
         }
         return Ok(());
@@ -234,13 +239,21 @@ fn invoke<V: View<StateKey, StateValue>>(
         return Err(StateError::Invariant("invoke of another payload"));
     };
     let src = tx.source;
-    view.add(&StateKey::Nonce(src), 1)?;
-    view.sub(&StateKey::Balance(src, NATIVE_ASSET), tx.fee)?;
-    view.sum(SUM_FEES, tx.fee)?;
+    if !exploring {
+        view.add(&StateKey::Nonce(src), 1)?;
+        view.sub(&StateKey::Balance(src, NATIVE_ASSET), tx.fee)?;
+        view.sum(SUM_FEES, tx.fee)?;
+    }
     let mut state = Invocation::new(view, *contract);
     // The deposit is a credit even of 0; the checks proved the source holds it.
     if !state.pay(&src, contract, *deposit)? {
-        return Err(StateError::Invariant("deposit above the checked balance"));
+        if !exploring {
+            return Err(StateError::Invariant("deposit above the checked balance"));
+        }
+        // Explored where the source cannot pay (hints are often taken on a
+        // state older than the block's parent: funds may come later): the
+        // contract's credit is still what its block would see.
+        state.credit(contract, *deposit)?;
     }
     let env = vm::Env {
         contract: *contract,
@@ -296,7 +309,9 @@ fn explore_paths<V: View<StateKey, StateValue>>(
                 // count, not their values).
                 let Some(view) = spare.take() else { break };
                 let mut s = Invocation::new(view, contract);
-                s.pay(&env.caller, &contract, deposit)?;
+                if !s.pay(&env.caller, &contract, deposit)? {
+                    s.credit(&contract, deposit)?;
+                }
                 s
             }
         };

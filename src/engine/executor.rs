@@ -511,7 +511,7 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
-        let sealed_txs = SealedTx::block(chain, txs);
+        let sealed_txs = SealedTx::block(chain, block, txs, reader);
         let adapter = Sealed::new(chain, block, reader, &sealed_txs);
         // A block the guards run in order runs as it is: in order, an open
         // transaction's keys need no declaration.

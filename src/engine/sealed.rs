@@ -112,6 +112,10 @@ use super::sequential::{drain_writes, Entry, SeqView};
 pub(crate) struct SealedTx<'t, C: Chain> {
     tx: &'t C::Tx,
     accesses: &'t Accesses<C::Key>,
+    /// The sealed accesses of an open transaction that came without hints,
+    /// explored here on the block-start state ([`SealedTx::block`]); used
+    /// instead of `accesses` when present.
+    explored: Option<Box<Accesses<C::Key>>>,
     /// Its block index.
     index: usize,
     /// Whether the transaction's own accesses are open (then its view is
@@ -119,26 +123,63 @@ pub(crate) struct SealedTx<'t, C: Chain> {
     open: bool,
 }
 
+/// At most this many open transactions without hints are explored when a
+/// block is sealed ([`SealedTx::block`]); beyond, they are sealed with
+/// their declarations alone.
+pub(crate) const MAX_EXPLORED: usize = 32;
+
 impl<'t, C: Chain> SealedTx<'t, C> {
     /// The transactions of a block, `txs` of `chain`, each open one sealed
     /// ([`Accesses::sealed`]: built at its first use and kept with the
     /// transaction, so a node that built it at admission pays nothing
     /// here).
-    pub(crate) fn block<T: std::borrow::Borrow<C::Tx>>(chain: &C, txs: &'t [T]) -> Vec<Self> {
+    ///
+    /// An open transaction that came without hints (its admission was not
+    /// done when the block came, or it was never admitted here) would be
+    /// sealed with its declarations alone, and its first key beyond them
+    /// that another transaction declares would void the attempt: up to
+    /// [`MAX_EXPLORED`] such transactions are explored here, on the
+    /// block-start state (`reader`: what a hint taken at the parent would
+    /// see), and sealed with what they touched. A failed exploration
+    /// leaves the transaction with its declarations (hints never change a
+    /// result).
+    pub(crate) fn block<T, R>(chain: &C, block: &C::Block, txs: &'t [T], reader: &R) -> Vec<Self>
+    where
+        T: std::borrow::Borrow<C::Tx>,
+        R: Reader<C::Key, C::Value>,
+    {
+        let mut budget = MAX_EXPLORED;
         txs.iter()
             .enumerate()
             .map(|(index, tx)| {
                 let tx = tx.borrow();
                 let own: &'t Accesses<C::Key> = chain.accesses(tx);
                 let open = own.is_open();
+                let explored = (open && own.hints().is_empty() && budget > 0)
+                    .then(|| {
+                        budget -= 1;
+                        let found = super::optimistic::explore(chain, block, tx, reader).ok()?;
+                        let mut hinted = own.clone();
+                        for (key, mode) in found {
+                            hinted.hint(key, mode);
+                        }
+                        Some(Box::new(hinted.sealed().clone()))
+                    })
+                    .flatten();
                 SealedTx {
                     tx,
                     accesses: if open { own.sealed() } else { own },
+                    explored,
                     index,
                     open,
                 }
             })
             .collect()
+    }
+
+    /// The accesses the graph runs it by.
+    fn accesses(&self) -> &Accesses<C::Key> {
+        self.explored.as_deref().unwrap_or(self.accesses)
     }
 
     /// Whether the transaction's own accesses are open (it was sealed).
@@ -147,15 +188,30 @@ impl<'t, C: Chain> SealedTx<'t, C> {
     }
 }
 
-/// Whether a block of `txs` is worth trying sealed: one of its open
-/// transactions carries hints, so the node hints its open transactions.
-/// One it could not hint (its exploration failed at the tip: say its
-/// sender could not pay there) is sealed with its declared keys alone.
+/// Whether a block of `txs` is worth trying sealed: its open
+/// transactions carry hints (the node hints what it admits), but for at
+/// most [`MAX_EXPLORED`], which [`SealedTx::block`] explores. A block with
+/// more unhinted open transactions (its transactions checked at block
+/// time, their admission not done) runs as an open block: so many
+/// explorations on the block's path would cost what the graph saves, and
+/// without them one of them would likely void the attempt.
 pub(crate) fn sealable<C: Chain, T: std::borrow::Borrow<C::Tx>>(chain: &C, txs: &[T]) -> bool {
-    txs.iter().any(|tx| {
+    let mut hinted = false;
+    let mut unhinted = 0;
+    for tx in txs {
         let a = chain.accesses(tx.borrow());
-        a.is_open() && !a.hints().is_empty()
-    })
+        if a.is_open() {
+            if a.hints().is_empty() {
+                unhinted += 1;
+                if unhinted > MAX_EXPLORED {
+                    return false;
+                }
+            } else {
+                hinted = true;
+            }
+        }
+    }
+    hinted
 }
 
 /// The block's private keys (module docs, "Private keys"): an overlay of
@@ -288,7 +344,7 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
             let accesses = self
                 .txs
                 .iter()
-                .map(|t| t.accesses.list().len())
+                .map(|t| t.accesses().list().len())
                 .sum::<usize>();
             let mut keys = HashMap::with_capacity_and_hasher(
                 accesses + self.block_accesses.list().len(),
@@ -300,7 +356,7 @@ impl<'c, 't, C: Chain, R: Reader<C::Key, C::Value>> Sealed<'c, 't, C, R> {
                     .or_insert(by);
             };
             for tx in self.txs {
-                for a in tx.accesses.list() {
+                for a in tx.accesses().list() {
                     let by = match (tx.open, a.mode) {
                         (true, Mode::Read) => Declarer::Reader(tx.index),
                         _ => Declarer::Many,
@@ -372,7 +428,7 @@ impl<'t, C: Chain, R: Reader<C::Key, C::Value>> Chain for Sealed<'_, 't, C, R> {
     const SUMS: usize = C::SUMS;
 
     fn accesses<'x>(&self, tx: &'x SealedTx<'t, C>) -> &'x Accesses<C::Key> {
-        tx.accesses
+        tx.accesses()
     }
 
     fn block_accesses(&self, block: &C::Block) -> Accesses<C::Key> {
@@ -400,7 +456,7 @@ impl<'t, C: Chain, R: Reader<C::Key, C::Value>> Chain for Sealed<'_, 't, C, R> {
         let mut watched = Watch {
             view,
             sealed: self,
-            accesses: tx.accesses,
+            accesses: tx.accesses(),
             me: tx.index,
             mine: SmallVec::new(),
         };
