@@ -16,7 +16,11 @@
 //! calibration of `executor.rs`), through the adapter [`Sealed`]: a chain
 //! whose transactions are [`SealedTx`]s and whose rules are the chain's
 //! own. Grevm 2 builds its graph from hints the same way; here a wrong
-//! hint costs the attempt, never a result.
+//! hint costs the attempt, never a result. A block whose open
+//! transactions mostly carry hints but a few do not (their admission not
+//! done when the block came) has those few explored on the block-start
+//! state first ([`SealedTx::block`], at most [`MAX_EXPLORED`]; with more,
+//! [`sealable`] says no and the block runs as an open block).
 //!
 //! # Why a sealed result is the sequential one, or is thrown away
 //! The graph's argument (`plan.rs`, `run.rs`) needs only that every

@@ -42,7 +42,7 @@ const MAX_DECISIONS: usize = 64;
 
 /// One run's jumps: the first `forced.len()` decided by `forced`, the
 /// rest by the code; every decision recorded in `taken` (up to
-/// [`MAX_DECISIONS`]).
+/// 64: jumps past them follow the code).
 #[derive(Debug, Default)]
 pub struct Steer {
     forced: Vec<bool>,
