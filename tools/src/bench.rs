@@ -4,11 +4,22 @@
 //!
 //! For each block of a chain (generated, or a user's genesis and blocks),
 //! on the state after the previous block: run the sequential engine, then
-//! the parallel one at each thread count (in rotating order, so neither
-//! always runs on a warmer cache), without committing; then commit the
-//! sequential change set (timed: the commit phase) and go on. Every
-//! parallel result is checked against the sequential one; a difference
-//! aborts the benchmark.
+//! the parallel one at each thread count (in rotating order), without
+//! committing; then commit the sequential change set (timed: the commit
+//! phase) and go on. Every parallel result is checked against the
+//! sequential one; a difference aborts the benchmark.
+//!
+//! Every timed run starts on cold caches: [`EVICT_BYTES`] are written over
+//! on the calling thread first (more than the machine's last-level
+//! cache), as a node's admissions and commits evict a block's state
+//! between its blocks. Without it the order of the runs decided who found
+//! the block's state warm: the second run of a block ran on what the
+//! first one had read, and with an odd count of measured blocks one path
+//! went first once more than the other, so its median was a cold run and
+//! the other's a warm one; an untimed profile run (`S*`), then run before
+//! them, warmed the widest executor alone, and a guarded executor's
+//! in-order blocks (the same engine as the sequential run) measured
+//! 1.15-1.24x "faster" than the sequential run (benches/README.md).
 //!
 //! Signatures: `checked` (each timed run checks every transaction afresh,
 //! Ed25519 included), or `cached` (every transaction of the block is
@@ -443,38 +454,20 @@ impl Runs<'_> {
         let mut parallelism = Vec::new();
         let mut paths = vec![String::new(); n];
         let mut path_counts = vec![BTreeMap::new(); n];
+        let mut junk = vec![0u8; EVICT_BYTES];
         for (b, block) in blocks.iter().enumerate() {
             let base = fresh(&mut storage)?;
             let pre = locate_block(&base, block)?;
             let cache = self.admitted(block, &base, pre.ctx.parent_topoheight);
-            // W and C, from an extra (untimed) profile run of the widest executor.
-            let (w, c, cp) = match self.executors.last() {
-                Some(ex) => {
-                    let checked =
-                        tos_parallel::pipeline::check_block(block, &pre, cache.as_ref(), None)?;
-                    let reader = tos_parallel::chain::StoreReader {
-                        storage: base.clone(),
-                        at: pre.ctx.parent_topoheight,
-                    };
-                    let p = ex
-                        .profile(&tos_parallel::SpecChain, &pre.ctx, &checked.txs, &reader)
-                        .map_err(BlockError::from)?;
-                    (
-                        p.work.as_secs_f64(),
-                        p.weighted_critical_path.as_secs_f64(),
-                        p.critical_path,
-                    )
-                }
-                None => (0.0, 0.0, 0),
-            };
             drop(base);
             let mut seq: Option<(ExecutedBlock, PathTimes)> = None;
             let mut par_times = vec![PathTimes::default(); n];
-            // Rotate who goes first so neither path always runs second on warmer caches.
+            // Rotate who goes first (each run starts cold: `evict`).
             let order: Vec<usize> = (0..=n).map(|k| (k + b) % (n + 1)).collect();
             let mut pars: Vec<Option<ExecutedBlock>> = vec![None; n];
             for who in order {
                 let s = fresh(&mut storage)?;
+                evict(&mut junk);
                 let (ex, run) = match self.executors.get(who) {
                     Some(ex) => (ex, Run::Parallel),
                     None => (self.sequential, Run::Sequential),
@@ -502,6 +495,32 @@ impl Runs<'_> {
                     pars[who] = Some(r);
                 }
             }
+            // W and C, from an extra (untimed) profile run of the widest
+            // executor, after the timed runs: run before them, it warmed
+            // that executor's scratch and the block's state for its timed
+            // run alone (the sequential executor's scratch stayed cold),
+            // and a guarded executor's in-order blocks measured 1.1-1.25x
+            // faster than the same engine's sequential run.
+            let (w, c, cp) = match self.executors.last() {
+                Some(ex) => {
+                    let base = fresh(&mut storage)?;
+                    let checked =
+                        tos_parallel::pipeline::check_block(block, &pre, cache.as_ref(), None)?;
+                    let reader = tos_parallel::chain::StoreReader {
+                        storage: base.clone(),
+                        at: pre.ctx.parent_topoheight,
+                    };
+                    let p = ex
+                        .profile(&tos_parallel::SpecChain, &pre.ctx, &checked.txs, &reader)
+                        .map_err(BlockError::from)?;
+                    (
+                        p.work.as_secs_f64(),
+                        p.weighted_critical_path.as_secs_f64(),
+                        p.critical_path,
+                    )
+                }
+                None => (0.0, 0.0, 0),
+            };
             let (seq, seq_times) =
                 seq.ok_or_else(|| BenchError::Setup("no sequential run".into()))?;
             for p in pars.iter().flatten() {
@@ -539,6 +558,19 @@ impl Runs<'_> {
             path_counts,
         })
     }
+}
+
+/// Bytes written over before every timed run: twice the reference
+/// machine's last-level cache (32 MiB).
+pub const EVICT_BYTES: usize = 64 << 20;
+
+/// Writes over `junk` (one byte per cache line), so that the caches hold
+/// none of what the last run touched.
+fn evict(junk: &mut [u8]) {
+    for b in junk.iter_mut().step_by(64) {
+        *b = b.wrapping_add(1);
+    }
+    std::hint::black_box(&*junk);
 }
 
 fn median_times(s: &[PathTimes]) -> PathTimes {
