@@ -177,16 +177,12 @@ impl<'v, V: View<StateKey, StateValue>> Invocation<'v, V> {
         let f = self.balances.entry(*from, Balance::default);
         f.debit += amount;
         f.written = true;
-        let t = self.balances.entry(*to, Balance::default);
-        t.written = true;
-        t.credit = t
-            .credit
-            .checked_add(amount)
-            .ok_or_else(|| StateError::Overflow("contract credit"))?;
+        self.credit(to, amount)?;
         Ok(true)
     }
 
-    /// Credits `to` with `amount` from nowhere: only for an exploration
+    /// Credits `to` with `amount` (written, even for 0): the credit side
+    /// of [`Self::pay`]; alone, from nowhere, only for an exploration
     /// (hints) whose source could not pay its deposit there.
     pub(crate) fn credit(&mut self, to: &PublicKey, amount: u64) -> StateResult<(), V::ReadError> {
         let t = self.balances.entry(*to, Balance::default);

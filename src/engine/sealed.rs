@@ -704,20 +704,26 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    /// The hinted blocks `b` skips after each of `voids` void attempts in
+    /// a row.
+    fn skips(b: &Backoff, voids: usize) -> Vec<u32> {
+        (0..voids)
+            .map(|_| {
+                b.escaped();
+                let mut n = 0;
+                while !b.allows() {
+                    n += 1;
+                }
+                n
+            })
+            .collect()
+    }
+
     #[test]
     fn backoff_skips_one_two_four_then_resets_when_an_attempt_holds() {
         let b = Backoff::default();
         assert!(b.allows());
-        let mut skipped = Vec::new();
-        for _ in 0..4 {
-            b.escaped();
-            let mut n = 0;
-            while !b.allows() {
-                n += 1;
-            }
-            skipped.push(n);
-        }
-        assert_eq!(skipped, [1, 2, 4, 8]);
+        assert_eq!(skips(&b, 4), [1, 2, 4, 8]);
         for _ in 0..10 {
             b.escaped();
         }
@@ -736,16 +742,7 @@ mod tests {
     fn guarded_backoff_tries_at_once_then_skips_sixteen_and_doubles() {
         let b = Backoff::guarded();
         assert!(b.allows(), "the first hinted block is tried");
-        let mut skipped = Vec::new();
-        for _ in 0..7 {
-            b.escaped();
-            let mut n = 0;
-            while !b.allows() {
-                n += 1;
-            }
-            skipped.push(n);
-        }
-        assert_eq!(skipped, [16, 32, 64, 128, 256, 512, 512]);
+        assert_eq!(skips(&b, 7), [16, 32, 64, 128, 256, 512, 512]);
         b.held();
         b.escaped();
         assert_eq!((0..17).filter(|_| !b.allows()).count(), 16);
