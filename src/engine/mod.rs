@@ -77,7 +77,9 @@
 //!    access beyond them is served as the transaction's private key when
 //!    no declaration of the block names the key, or voids the attempt;
 //!    a void attempt runs the block again as an open block (step 7, or in
-//!    order), and the next hinted blocks skip the attempt for a while. The
+//!    order), and the next hinted blocks skip the attempt for a while. A
+//!    few open transactions that came without hints are explored on the
+//!    block-start state first; a block with many is not tried. The
 //!    module's docs give the argument.
 //!
 //! The sequential reference engine (`sequential.rs`) runs the same rules
