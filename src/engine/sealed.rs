@@ -172,7 +172,13 @@ impl<'t, C: Chain> SealedTx<'t, C> {
                     .flatten();
                 SealedTx {
                     tx,
-                    accesses: if open { own.sealed() } else { own },
+                    // An explored one runs by `explored` (its own sealed
+                    // form would be its declarations alone: not built).
+                    accesses: if open && explored.is_none() {
+                        own.sealed()
+                    } else {
+                        own
+                    },
                     explored,
                     index,
                     open,
