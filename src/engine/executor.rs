@@ -511,7 +511,12 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<C::Tx> + Sync,
     {
-        let sealed_txs = SealedTx::block(chain, block, txs, reader);
+        // With fewer than two of the pool's cores left, a guarded block
+        // runs in order (`CoresBusy`) unless a probe sends it to the graph:
+        // no exploration for a graph that will most likely not run (a probe
+        // whose unhinted transactions void it only costs its time).
+        let explore = !policy.guards || self.cores_left() >= 2;
+        let sealed_txs = SealedTx::block(chain, block, txs, reader, explore);
         let adapter = Sealed::new(chain, block, reader, &sealed_txs);
         // A block the guards run in order runs as it is: in order, an open
         // transaction's keys need no declaration.

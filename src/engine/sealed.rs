@@ -146,13 +146,21 @@ impl<'t, C: Chain> SealedTx<'t, C> {
     /// block-start state (`reader`: what a hint taken at the parent would
     /// see), and sealed with what they touched. A failed exploration
     /// leaves the transaction with its declarations (hints never change a
-    /// result).
-    pub(crate) fn block<T, R>(chain: &C, block: &C::Block, txs: &'t [T], reader: &R) -> Vec<Self>
+    /// result). With `explore` false (the block will most likely run in
+    /// order: the node's pipeline holds one of two cores) nothing is
+    /// explored.
+    pub(crate) fn block<T, R>(
+        chain: &C,
+        block: &C::Block,
+        txs: &'t [T],
+        reader: &R,
+        explore: bool,
+    ) -> Vec<Self>
     where
         T: std::borrow::Borrow<C::Tx>,
         R: Reader<C::Key, C::Value>,
     {
-        let mut budget = MAX_EXPLORED;
+        let mut budget = if explore { MAX_EXPLORED } else { 0 };
         txs.iter()
             .enumerate()
             .map(|(index, tx)| {
