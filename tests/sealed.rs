@@ -18,7 +18,7 @@ use tos_parallel::chain::transaction::{contract_id, Transaction};
 use tos_parallel::chain::validation::check_admission;
 use tos_parallel::engine::{EngineConfig, Mode};
 use tos_parallel::pipeline::{
-    differences, execute_block, locate_block, Hinter, Run, SpecExecutor, TxCache,
+    check_block, differences, execute_block, locate_block, Hinter, Run, SpecExecutor, TxCache,
 };
 use tos_parallel::{
     Block, BlockStats, ExecutionPath, PublicKey, StateKey, StateRead, NATIVE_ASSET,
@@ -423,4 +423,38 @@ fn a_guarded_executor_tries_its_first_hinted_block_sealed_and_after_a_void_skips
         "{ways:?}"
     );
     assert!(!ways[17].0 && ways[17].1 != Undeclared, "{ways:?}");
+}
+
+#[test]
+fn a_hinted_blocks_profile_is_its_sealed_graphs() {
+    // 40 calls over disjoint pairs of holders: hinted, the block's sealed
+    // graph orders a call only after the calls that touch its slots (none
+    // here; the contract's balance takes commutative credits), so its
+    // critical path is far below the block's length (the bound `bench`
+    // reports as S*); unhinted, the profile claims nothing beyond the
+    // whole block.
+    let t = Token::new(80, 0);
+    let txs: Vec<Transaction> = (0..40).map(|k| t.send(2 * k, 2 * k + 1, 1)).collect();
+    let storage = t.c.chain.storage().clone();
+    let ex = SpecExecutor::new(2, EngineConfig::default()).unwrap();
+    let profile = |hints: Hints| {
+        let (block, cache) = t.admitted(&txs, hints);
+        let pre = locate_block(&storage, &block).unwrap();
+        let checked = check_block(&block, &pre, Some(&cache), None).unwrap();
+        let reader = tos_parallel::chain::StoreReader {
+            storage: storage.clone(),
+            at: pre.ctx.parent_topoheight,
+        };
+        ex.profile(&tos_parallel::SpecChain, &pre.ctx, &checked.txs, &reader)
+            .unwrap()
+    };
+    let sealed = profile(Hints::Tip);
+    assert!(
+        sealed.critical_path < 8,
+        "critical path {} of 40",
+        sealed.critical_path
+    );
+    // More than 32 calls without hints: not sealable, the whole block.
+    let open = profile(Hints::From { from: 0 });
+    assert_eq!(open.critical_path, 40);
 }

@@ -753,9 +753,11 @@ impl<C: Chain> Executor<C> {
     /// execution time in a sequential run (their sum is the work W) and the
     /// cost-weighted critical path C of the dependency graph the parallel
     /// engine would build (after proofs). A benchmark's ideal bound is
-    /// `min(threads, W / C)`. A block with open accesses runs in order
-    /// (its graph is known only by running it): its C is W. Nothing is
-    /// written.
+    /// `min(threads, W / C)`. A block with open accesses whose hints let
+    /// it be tried sealed (`sealed.rs`) is measured on its sealed graph
+    /// (the bound of a sealed attempt that holds); any other block with
+    /// open accesses has its graph known only by running it: its C is W.
+    /// Nothing is written.
     pub fn profile<R, T>(
         &self,
         chain: &C,
@@ -781,17 +783,23 @@ impl<C: Chain> Executor<C> {
             )?;
             let work = costs.iter().sum();
             if txs.iter().any(|tx| chain.accesses(tx.borrow()).is_open()) {
-                // Open accesses: the graph is known only by running the
-                // block (it takes the optimistic path); no bound is claimed
-                // beyond the whole block.
-                return Ok(Profile {
-                    work,
-                    critical_path: txs.len(),
-                    weighted_critical_path: work,
-                    costs,
-                });
+                if !sealable(chain, txs) {
+                    // Open accesses: the graph is known only by running the
+                    // block (it takes the optimistic path); no bound is
+                    // claimed beyond the whole block.
+                    return Ok(Profile {
+                        work,
+                        critical_path: txs.len(),
+                        weighted_critical_path: work,
+                        costs,
+                    });
+                }
+                let sealed_txs = SealedTx::block(chain, block, txs, reader, true);
+                let adapter = Sealed::new(chain, block, reader, &sealed_txs);
+                self.plan_only(&adapter, block, &sealed_txs, reader, scratch)?;
+            } else {
+                self.plan_only(chain, block, txs, reader, scratch)?;
             }
-            self.plan_only(chain, block, txs, reader, scratch)?;
             let seconds: Vec<f64> = costs.iter().map(|d| d.as_secs_f64()).collect();
             let view = scratch.plan.view();
             let weighted = scratch.graph.weighted_critical_path(&view, &seconds);
@@ -867,17 +875,18 @@ impl<C: Chain> Executor<C> {
     }
 
     /// The plan alone, by a team (for [`Self::profile`]).
-    fn plan_only<R, T>(
+    fn plan_only<D, R, T>(
         &self,
-        chain: &C,
-        block: &C::Block,
+        chain: &D,
+        block: &D::Block,
         txs: &[T],
         reader: &R,
         scratch: &mut ScratchOf<C>,
     ) -> Result<(), EngineError<R::Error>>
     where
+        D: Chain<Key = C::Key, Value = C::Value, Failure = C::Failure>,
         R: Reader<C::Key, C::Value>,
-        T: Borrow<C::Tx> + Sync,
+        T: Borrow<D::Tx> + Sync,
     {
         let participants = self.threads().max(1);
         let mut work = block_work(chain, block, txs, reader, scratch, participants, 1);
