@@ -16,15 +16,16 @@
 //! without hints, alternating, and prints the four medians. `TRACE=1`
 //! prints each run's path and times on stderr (the guarded executor's
 //! probes and switches, `calibration.rs`). `COLD=1` writes over 64 MiB
-//! on both threads' cores before every timed run (the caches then hold
-//! none of the block, as in a node whose admissions ran in between:
-//! `bench`'s regime), alternating which engine runs first.
+//! on the calling thread before every timed run (`bench::evict`: its core's
+//! caches and the shared last-level cache then hold none of the block, as
+//! in a node whose admissions ran in between; `bench`'s regime).
 
 use std::time::{Duration, Instant};
 
 use tos_parallel::engine::EngineConfig;
 use tos_parallel::pipeline::{check_block, locate_block, run_block, Run, SpecExecutor};
 use tos_parallel::{init_genesis, MemoryStorage};
+use tos_parallel_tools::bench::{evict, EVICT_BYTES};
 use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -148,20 +149,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let cold = std::env::var("COLD").is_ok();
-    let mut junk = vec![0u8; if cold { 64 << 20 } else { 0 }];
-    // Evicts the caches: this thread writes over `junk`, and the pool's
-    // threads each over their own share of it.
-    let mut evict = |round: u8| {
-        if cold {
-            junk.iter_mut()
-                .step_by(64)
-                .for_each(|b| *b = b.wrapping_add(round));
-            std::hint::black_box(&junk);
-        }
-    };
-    for rep in 0..reps {
-        let round = rep as u8;
-        evict(round);
+    let mut junk = vec![0u8; if cold { EVICT_BYTES } else { 0 }];
+    for _ in 0..reps {
+        evict(&mut junk);
         let start = Instant::now();
         let s = run_block(
             &sequential,
@@ -180,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..extra {
             run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         }
-        evict(round ^ 0x55);
+        evict(&mut junk);
         let start = Instant::now();
         let p = run_block(&ex, &storage, block, &pre, &checked, Run::Parallel)?;
         let p_time = start.elapsed();

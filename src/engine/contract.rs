@@ -298,23 +298,26 @@ impl<K: Key> Accesses<K> {
     /// (until the accesses change): a node builds it when it hints the
     /// transaction at admission, off the block's path.
     pub(crate) fn sealed(&self) -> &Accesses<K> {
-        self.sealed.get_or_init(|| {
-            let mut sealed = Accesses {
-                list: self.list.clone(),
-                affinities: self.affinities.clone(),
-                group: self.group,
-                open: false,
-                hints: Vec::new(),
-                sealed: OnceLock::new(),
-            };
-            // A hint is never a declared key, and each is kept once:
-            // appended as they are (hash and affinity already computed).
-            sealed.list.extend(self.hints.iter().cloned());
-            sealed
-                .affinities
-                .extend(self.hints.iter().map(|h| h.affinity as u32));
-            Box::new(sealed)
-        })
+        self.sealed.get_or_init(|| Box::new(self.build_sealed()))
+    }
+
+    /// The sealed form, built (not kept: [`Self::sealed`] keeps it).
+    pub(crate) fn build_sealed(&self) -> Accesses<K> {
+        let mut sealed = Accesses {
+            list: self.list.clone(),
+            affinities: self.affinities.clone(),
+            group: self.group,
+            open: false,
+            hints: Vec::new(),
+            sealed: OnceLock::new(),
+        };
+        // A hint is never a declared key, and each is kept once:
+        // appended as they are (hash and affinity already computed).
+        sealed.list.extend(self.hints.iter().cloned());
+        sealed
+            .affinities
+            .extend(self.hints.iter().map(|h| h.affinity as u32));
+        sealed
     }
 
     /// Builds and keeps the form the dependency graph runs these accesses

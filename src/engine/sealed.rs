@@ -175,7 +175,7 @@ impl<'t, C: Chain> SealedTx<'t, C> {
                         for (key, mode) in found {
                             hinted.hint(key, mode);
                         }
-                        Some(Box::new(hinted.sealed().clone()))
+                        Some(Box::new(hinted.build_sealed()))
                     })
                     .flatten();
                 SealedTx {

@@ -564,9 +564,10 @@ impl Runs<'_> {
 /// machine's last-level cache (32 MiB).
 pub const EVICT_BYTES: usize = 64 << 20;
 
-/// Writes over `junk` (one byte per cache line), so that the caches hold
-/// none of what the last run touched.
-fn evict(junk: &mut [u8]) {
+/// Writes over `junk` (one byte per cache line; [`EVICT_BYTES`] long for
+/// `bench`), so that the caches hold none of what the last run touched:
+/// the calling core's own and the shared last-level cache.
+pub fn evict(junk: &mut [u8]) {
     for b in junk.iter_mut().step_by(64) {
         *b = b.wrapping_add(1);
     }
