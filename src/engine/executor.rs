@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use super::calibration::{Advice, Calibration, MARGIN};
 use super::cells::Sums;
 use super::contract::{Accesses, Chain, Reader, StateError, MAX_SUMS};
-use super::optimistic::{self, After};
+use super::optimistic::{self, After, SpecScratch};
 use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
 use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
@@ -166,6 +166,8 @@ impl Pool {
 /// adapter with the same ones (`sealed.rs`) runs on the same allocations.
 struct Scratch<K, V, F> {
     seq: SeqScratch<K, V>,
+    /// The optimistic path's read and write sets, kept across blocks.
+    spec: SpecScratch<K, V>,
     plan: Plan<K, V>,
     graph: Graph,
     outcomes: Outcomes<F>,
@@ -181,6 +183,7 @@ impl<K, V, F> Default for Scratch<K, V, F> {
     fn default() -> Self {
         Scratch {
             seq: SeqScratch::<K, V>::default(),
+            spec: SpecScratch::default(),
             plan: Plan::default(),
             graph: Graph::default(),
             outcomes: Outcomes::default(),
@@ -672,13 +675,15 @@ impl<C: Chain> Executor<C> {
     {
         let start = Instant::now();
         let mut guard = self.scratch();
+        let scratch = &mut *guard;
         let mut counts = optimistic::Counts::default();
         let mut out = optimistic::run(
             chain,
             block,
             txs,
             reader,
-            &mut guard.seq,
+            &mut scratch.seq,
+            &mut scratch.spec,
             &mut counts,
             self.pool.on(),
             after,

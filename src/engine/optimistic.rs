@@ -138,6 +138,12 @@
 //!   is resumed after the team and contained by the executor. The locks
 //!   do not poison; the block is abandoned.
 //!
+//! * **Buffers** ([`SpecScratch`]): each transaction index's read and
+//!   write set buffer, kept across blocks, behind its own `Mutex`; it
+//!   carries capacity only (handed back cleared), so its protocol needs no
+//!   ordering argument: whichever order the take and the give-back meet
+//!   in, a speculation starts from an empty vector.
+//!
 //! No flag says "done" apart from the per-phase counters, and none is
 //! set before the work it reports (the "done while a validation is still
 //! running" bug class: validation runs only on the caller, after its
@@ -159,7 +165,7 @@ use super::known::KnownWriters;
 use super::outcome::Executed;
 use super::sequential::{
     add_sum, at_bucket, counter_of, fill, list, lookup, minus, plus, record_key, resolve, settable,
-    Applied, Entry, InOrder, Listed, Need, SeqScratch,
+    value_at, Applied, Entry, InOrder, Listed, Need, SeqScratch,
 };
 use super::team::{self, Aborted, Lead, On, Work};
 
@@ -282,14 +288,16 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         reader: &'a R,
         accesses: &'a Accesses<C::Key>,
         known: Option<(&'a KnownWriters<'a, C::Key>, usize)>,
+        locals: Vec<Local<C::Key, C::Value>>,
     ) -> Self {
+        debug_assert!(locals.is_empty());
         SpecView {
             table,
             reader,
             accesses,
             known,
             estimate: false,
-            locals: Vec::with_capacity(8),
+            locals,
             index: HashTable::new(),
             sums: [0; MAX_SUMS],
         }
@@ -342,9 +350,10 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
         match &l.read {
             Some(Seen::Reader(v)) => return Ok(v.clone()),
             Some(Seen::Overlay { bucket, .. }) => {
-                // The table is unchanged during the chunk: found where the
-                // first read found it.
-                if let Some((v, _)) = at_bucket(self.table, *bucket, &l.key, l.hash) {
+                // The table is unchanged during the chunk (its read lock
+                // is held for the whole phase): the entry is where the
+                // first read found it, so the key needs no comparison.
+                if let Some(v) = value_at(self.table, *bucket, &l.key) {
                     return Ok(v.clone());
                 }
             }
@@ -388,6 +397,22 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SpecView<'a, C, R> {
     }
 
     fn counter_now(&mut self, i: usize) -> StateResult<u64, R::Error> {
+        // What `now` would return, read in place (no value cloned) where
+        // it is already known: the transaction's own value, or its first
+        // read's.
+        let l = &self.locals[i];
+        match (&l.write, &l.read) {
+            (Written::Set(v), _) => return counter_of::<_, C::Value, R::Error>(&l.key, Some(v)),
+            (Written::Nothing, Some(Seen::Reader(v))) => {
+                return counter_of::<_, C::Value, R::Error>(&l.key, v.as_ref())
+            }
+            (Written::Nothing, Some(Seen::Overlay { bucket, .. })) => {
+                if let Some(v) = value_at(self.table, *bucket, &l.key) {
+                    return counter_of::<_, C::Value, R::Error>(&l.key, v.as_ref());
+                }
+            }
+            _ => {}
+        }
         let v = self.now(i)?;
         counter_of::<_, C::Value, R::Error>(&self.locals[i].key, v.as_ref())
     }
@@ -460,26 +485,76 @@ fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
     me: usize,
     settled: &Settled<'_, C::Key, C::Value>,
     reader: &R,
+    buffer: &Buffer<C::Key, C::Value>,
 ) -> Speculated<C> {
     let mut view = SpecView::<C, R>::new(
         &settled.table,
         reader,
         chain.accesses(tx),
         Some((&settled.known, me)),
+        std::mem::take(&mut *buffer.lock()),
     );
     let status = chain.execute(block, tx, false, &mut view);
     // Checked whatever the chain made of the error: a speculation that
     // met an estimate is never used.
-    if view.estimate {
-        return Speculated::Estimate;
+    let ended = match status {
+        Ok(status) if !view.estimate => {
+            return Speculated::Ran(Speculation {
+                status,
+                locals: view.locals,
+                sums: view.sums,
+            })
+        }
+        _ if view.estimate => Speculated::Estimate,
+        _ => Speculated::Dropped,
+    };
+    recycle(buffer, view.locals);
+    ended
+}
+
+/// Read and write sets kept across blocks, one buffer per transaction
+/// index (a speculation takes its index's, the settling gives it back
+/// emptied): a speculation allocates nothing once the buffers have grown.
+/// Each buffer's `Mutex` is never contended: a transaction's claimer takes
+/// it during its phase, the caller gives it back while it settles, after
+/// the phase completed (the same ordering as the slots'). Nothing depends
+/// on that order: a buffer carries only capacity (it is given back
+/// cleared), so a speculation that found its buffer taken or empty
+/// allocates one, as before, and no value crosses blocks through it.
+pub(crate) struct SpecScratch<K, V> {
+    /// By transaction index: an empty buffer (capacity kept).
+    buffers: Vec<Buffer<K, V>>,
+}
+
+/// One transaction index's read and write set buffer ([`SpecScratch`]).
+type Buffer<K, V> = Mutex<Vec<Local<K, V>>>;
+
+impl<K, V> Default for SpecScratch<K, V> {
+    fn default() -> Self {
+        SpecScratch {
+            buffers: Vec::new(),
+        }
     }
-    match status {
-        Ok(status) => Speculated::Ran(Speculation {
-            status,
-            locals: view.locals,
-            sums: view.sums,
-        }),
-        Err(_) => Speculated::Dropped,
+}
+
+impl<K, V> SpecScratch<K, V> {
+    /// At least `n` buffers.
+    fn grow(&mut self, n: usize) {
+        if self.buffers.len() < n {
+            self.buffers.resize_with(n, || Mutex::new(Vec::new()));
+        }
+    }
+}
+
+/// The largest buffer kept for the next block: a transaction that touched
+/// many keys does not pin their memory for every later block.
+const KEPT_LOCALS: usize = 32;
+
+/// Gives `locals` back to `buffer`, emptied (dropped if it grew large).
+fn recycle<K, V>(buffer: &Buffer<K, V>, mut locals: Vec<Local<K, V>>) {
+    if locals.capacity() <= KEPT_LOCALS {
+        locals.clear();
+        *buffer.lock() = locals;
     }
 }
 
@@ -495,7 +570,7 @@ pub(crate) fn explore<C: Chain, R: Reader<C::Key, C::Value>>(
 ) -> StateResult<Vec<(C::Key, Mode)>, R::Error> {
     let empty = HashTable::new();
     let accesses = chain.accesses(tx);
-    let mut view = SpecView::<C, R>::new(&empty, reader, accesses, None);
+    let mut view = SpecView::<C, R>::new(&empty, reader, accesses, None, Vec::new());
     chain.explore(block, tx, &mut view)?;
     Ok(view
         .locals
@@ -598,6 +673,8 @@ struct Speculations<'a, 'k, C: Chain, R: Reader<C::Key, C::Value>, T> {
     /// By transaction: its speculation, written by its piece's claimer,
     /// taken by the caller once the phase is complete.
     slots: Vec<Mutex<Option<Speculated<C>>>>,
+    /// By transaction: its read and write sets' buffer ([`SpecScratch`]).
+    buffers: &'a [Buffer<C::Key, C::Value>],
     /// Per phase `k`: whether its extra piece (listing chunk `k`'s known
     /// writers: the chunk after the one it speculates) was claimed
     /// (`swap`, `Relaxed`: only atomicity matters).
@@ -657,6 +734,7 @@ where
                     t,
                     &settled,
                     self.reader,
+                    &self.buffers[t],
                 );
                 *self.slots[t].lock() = Some(spec);
             }
@@ -750,6 +828,7 @@ fn settle<C, R, T>(
     txs: &[T],
     from: usize,
     slots: &[Mutex<Option<Speculated<C>>>],
+    buffers: &[Buffer<C::Key, C::Value>],
     counts: &mut Counts,
 ) -> StateResult<usize, R::Error>
 where
@@ -766,7 +845,7 @@ where
         if let Some(Speculated::Ran(mut spec)) = taken {
             counts.validations += 1;
             if valid(run, table, &mut spec)? {
-                let writes = spec.locals.into_iter().filter_map(|l| {
+                let writes = spec.locals.drain(..).filter_map(|l| {
                     let applied = match l.write {
                         Written::Nothing => return None,
                         Written::Set(v) => Applied::Set(v),
@@ -779,8 +858,10 @@ where
                     Some((l.key, l.hash, bucket, applied))
                 });
                 run.apply(table, writes, &spec.sums, spec.status)?;
+                recycle(&buffers[from + i], spec.locals);
                 continue;
             }
+            recycle(&buffers[from + i], spec.locals);
         }
         again += 1;
         run.execute(table, tx.borrow())?;
@@ -817,6 +898,7 @@ pub(crate) fn run<C, R, T>(
     txs: &[T],
     reader: &R,
     scratch: &mut SeqScratch<C::Key, C::Value>,
+    spec: &mut SpecScratch<C::Key, C::Value>,
     counts: &mut Counts,
     on: On<'_>,
     after: After,
@@ -827,6 +909,7 @@ where
     T: std::borrow::Borrow<C::Tx> + Sync,
 {
     let start = std::time::Instant::now();
+    spec.grow(txs.len());
     let block_accesses = chain.block_accesses(block);
     // The preload's keys are listed here; phase 0 reads them in pieces.
     let listed: Listed<'_, C::Key> = list(chain, &block_accesses, txs, scratch);
@@ -862,6 +945,7 @@ where
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect(),
         slots: txs.iter().map(|_| Mutex::new(None)).collect(),
+        buffers: &spec.buffers[..txs.len()],
         listing: (0..phases).map(|_| AtomicBool::new(false)).collect(),
         next_known: Mutex::new(KnownWriters::new()),
         aborted: AtomicBool::new(false),
@@ -903,6 +987,7 @@ where
                 &txs[from..to],
                 from,
                 &work.slots,
+                work.buffers,
                 counts,
             )
             .map_err(Led::Failed)?;

@@ -717,6 +717,22 @@ pub(crate) fn at_bucket<'t, K: Key, V>(
         .map(|e| (&e.value, e.version))
 }
 
+/// The value of the entry at `bucket`, found there by a [`lookup`] of
+/// `key` on this same table, unchanged since (the optimistic path's
+/// speculations, under the overlay's read lock): no comparison needed
+/// (checked in debug builds).
+#[inline]
+pub(crate) fn value_at<'t, K: Key, V>(
+    table: &'t HashTable<Entry<K, V>>,
+    bucket: usize,
+    key: &K,
+) -> Option<&'t Option<V>> {
+    let e = table.get_bucket(bucket)?;
+    debug_assert!(e.key == *key, "a bucket that moved under a read lock");
+    let _ = key;
+    Some(&e.value)
+}
+
 /// Runs the block hooks and every transaction of `txs` in block order on
 /// `reader`, through `scratch`'s table. Nothing is written anywhere. With
 /// `costs`, also records each transaction's execution time (for a
