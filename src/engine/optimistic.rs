@@ -485,14 +485,14 @@ fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
     me: usize,
     settled: &Settled<'_, C::Key, C::Value>,
     reader: &R,
-    buffer: &Buffer<C::Key, C::Value>,
+    buffer: Option<&Buffer<C::Key, C::Value>>,
 ) -> Speculated<C> {
     let mut view = SpecView::<C, R>::new(
         &settled.table,
         reader,
         chain.accesses(tx),
         Some((&settled.known, me)),
-        std::mem::take(&mut *buffer.lock()),
+        buffer.map_or_else(Vec::new, |b| std::mem::take(&mut *b.lock())),
     );
     let status = chain.execute(block, tx, false, &mut view);
     // Checked whatever the chain made of the error: a speculation that
@@ -538,8 +538,9 @@ impl<K, V> Default for SpecScratch<K, V> {
 }
 
 impl<K, V> SpecScratch<K, V> {
-    /// At least `n` buffers.
+    /// At least `n` buffers, at most [`KEPT_BUFFERS`].
     fn grow(&mut self, n: usize) {
+        let n = n.min(KEPT_BUFFERS);
         if self.buffers.len() < n {
             self.buffers.resize_with(n, || Mutex::new(Vec::new()));
         }
@@ -548,11 +549,17 @@ impl<K, V> SpecScratch<K, V> {
 
 /// The largest buffer kept for the next block: a transaction that touched
 /// many keys does not pin their memory for every later block.
-const KEPT_LOCALS: usize = 32;
+const KEPT_LOCALS: usize = 16;
+
+/// Transaction indexes with a kept buffer: what the scratch holds between
+/// blocks stays bounded (at most `KEPT_BUFFERS * KEPT_LOCALS` entries of
+/// about 128 bytes for the SPEC chain: 8 MiB, about 1 MiB for blocks of
+/// 1,000 transfers); a larger block's later transactions allocate theirs.
+const KEPT_BUFFERS: usize = 4096;
 
 /// Gives `locals` back to `buffer`, emptied (dropped if it grew large).
-fn recycle<K, V>(buffer: &Buffer<K, V>, mut locals: Vec<Local<K, V>>) {
-    if locals.capacity() <= KEPT_LOCALS {
+fn recycle<K, V>(buffer: Option<&Buffer<K, V>>, mut locals: Vec<Local<K, V>>) {
+    if let Some(buffer) = buffer.filter(|_| locals.capacity() <= KEPT_LOCALS) {
         locals.clear();
         *buffer.lock() = locals;
     }
@@ -673,7 +680,8 @@ struct Speculations<'a, 'k, C: Chain, R: Reader<C::Key, C::Value>, T> {
     /// By transaction: its speculation, written by its piece's claimer,
     /// taken by the caller once the phase is complete.
     slots: Vec<Mutex<Option<Speculated<C>>>>,
-    /// By transaction: its read and write sets' buffer ([`SpecScratch`]).
+    /// By transaction index (the first [`KEPT_BUFFERS`]): its read and write
+    /// sets' buffer ([`SpecScratch`]).
     buffers: &'a [Buffer<C::Key, C::Value>],
     /// Per phase `k`: whether its extra piece (listing chunk `k`'s known
     /// writers: the chunk after the one it speculates) was claimed
@@ -734,7 +742,7 @@ where
                     t,
                     &settled,
                     self.reader,
-                    &self.buffers[t],
+                    self.buffers.get(t),
                 );
                 *self.slots[t].lock() = Some(spec);
             }
@@ -858,10 +866,10 @@ where
                     Some((l.key, l.hash, bucket, applied))
                 });
                 run.apply(table, writes, &spec.sums, spec.status)?;
-                recycle(&buffers[from + i], spec.locals);
+                recycle(buffers.get(from + i), spec.locals);
                 continue;
             }
-            recycle(&buffers[from + i], spec.locals);
+            recycle(buffers.get(from + i), spec.locals);
         }
         again += 1;
         run.execute(table, tx.borrow())?;
@@ -945,7 +953,7 @@ where
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect(),
         slots: txs.iter().map(|_| Mutex::new(None)).collect(),
-        buffers: &spec.buffers[..txs.len()],
+        buffers: &spec.buffers,
         listing: (0..phases).map(|_| AtomicBool::new(false)).collect(),
         next_known: Mutex::new(KnownWriters::new()),
         aborted: AtomicBool::new(false),
