@@ -111,6 +111,52 @@ fn hot_counters_are_striped_and_equal_sequential() {
     }
 }
 
+/// The optimistic road keeps each transaction index's read and write set
+/// buffer across blocks, for the first 4,096 indexes only: blocks larger
+/// than that, run one after the other by one executor at 1, 2 and 4
+/// threads (the buffers then come back from the previous block, and the
+/// later transactions allocate theirs), equal the sequential engine.
+#[test]
+fn the_optimistic_road_on_blocks_larger_than_its_kept_buffers() {
+    use tos_parallel::engine::{EngineConfig, Scheduler};
+    use tos_parallel::pipeline::SpecExecutor;
+    use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
+    let chain = generate(&GeneratorConfig {
+        workload: Workload::Uniform,
+        accounts: 3_000,
+        txs_per_block: 5_000,
+        blocks: 2,
+        seed: 11,
+    })
+    .unwrap();
+    let mut storage = tos_parallel::MemoryStorage::new();
+    tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+    let executors: Vec<SpecExecutor> = [1, 2, 4]
+        .into_iter()
+        .map(|t| {
+            let config = EngineConfig {
+                scheduler: Scheduler::Optimistic,
+                ..EngineConfig::default()
+            };
+            SpecExecutor::new(t, config).unwrap().always_parallel()
+        })
+        .collect();
+    for block in &chain.blocks {
+        let seq = assert_equivalent(&storage, block, &executors);
+        for ex in &executors {
+            let par = run_parallel(ex, &storage, block);
+            assert_eq!(
+                par.outcome.stats.path,
+                tos_parallel::ExecutionPath::Optimistic,
+                "{} threads",
+                ex.threads()
+            );
+            assert_eq!(par.outcome.stats.optimistic, 5_000);
+        }
+        storage.commit(&seq.changes, &seq.meta).unwrap();
+    }
+}
+
 /// The programs contract blocks deploy besides random code: the workloads'
 /// contracts and the fuzz target's.
 fn programs() -> Vec<Vec<u8>> {
