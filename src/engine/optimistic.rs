@@ -853,8 +853,10 @@ where
         if let Some(Speculated::Ran(mut spec)) = taken {
             counts.validations += 1;
             if valid(run, table, &mut spec)? {
-                let writes = spec.locals.drain(..).filter_map(|l| {
-                    let applied = match l.write {
+                // The keys by reference (the buffer keeps them until it
+                // is cleared), the values moved out.
+                let writes = spec.locals.iter_mut().filter_map(|l| {
+                    let applied = match std::mem::replace(&mut l.write, Written::Nothing) {
                         Written::Nothing => return None,
                         Written::Set(v) => Applied::Set(v),
                         Written::Add(a) => Applied::Add(a),
@@ -863,7 +865,7 @@ where
                         Some(Seen::Overlay { bucket, .. }) => Some(bucket),
                         _ => None,
                     };
-                    Some((l.key, l.hash, bucket, applied))
+                    Some((&l.key, l.hash, bucket, applied))
                 });
                 run.apply(table, writes, &spec.sums, spec.status)?;
                 recycle(buffers.get(from + i), spec.locals);

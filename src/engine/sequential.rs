@@ -599,10 +599,10 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
     /// Applies the writes of a transaction whose speculation was validated
     /// (each key's final value, or a sum of adds to a counter it never
     /// read), its block sums, and records its status.
-    pub(crate) fn apply(
+    pub(crate) fn apply<'k>(
         &mut self,
         table: &mut HashTable<Entry<C::Key, C::Value>>,
-        writes: impl IntoIterator<Item = (C::Key, u64, Option<usize>, Applied<C::Value>)>,
+        writes: impl IntoIterator<Item = (&'k C::Key, u64, Option<usize>, Applied<C::Value>)>,
         sums: &[u64; MAX_SUMS],
         status: Result<(), C::Failure>,
     ) -> StateResult<(), R::Error> {
@@ -610,11 +610,11 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
             // Where the speculation read it (`lookup`'s bucket), if it is
             // still there; else one probe. Absent only for a key it wrote
             // without reading, that nothing before it touched: read then.
-            let e = match bucket.filter(|&b| at_bucket(table, b, &key, hash).is_some()) {
+            let e = match bucket.filter(|&b| at_bucket(table, b, key, hash).is_some()) {
                 Some(b) => table
                     .get_bucket_mut(b)
                     .ok_or_else(|| StateError::Invariant("an overlay bucket emptied"))?,
-                None => load_entry::<C, R>(table, self.reader, &key, hash)?,
+                None => load_entry::<C, R>(table, self.reader, key, hash)?,
             };
             match w {
                 Applied::Set(v) => e.value = Some(v),
