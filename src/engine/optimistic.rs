@@ -142,7 +142,8 @@
 //!   write set buffer, kept across blocks, behind its own `Mutex`; it
 //!   carries capacity only (handed back cleared), so its protocol needs no
 //!   ordering argument: whichever order the take and the give-back meet
-//!   in, a speculation starts from an empty vector.
+//!   in, a speculation starts from an empty vector (the loom model below
+//!   takes and gives back the buffers as `speculate` and `settle` do).
 //!
 //! No flag says "done" apart from the per-phase counters, and none is
 //! set before the work it reports (the "done while a validation is still
@@ -1061,7 +1062,9 @@ const MIN_READ_PIECE: usize = 64;
 /// complete; the caller fills the overlay from it; each transaction of
 /// phase 1 is speculated exactly once, on the overlay as the caller filled
 /// it; each phase's extra piece (the known writers of the chunk that
-/// follows) is listed exactly once and found once its phase is complete.
+/// follows) is listed exactly once and found once its phase is complete;
+/// each speculation starts from an empty kept buffer and its read set
+/// comes back with its slot.
 #[cfg(test)]
 mod loom_model {
     use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -1082,8 +1085,13 @@ mod loom_model {
         /// Phase 0's one piece of the preload (`reads`).
         read: Mutex<Option<u64>>,
         reads_done: AtomicUsize,
-        /// Phase 1's speculations (`slots`).
-        slots: Vec<Mutex<Option<u64>>>,
+        /// Phase 1's speculations (`slots`), each with its read and
+        /// write set.
+        slots: Vec<Mutex<Option<(u64, Vec<u64>)>>>,
+        /// By transaction index: its kept read and write set buffer
+        /// (`SpecScratch`), taken by the speculation, given back cleared
+        /// by the caller while it settles.
+        buffers: Vec<Mutex<Vec<u64>>>,
         runs: Vec<AtomicUsize>,
         /// `Settled`: the overlay (and known writers), filled and settled
         /// by the caller between phases (a value here).
@@ -1117,7 +1125,11 @@ mod loom_model {
                 return;
             }
             p.runs[i].fetch_add(1, Ordering::Relaxed);
-            *p.slots[i].lock().unwrap() = Some(*table);
+            // `speculate`: the buffer taken; it must come empty.
+            let mut locals = std::mem::take(&mut *p.buffers[i].lock().unwrap());
+            assert!(locals.is_empty(), "a speculation found a used buffer");
+            locals.push(*table);
+            *p.slots[i].lock().unwrap() = Some((*table, locals));
             p.finished[1].fetch_add(1, Ordering::Release);
         }
     }
@@ -1147,6 +1159,10 @@ mod loom_model {
                 read: Mutex::new(None),
                 reads_done: AtomicUsize::new(0),
                 slots: (0..TXS).map(|_| Mutex::new(None)).collect(),
+                // Given back by an earlier block: capacity, no entries.
+                buffers: (0..TXS)
+                    .map(|_| Mutex::new(Vec::with_capacity(1)))
+                    .collect(),
                 runs: (0..TXS).map(|_| AtomicUsize::new(0)).collect(),
                 table: RwLock::new(0),
                 next_known: Mutex::new(None),
@@ -1188,8 +1204,14 @@ mod loom_model {
             // Phase 1: chunk 0 speculated on the filled overlay.
             lead(&p, 1, TXS);
             for (i, slot) in p.slots.iter().enumerate() {
-                assert_eq!(slot.lock().unwrap().take(), Some(5), "transaction {i}");
+                let taken = slot.lock().unwrap().take();
+                let (seen, mut locals) = taken.unwrap_or_default();
+                assert_eq!(seen, 5, "transaction {i}");
+                assert_eq!(locals, [5], "transaction {i}'s read set");
                 assert_eq!(p.runs[i].load(Ordering::Relaxed), 1, "transaction {i}");
+                // `settle`'s `recycle`: given back cleared.
+                locals.clear();
+                *p.buffers[i].lock().unwrap() = locals;
             }
             let known = p.next_known.lock().unwrap().take();
             assert_eq!(known, Some(11), "listed before phase 1 was complete");
