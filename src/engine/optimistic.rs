@@ -1074,6 +1074,9 @@ mod loom_model {
     /// Phase 1's transactions, one per piece.
     const TXS: usize = 2;
 
+    /// A speculation: the value it saw, and its read set.
+    type Slot = Mutex<Option<(u64, Vec<u64>)>>;
+
     struct Phases {
         /// The team's `open`: `k + 1` once phase `k` is open, 3 once
         /// closed.
@@ -1087,7 +1090,7 @@ mod loom_model {
         reads_done: AtomicUsize,
         /// Phase 1's speculations (`slots`), each with its read and
         /// write set.
-        slots: Vec<Mutex<Option<(u64, Vec<u64>)>>>,
+        slots: Vec<Slot>,
         /// By transaction index: its kept read and write set buffer
         /// (`SpecScratch`), taken by the speculation, given back cleared
         /// by the caller while it settles.
