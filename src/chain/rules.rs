@@ -245,16 +245,7 @@ fn invoke<V: View<StateKey, StateValue>>(
         view.sum(SUM_FEES, tx.fee)?;
     }
     let mut state = Invocation::new(view, *contract);
-    // The deposit is a credit even of 0; the checks proved the source holds it.
-    if !state.pay(&src, contract, *deposit)? {
-        if !exploring {
-            return Err(StateError::Invariant("deposit above the checked balance"));
-        }
-        // Explored where the source cannot pay (hints are often taken on a
-        // state older than the block's parent: funds may come later): the
-        // contract's credit is still what its block would see.
-        state.credit(contract, *deposit)?;
-    }
+    pay_deposit(&mut state, &src, contract, *deposit, exploring)?;
     let env = vm::Env {
         contract: *contract,
         caller: src,
@@ -278,6 +269,27 @@ fn invoke<V: View<StateKey, StateValue>>(
         Exit::Failed(fault) => Err(TxFailure::ContractFailed(fault)),
         Exit::OutOfGas => Err(TxFailure::OutOfGas { max_gas: *max_gas }),
     })
+}
+
+/// The deposit paid into the contract (a credit even of 0). In a block,
+/// the checks proved the source holds it. Explored (`exploring`) where
+/// the source cannot pay (hints are often taken on a state older than the
+/// block's parent: funds may come later), the contract is credited all
+/// the same: its credit is what its block would see.
+fn pay_deposit<V: View<StateKey, StateValue>>(
+    state: &mut Invocation<'_, V>,
+    source: &PublicKey,
+    contract: &PublicKey,
+    deposit: u64,
+    exploring: bool,
+) -> StateResult<(), V::ReadError> {
+    if !state.pay(source, contract, deposit)? {
+        if !exploring {
+            return Err(StateError::Invariant("deposit above the checked balance"));
+        }
+        state.credit(contract, deposit)?;
+    }
+    Ok(())
 }
 
 /// The paths of an invocation being explored (hints, [`explore`]), from
@@ -309,9 +321,7 @@ fn explore_paths<V: View<StateKey, StateValue>>(
                 // count, not their values).
                 let Some(view) = spare.take() else { break };
                 let mut s = Invocation::new(view, contract);
-                if !s.pay(&env.caller, &contract, deposit)? {
-                    s.credit(&contract, deposit)?;
-                }
+                pay_deposit(&mut s, &env.caller, &contract, deposit, true)?;
                 s
             }
         };
