@@ -15,8 +15,9 @@
 //! `admit` does); `HINTS=compare` runs both engines on the block with and
 //! without hints, alternating, and prints the four medians. `TRACE=1`
 //! prints each run's path and times on stderr (the guarded executor's
-//! probes and switches, `calibration.rs`). `COLD=1` writes over 64 MiB
-//! on the calling thread before every timed run (`bench::evict`: its core's
+//! probes and switches, `calibration.rs`). `COLD=1` writes over twice the
+//! last-level cache (`bench::evict_bytes`) on the calling thread before
+//! every timed run (`bench::evict`: its core's
 //! caches and the shared last-level cache then hold none of the block, as
 //! in a node whose admissions ran in between; `bench`'s regime).
 
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use tos_parallel::engine::EngineConfig;
 use tos_parallel::pipeline::{check_block, locate_block, run_block, Run, SpecExecutor};
 use tos_parallel::{init_genesis, MemoryStorage};
-use tos_parallel_tools::bench::{evict, EVICT_BYTES};
+use tos_parallel_tools::bench::{evict, evict_bytes};
 use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -149,7 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let cold = std::env::var("COLD").is_ok();
-    let mut junk = vec![0u8; if cold { EVICT_BYTES } else { 0 }];
+    let mut junk = vec![0u8; if cold { evict_bytes() } else { 0 }];
     for _ in 0..reps {
         evict(&mut junk);
         let start = Instant::now();

@@ -9,8 +9,8 @@
 //! phase) and go on. Every parallel result is checked against the
 //! sequential one; a difference aborts the benchmark.
 //!
-//! Every timed run starts on cold caches: [`EVICT_BYTES`] are written over
-//! on the calling thread first (more than the machine's last-level
+//! Every timed run starts on cold caches: [`evict_bytes`] are written
+//! over on the calling thread first (twice the machine's last-level
 //! cache), as a node's admissions and commits evict a block's state
 //! between its blocks. Without it the order of the runs decided who found
 //! the block's state warm: the second run of a block ran on what the
@@ -454,7 +454,7 @@ impl Runs<'_> {
         let mut parallelism = Vec::new();
         let mut paths = vec![String::new(); n];
         let mut path_counts = vec![BTreeMap::new(); n];
-        let mut junk = vec![0u8; EVICT_BYTES];
+        let mut junk = vec![0u8; evict_bytes()];
         for (b, block) in blocks.iter().enumerate() {
             let base = fresh(&mut storage)?;
             let pre = locate_block(&base, block)?;
@@ -560,11 +560,55 @@ impl Runs<'_> {
     }
 }
 
-/// Bytes written over before every timed run: twice the reference
-/// machine's last-level cache (32 MiB).
+/// The fewest bytes written over before every timed run ([`evict_bytes`]):
+/// twice the last-level cache of the machine `bench` was first measured
+/// on (32 MiB), and what is used where the cache's size cannot be read.
 pub const EVICT_BYTES: usize = 64 << 20;
 
-/// Writes over `junk` (one byte per cache line; [`EVICT_BYTES`] long for
+/// The most bytes written over before a timed run (a machine reporting a
+/// larger last-level cache keeps some of a block in it).
+const MAX_EVICT_BYTES: usize = 1 << 30;
+
+/// Bytes to write over before every timed run: twice this machine's
+/// largest CPU cache as Linux reports it (the last-level one, shared by
+/// the cores), at least [`EVICT_BYTES`] and at most 1 GiB. Machines
+/// differ here: one reference machine had a 32 MiB last level, another
+/// reports 260 MiB, where 64 MiB would have left a block's state in it.
+pub fn evict_bytes() -> usize {
+    largest_cache()
+        .map_or(EVICT_BYTES, |bytes| bytes.saturating_mul(2))
+        .clamp(EVICT_BYTES, MAX_EVICT_BYTES)
+}
+
+/// The largest cache of CPU 0 (`/sys/devices/system/cpu/cpu0/cache`,
+/// sizes such as `266240K`), if Linux says.
+fn largest_cache() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|entry| {
+        let size = std::fs::read_to_string(entry.ok()?.path().join("size")).ok()?;
+        parse_cache_size(size.trim())
+    })
+    .max()
+}
+
+/// `48K`, `2048K`, `32M`, `1G` or plain bytes.
+fn parse_cache_size(s: &str) -> Option<usize> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: usize = digits.parse().ok()?;
+    let scale = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// Writes over `junk` (one byte per cache line; [`evict_bytes`] long for
 /// `bench`), so that the caches hold none of what the last run touched:
 /// the calling core's own and the shared last-level cache.
 pub fn evict(junk: &mut [u8]) {
@@ -582,5 +626,27 @@ fn median_times(s: &[PathTimes]) -> PathTimes {
         prefetch: crate::median(s.iter().map(|t| t.prefetch).collect()),
         schedule: crate::median(s.iter().map(|t| t.schedule).collect()),
         execute: crate::median(s.iter().map(|t| t.execute).collect()),
+    }
+}
+
+#[cfg(test)]
+mod evict_tests {
+    use super::*;
+
+    #[test]
+    fn cache_sizes_parse_as_linux_writes_them() {
+        assert_eq!(parse_cache_size("48K"), Some(48 << 10));
+        assert_eq!(parse_cache_size("266240K"), Some(266_240 << 10));
+        assert_eq!(parse_cache_size("32M"), Some(32 << 20));
+        assert_eq!(parse_cache_size("1G"), Some(1 << 30));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("12Q"), None);
+        assert_eq!(parse_cache_size("K"), None);
+    }
+
+    #[test]
+    fn the_eviction_is_bounded() {
+        let n = evict_bytes();
+        assert!((EVICT_BYTES..=MAX_EVICT_BYTES).contains(&n), "{n}");
     }
 }
