@@ -192,13 +192,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .entry(format!("{}/{}", st.path.name(), st.reason.name()))
             .or_default() += 1;
         last_path = format!(
-            "{}/{} keys {} edges {} cp {} proven {}",
+            "{}/{} keys {} edges {} cp {} proven {} re-executions {}",
             st.path.name(),
             st.reason.name(),
             st.keys,
             st.edges,
             st.critical_path,
-            st.covered
+            st.covered,
+            st.reexecutions
         );
         if p.changes != s.changes {
             return Err("parallel change set differs from sequential".into());
