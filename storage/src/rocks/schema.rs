@@ -121,6 +121,18 @@ impl Prefix {
     }
 }
 
+/// The column family `key` lives in.
+pub(super) fn cf_of(key: &StateKey) -> Cf {
+    match key {
+        StateKey::Nonce(_) => Cf::Nonce,
+        StateKey::Balance(..) => Cf::Balance,
+        StateKey::Multisig(_) => Cf::Multisig,
+        StateKey::Energy(_) => Cf::Energy,
+        StateKey::Code(_) => Cf::Code,
+        StateKey::Slot(..) => Cf::Slot,
+    }
+}
+
 /// The first 64 bits of `key`'s place in the database's order: its column
 /// family's id, then the first 7 bytes of its prefix (every prefix starts
 /// with an account or contract key). Keys with different heads are in the
@@ -135,16 +147,8 @@ pub(super) fn sort_head(key: &StateKey) -> u64 {
         | StateKey::Balance(a, _)
         | StateKey::Slot(a, _) => a,
     };
-    let cf = match key {
-        StateKey::Nonce(_) => Cf::Nonce,
-        StateKey::Balance(..) => Cf::Balance,
-        StateKey::Multisig(_) => Cf::Multisig,
-        StateKey::Energy(_) => Cf::Energy,
-        StateKey::Code(_) => Cf::Code,
-        StateKey::Slot(..) => Cf::Slot,
-    };
     let mut head = [0u8; 8];
-    head[0] = cf.id();
+    head[0] = cf_of(key).id();
     head[1..].copy_from_slice(&account.0[..7]);
     u64::from_be_bytes(head)
 }
@@ -152,28 +156,18 @@ pub(super) fn sort_head(key: &StateKey) -> u64 {
 /// Where `key` lives: its column family and key prefix.
 pub(super) fn locate(key: &StateKey) -> (Cf, Prefix) {
     let mut bytes = [0u8; 64];
-    let (cf, len) = match key {
+    let len = match key {
         StateKey::Nonce(a) | StateKey::Multisig(a) | StateKey::Energy(a) | StateKey::Code(a) => {
             bytes[..32].copy_from_slice(&a.0);
-            let cf = match key {
-                StateKey::Nonce(_) => Cf::Nonce,
-                StateKey::Multisig(_) => Cf::Multisig,
-                StateKey::Code(_) => Cf::Code,
-                _ => Cf::Energy,
-            };
-            (cf, 32)
+            32
         }
         StateKey::Balance(a, second) | StateKey::Slot(a, second) => {
             bytes[..32].copy_from_slice(&a.0);
             bytes[32..].copy_from_slice(&second.0);
-            let cf = match key {
-                StateKey::Slot(..) => Cf::Slot,
-                _ => Cf::Balance,
-            };
-            (cf, 64)
+            64
         }
     };
-    (cf, Prefix { bytes, len })
+    (cf_of(key), Prefix { bytes, len })
 }
 
 /// The [`StateKey`] of a prefix of versioned column family `cf`.
