@@ -590,3 +590,83 @@ impl StateScan for RocksStorage {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hash, PublicKey};
+
+    /// The `changes` index a store holds for topoheight `t`.
+    fn change_index(store: &RocksStorage, t: TopoHeight) -> Vec<u8> {
+        let shared = &store.shared;
+        let cf = shared.cf(Cf::Changes).expect("changes column");
+        shared
+            .db
+            .get_cf(cf, t.to_be_bytes())
+            .expect("read the index")
+            .expect("an index at t")
+    }
+
+    /// A commit writes its change set in the database's key order, whatever
+    /// order its parts came in (each executor and thread count builds them
+    /// its own way): two stores committing the same writes in two orders
+    /// hold the same index bytes, in (column family, prefix) order. Keys
+    /// share their first bytes (ties of `sort_head`) and differ after them.
+    #[test]
+    fn a_commit_writes_its_change_set_in_key_order_whatever_its_parts_order() {
+        let account = |a: u8, b: u8| {
+            let mut k = [a; 32];
+            k[20] = b;
+            PublicKey(k)
+        };
+        let mut writes = Vec::new();
+        for a in [3u8, 1, 200] {
+            for b in [9u8, 0, 77] {
+                writes.push((StateKey::Nonce(account(a, b)), StateValue::Counter(1)));
+                writes.push((
+                    StateKey::Balance(account(a, b), Hash([b; 32])),
+                    StateValue::Counter(u64::from(a)),
+                ));
+                writes.push((
+                    StateKey::Slot(account(a, 1), Hash([b; 32])),
+                    StateValue::Word(Arc::new([a; 32])),
+                ));
+            }
+        }
+        let parts_forward = vec![writes[..10].to_vec(), writes[10..].to_vec()];
+        let mut reversed = writes.clone();
+        reversed.reverse();
+        let parts_backward = vec![reversed[..5].to_vec(), reversed[5..].to_vec()];
+        let meta = |t: u64| BlockMeta {
+            hash: Hash([t as u8; 32]),
+            emitted_supply: t,
+            burned_supply: 0,
+        };
+        let params = ChainParams {
+            blocks_per_day: 86_400,
+            genesis_hash: Hash([1; 32]),
+        };
+        let mut indexes = Vec::new();
+        for parts in [parts_forward, parts_backward] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut store =
+                RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
+            store
+                .init(&ChangeSet::new(0), &meta(0), &params)
+                .expect("genesis");
+            store
+                .commit(&ChangeSet::from_parts(1, parts), &meta(1))
+                .expect("commit");
+            indexes.push(change_index(&store, 1));
+        }
+        assert_eq!(
+            indexes[0], indexes[1],
+            "the same index bytes in both orders"
+        );
+        let listed = decode_changes(&indexes[0]).expect("decode");
+        assert_eq!(listed.len(), writes.len());
+        let mut sorted = listed.clone();
+        sorted.sort_by_key(|(cf, prefix)| (cf.id(), prefix.to_vec()));
+        assert_eq!(listed, sorted, "in (column family, prefix) order");
+    }
+}
