@@ -467,10 +467,20 @@ impl StateRead for RocksStorage {
         let shared = &*self.shared;
         let start = out.len();
         out.resize(start + keys.len(), None);
-        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| keys[i as usize]);
+        // In key order (each column family's iterators move forward), sorted
+        // on compact heads as the commit's batch is (`write_state`): the
+        // whole keys are compared only on a tie.
+        let mut order: Vec<(u64, u32)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (sort_head(key), i as u32))
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| keys[a.1 as usize].cmp(keys[b.1 as usize]))
+        });
         let mut seekers: [Option<Seeker<'_>>; Cf::VERSIONED.len()] = std::array::from_fn(|_| None);
-        for i in order {
+        for (_, i) in order {
             let key = keys[i as usize];
             let (cf, prefix) = locate(key);
             let seeker = match &mut seekers[cf.id() as usize] {
