@@ -29,7 +29,7 @@ use self::codec::{
     encode_params, encode_value_into, push_change,
 };
 use self::schema::{
-    locate, sort_head, split_versioned_key, state_key, versioned_key, versioned_key_on_stack, Cf,
+    key_order, locate, split_versioned_key, state_key, versioned_key, versioned_key_on_stack, Cf,
     INFO_PARAMS, INFO_TOP,
 };
 use self::store::{Seeker, Shared};
@@ -336,25 +336,15 @@ impl RocksStorage {
         // block; the skiplist memtable also inserts a sorted batch faster
         // (each insert starts next to the last). `StateKey`'s order is the
         // database's (column families in `Cf::id` order, then the prefix's
-        // bytes; one version for the whole batch). The sort runs on
-        // `sort_head`s in one contiguous array, the entries compared only
-        // on a tie: sorting the entries by reference chased a pointer into
-        // the change set on every comparison, 17% of a commit of 1,000
-        // transfers (benches/README.md). Each key is built on the stack and
-        // each value in one reused buffer (the batch copies both): no
-        // allocation per write.
+        // bytes; one version for the whole batch; `key_order`). Each key is
+        // built on the stack and each value in one reused buffer (the batch
+        // copies both): no allocation per write.
         let entries: Vec<&(StateKey, StateValue)> = changes.iter().collect();
-        let mut order: Vec<(u64, usize)> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| (sort_head(&entry.0), i))
-            .collect();
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| entries[a.1].0.cmp(&entries[b.1].0))
-        });
         let mut value = Vec::with_capacity(64);
-        for (key, v) in order.into_iter().map(|(_, i)| entries[i]) {
+        for (key, v) in key_order(&entries, |entry| &entry.0)
+            .into_iter()
+            .map(|i| entries[i])
+        {
             let (cf, prefix) = locate(key);
             push_change(&mut index, cf, prefix.as_bytes());
             let (buf, n) = versioned_key_on_stack(prefix.as_bytes(), t);
@@ -467,27 +457,16 @@ impl StateRead for RocksStorage {
         let shared = &*self.shared;
         let start = out.len();
         out.resize(start + keys.len(), None);
-        // In key order (each column family's iterators move forward), sorted
-        // on compact heads as the commit's batch is (`write_state`): the
-        // whole keys are compared only on a tie.
-        let mut order: Vec<(u64, u32)> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, key)| (sort_head(key), i as u32))
-            .collect();
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| keys[a.1 as usize].cmp(keys[b.1 as usize]))
-        });
+        // In key order: each column family's iterators move forward.
         let mut seekers: [Option<Seeker<'_>>; Cf::VERSIONED.len()] = std::array::from_fn(|_| None);
-        for (_, i) in order {
-            let key = keys[i as usize];
+        for i in key_order(keys, |key| key) {
+            let key = keys[i];
             let (cf, prefix) = locate(key);
             let seeker = match &mut seekers[cf.id() as usize] {
                 Some(seeker) => seeker,
                 none => none.insert(Seeker::new(shared, cf)?),
             };
-            out[start + i as usize] = seeker.seek(prefix.as_bytes(), topoheight)?.map(|(_, v)| v);
+            out[start + i] = seeker.seek(prefix.as_bytes(), topoheight)?.map(|(_, v)| v);
         }
         Ok(())
     }

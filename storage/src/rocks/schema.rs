@@ -153,6 +153,23 @@ pub(super) fn sort_head(key: &StateKey) -> u64 {
     u64::from_be_bytes(head)
 }
 
+/// The indexes of `items` in the database's order of their keys (`key`
+/// of each): sorted on [`sort_head`]s in one contiguous array, the whole
+/// keys compared only on a tie (sorting the items by reference chased a
+/// pointer on every comparison: 17% of a commit of 1,000 transfers).
+pub(super) fn key_order<T>(items: &[T], key: impl Fn(&T) -> &StateKey) -> Vec<usize> {
+    let mut order: Vec<(u64, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (sort_head(key(item)), i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| key(&items[a.1]).cmp(key(&items[b.1])))
+    });
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
 /// Where `key` lives: its column family and key prefix.
 pub(super) fn locate(key: &StateKey) -> (Cf, Prefix) {
     let mut bytes = [0u8; 64];
@@ -268,7 +285,7 @@ mod tests {
         }
     }
 
-    /// The commit's sort (heads, then the whole key on a tie) gives the
+    /// `key_order` (heads, then the whole key on a tie) gives the
     /// keys' own order, which is the database's: column family, then the
     /// prefix's bytes. Accounts share their first bytes often (ties) and
     /// differ anywhere after them.
@@ -293,10 +310,8 @@ mod tests {
             }
         });
         proptest!(|(keys in prop::collection::vec(key, 0..64))| {
-            let mut by_heads = keys.clone();
-            by_heads.sort_unstable_by(|a, b| {
-                sort_head(a).cmp(&sort_head(b)).then_with(|| a.cmp(b))
-            });
+            let by_heads: Vec<StateKey> =
+                key_order(&keys, |k| k).into_iter().map(|i| keys[i]).collect();
             let mut by_bytes = keys.clone();
             by_bytes.sort_by_key(|k| {
                 let (cf, prefix) = locate(k);
