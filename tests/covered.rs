@@ -124,17 +124,13 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
 
 #[test]
 fn hot_sender_workload_is_covered() {
-    let chain =
-        tos_parallel_tools::generator::generate(&tos_parallel_tools::generator::GeneratorConfig {
-            workload: tos_parallel_tools::generator::Workload::HotSender,
-            accounts: 200,
-            txs_per_block: 300,
-            blocks: 2,
-            seed: 4,
-        })
-        .unwrap();
-    let mut storage = tos_parallel::MemoryStorage::new();
-    tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+    let (chain, mut storage) = generated(
+        tos_parallel_tools::generator::Workload::HotSender,
+        200,
+        300,
+        2,
+        4,
+    );
     let executors = executors(&[2, 4]);
     for block in &chain.blocks {
         let seq = assert_equivalent(&storage, block, &executors);

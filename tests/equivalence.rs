@@ -77,18 +77,9 @@ proptest! {
 /// really be used.
 #[test]
 fn hot_counters_are_striped_and_equal_sequential() {
-    use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
+    use tos_parallel_tools::generator::Workload;
     for workload in [Workload::HotReceiver { permille: 900 }, Workload::HotSender] {
-        let chain = generate(&GeneratorConfig {
-            workload,
-            accounts: 300,
-            txs_per_block: 200,
-            blocks: 3,
-            seed: 3,
-        })
-        .unwrap();
-        let mut storage = tos_parallel::MemoryStorage::new();
-        tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+        let (chain, mut storage) = generated(workload, 300, 200, 3, 3);
         let executors = executors(&[1, 2, 3, 4, 8]);
         for block in &chain.blocks {
             let seq = assert_equivalent(&storage, block, &executors);
@@ -120,17 +111,8 @@ fn hot_counters_are_striped_and_equal_sequential() {
 fn the_optimistic_road_on_blocks_larger_than_its_kept_buffers() {
     use tos_parallel::engine::{EngineConfig, Scheduler};
     use tos_parallel::pipeline::SpecExecutor;
-    use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
-    let chain = generate(&GeneratorConfig {
-        workload: Workload::Uniform,
-        accounts: 3_000,
-        txs_per_block: 5_000,
-        blocks: 2,
-        seed: 11,
-    })
-    .unwrap();
-    let mut storage = tos_parallel::MemoryStorage::new();
-    tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+    use tos_parallel_tools::generator::Workload;
+    let (chain, mut storage) = generated(Workload::Uniform, 3_000, 5_000, 2, 11);
     let executors: Vec<SpecExecutor> = [1, 2, 4]
         .into_iter()
         .map(|t| {

@@ -47,7 +47,7 @@ fn keys_edges_and_coverage_of_a_small_block() {
 #[test]
 fn guards_pick_the_path_and_never_change_the_result() {
     use tos_parallel::{ExecutionPath, PathReason, StateWrite};
-    use tos_parallel_tools::generator::{generate, GeneratorConfig, Workload};
+    use tos_parallel_tools::generator::Workload;
     let cases = [
         (
             Workload::Uniform,
@@ -78,16 +78,7 @@ fn guards_pick_the_path_and_never_change_the_result() {
         ),
     ];
     for (workload, accounts, want, reason) in cases {
-        let chain = generate(&GeneratorConfig {
-            workload,
-            accounts,
-            txs_per_block: 150,
-            blocks: 2,
-            seed: 11,
-        })
-        .unwrap();
-        let mut storage = tos_parallel::MemoryStorage::new();
-        tos_parallel::init_genesis(&mut storage, &chain.genesis).unwrap();
+        let (chain, mut storage) = generated(workload, accounts, 150, 2, 11);
         for block in &chain.blocks {
             let seq = assert_equivalent(&storage, block, &executors(&[2]));
             let fresh = executors(&[2]);

@@ -24,7 +24,32 @@ use tos_parallel::{
     init_genesis, Block, ExecutionPath, Genesis, Hash, MemoryStorage, PublicKey, Scheduler,
     StateRead, NATIVE_ASSET,
 };
-use tos_parallel_tools::generator::account_key;
+use tos_parallel_tools::generator::{
+    account_key, generate, GeneratedChain, GeneratorConfig, Workload,
+};
+
+/// A chain of `tools`' generator (`blocks` blocks of `txs_per_block`
+/// transactions of `workload` over `accounts` accounts, seed `seed`) and
+/// a memory store holding its genesis.
+pub fn generated(
+    workload: Workload,
+    accounts: usize,
+    txs_per_block: usize,
+    blocks: usize,
+    seed: u64,
+) -> (GeneratedChain, MemoryStorage) {
+    let chain = generate(&GeneratorConfig {
+        workload,
+        accounts,
+        txs_per_block,
+        blocks,
+        seed,
+    })
+    .expect("a generated chain");
+    let mut storage = MemoryStorage::new();
+    init_genesis(&mut storage, &chain.genesis).expect("its genesis");
+    (chain, storage)
+}
 
 /// A second asset.
 pub const ASSET_B: Hash = Hash([9u8; 32]);
