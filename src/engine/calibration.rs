@@ -303,6 +303,26 @@ impl Calibration {
         }
     }
 
+    /// Whether the next block of `txs` transactions will most likely run
+    /// in order (`Some(true)`), on the parallel engine (`Some(false)`), or
+    /// nothing is known of its class yet (`None`): what [`Self::advise`]
+    /// would say now (`Advice::Static` as `None`), without changing
+    /// anything (for pre-waking the pool's helpers: `team.rs`).
+    pub(crate) fn likely_in_order(&self, txs: usize) -> Option<bool> {
+        let classes = self.classes.lock();
+        let c = &classes[class_of(txs)];
+        if let Some(probe) = c.probe {
+            return Some(probe.in_order);
+        }
+        let probing = c.until_probe == 0;
+        match (c.in_order.samples, c.parallel.samples) {
+            (0, 0) => None,
+            (_, 0) => Some(c.deferred && !probing),
+            (0, _) => Some(true),
+            _ => Some(c.preferred().unwrap_or(true) != probing),
+        }
+    }
+
     /// The first block of `txs`'s class runs in order by prediction
     /// (`PathReason::Predicted`): the parallel engine is first probed after
     /// `PROBE_FIRST` blocks instead of on the next.
@@ -445,6 +465,56 @@ mod tests {
         assert_eq!(cal.advise(1000), Advice::Parallel, "the next probe");
         // Another size class knows nothing yet.
         assert_eq!(cal.advise(10), Advice::Static);
+    }
+
+    #[test]
+    fn the_look_ahead_says_what_the_advice_will_be() {
+        // Costs that move (the parallel engine losing, then winning, then
+        // losing by little, a stretch of noise), a deferred class, and a
+        // class the static guards start in order: at every block the look
+        // ahead names the advice that follows it.
+        let mut seed = 7u64;
+        let mut noise = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (seed >> 33) % 5
+        };
+        for (txs, deferred, static_in_order) in [(1000, false, false), (300, true, true)] {
+            let cal = Calibration::default();
+            let mut seen = [0usize; 2];
+            for b in 0..1500u64 {
+                let look = cal.likely_in_order(txs);
+                if let Some(in_order) = look {
+                    seen[usize::from(in_order)] += 1;
+                }
+                let advice = cal.advise(txs);
+                let expected = match advice {
+                    Advice::Static => None,
+                    Advice::InOrder => Some(true),
+                    Advice::Parallel => Some(false),
+                };
+                assert_eq!(look, expected, "block {b} of {txs}");
+                let in_order = match advice {
+                    Advice::Static => static_in_order,
+                    Advice::InOrder => true,
+                    Advice::Parallel => false,
+                };
+                if advice == Advice::Static && deferred {
+                    cal.defer_probe(txs);
+                }
+                let (seq, par) = match b / 300 {
+                    0 => (2, 7),
+                    1 => (5, 3),
+                    2 => (4, 3 + noise()),
+                    _ => (3 + noise(), 3 + noise()),
+                };
+                let cost = if in_order { seq } else { par };
+                cal.record(txs, in_order, MS * cost as u32);
+            }
+            assert!(
+                seen.iter().all(|&n| n >= 100),
+                "both ways looked at: {seen:?}"
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,30 @@
 //! helper stops spinning. The caller never gives up; it is not a pool job
 //! of this team, and it only waits once its own pieces are done.
 //!
+//! # Pre-woken helpers
+//! A worker asleep when its team is spawned joins late: 20-30 µs on the
+//! 2-core reference machine (a VM), 50-100 µs once the block's caller has
+//! spent milliseconds on other work (measured: `bench`'s cache eviction
+//! between blocks), against 50-200 µs for a whole 180-transaction block.
+//! Its partition of the plan waits for it meanwhile. A node that knows a
+//! block is coming (it is about to check its transactions) can call
+//! [`prewake`] first: `helpers` jobs on the pool spin ([`Spin`]: pauses,
+//! and a yield every 64 of them, so a thread with real work on the core
+//! gets it) until the next team (or in-order run) starts
+//! ([`release_prewoken`]) or for [`PREWAKE_PATIENCE`] at most, then
+//! return, and their worker, awake, takes the team's helper job from the
+//! pool's queue at once.
+//!
+//! It is a speed hint, not synchronisation: a pre-woken job touches no
+//! block data and no team, only the process-wide counter [`STARTED`]
+//! (`Relaxed`: it orders nothing; the helper job itself reaches the worker
+//! through rayon's queue, as without a pre-wake). Whatever it reads, it
+//! returns within its patience, and no participant ever waits for a helper
+//! to join (a phase's pieces are claimed by whoever runs): a job that
+//! misses the counter, a counter bumped by another executor's team, or a
+//! pool whose only worker is spinning, cost time, never a result. Hence no
+//! loom model: there is no interleaving to check, only a bounded loop.
+//!
 //! # Memory ordering
 //! Each participant publishes a finished piece with a `Release` write of a
 //! counter its phase's [`Work::complete`] reads with `Acquire`; the caller
@@ -55,13 +79,23 @@
 //! checks both under every interleaving of a caller and a helper.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 /// How long an idle helper spins before it leaves the team.
 pub(crate) const HELPER_PATIENCE: Duration = Duration::from_micros(200);
+
+/// How long a pre-woken helper ([`prewake`]) waits for a team at most:
+/// longer than checking a 1,000-transaction block's signatures from the
+/// cache (about 150 µs cold), short enough that a pre-wake for a block
+/// that then runs otherwise costs a core little.
+pub(crate) const PREWAKE_PATIENCE: Duration = Duration::from_micros(500);
+
+/// Teams (and in-order runs) started, process-wide: a pre-woken helper
+/// spins until it changes. Only ever compared for a change (`Relaxed`).
+static STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// `open` once the team is closed (the block is done or failed).
 const CLOSED: usize = usize::MAX;
@@ -198,6 +232,27 @@ impl On<'_> {
     }
 }
 
+/// Spawns `helpers` pre-woken helpers with `spawn` (onto the pool the next
+/// team runs on): each spins until a team starts after this call, or for
+/// [`PREWAKE_PATIENCE`] (see "Pre-woken helpers" above).
+pub(crate) fn prewake(helpers: usize, spawn: impl Fn(Box<dyn FnOnce() + Send>)) {
+    let seen = STARTED.load(Ordering::Relaxed);
+    for _ in 0..helpers {
+        spawn(Box::new(move || {
+            let mut spin = Spin::new();
+            while STARTED.load(Ordering::Relaxed) == seen && spin.waited() <= PREWAKE_PATIENCE {
+                spin.wait();
+            }
+        }));
+    }
+}
+
+/// A block starts (a team, or a run in order): pre-woken helpers stop
+/// waiting (their workers then take the team's helper jobs, or sleep).
+pub(crate) fn release_prewoken() {
+    STARTED.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Runs `lead` on the calling thread with `helpers` helper jobs spawned on
 /// the pool, working on `work`'s phases as `lead` opens them. A helper's
 /// panic is resumed here once every helper stopped.
@@ -207,6 +262,10 @@ pub(crate) fn run<W: Work, R: Send>(
     work: &W,
     lead: impl FnOnce(&Lead<'_, W>) -> R + Send,
 ) -> R {
+    // Before the helpers are queued: a pre-woken worker is then looking
+    // for work (idle, awake) when they arrive, so the pool need not wake
+    // a sleeping one.
+    release_prewoken();
     let team = Team {
         open: AtomicUsize::new(0),
         joined: AtomicUsize::new(0),
@@ -522,5 +581,78 @@ mod loom_model {
     #[test]
     fn a_helper_panicking_between_phases_never_completes_one() {
         check(Panic::AfterPhase0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two phases of `PIECES` pieces each, every piece counted once run.
+    struct Pieces {
+        claimed: [AtomicUsize; 2],
+        ran: [AtomicUsize; 2],
+    }
+
+    const PIECES: usize = 64;
+
+    impl Work for Pieces {
+        fn work(&self, phase: usize, _me: usize, _lead: bool) {
+            while self.claimed[phase].fetch_add(1, Ordering::Relaxed) < PIECES {
+                self.ran[phase].fetch_add(1, Ordering::Release);
+            }
+        }
+        fn complete(&self, phase: usize) -> bool {
+            self.ran[phase].load(Ordering::Acquire) >= PIECES
+        }
+        fn abort(&self) {}
+        fn phases(&self) -> usize {
+            2
+        }
+    }
+
+    fn pieces() -> Pieces {
+        Pieces {
+            claimed: Default::default(),
+            ran: Default::default(),
+        }
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+    }
+
+    #[test]
+    fn a_pre_woken_worker_takes_no_piece_and_keeps_no_team_waiting() {
+        // Its pool's only worker pre-woken, then one team after another
+        // (each releases it): every phase complete with every piece run
+        // once, helpers or not.
+        for threads in [1, 2] {
+            let pool = pool(threads);
+            for _ in 0..50 {
+                prewake(threads, |job| pool.spawn(job));
+                let work = pieces();
+                let led = run(On::Pool(&pool), threads, &work, |lead| {
+                    lead.phase(0)?;
+                    lead.phase(1)
+                });
+                assert!(led.is_ok());
+                for phase in 0..2 {
+                    assert_eq!(work.ran[phase].load(Ordering::Acquire), PIECES);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pre_woken_worker_never_released_gives_its_worker_back() {
+        // No team ever comes: the spinning job returns on its own, so the
+        // pool's only worker runs the next job.
+        let pool = pool(1);
+        prewake(1, |job| pool.spawn(job));
+        assert_eq!(pool.install(|| 7), 7);
     }
 }

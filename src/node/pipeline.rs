@@ -321,6 +321,13 @@ pub fn execute_block<S: StateRead + Clone>(
     run: Run,
 ) -> Result<ExecutedBlock, BlockError> {
     let pool = (run != Run::Sequential).then_some(executor);
+    if run != Run::Sequential {
+        // The pool's helpers wake while the block is checked.
+        executor.prepare(
+            block.txs().len(),
+            run == Run::Parallel && executor.config().guards,
+        );
+    }
     let checked = contain(|| check_block(block, pre, cache, pool))?;
     run_block(executor, storage, block, pre, &checked, run)
 }
