@@ -28,6 +28,7 @@ use super::outcome::{EngineStats, Executed, ExecutionPath, Writes};
 use super::phases::{BlockWork, PLAN, RUN, WRITES};
 use super::plan::{partitions, sample_shape, Graph, Plan, PlanInput};
 use super::policy::{decide, Facts, PathReason, Policy, Shape, GUARD_SAMPLE};
+use super::prewake::{Prewake, PREPARE};
 use super::run::{BatchPlan, Outcomes, Run, Scheduling};
 use super::sealed::{sealable, Backoff, Sealed, SealedTx};
 use super::sequential::{self, SeqScratch};
@@ -143,12 +144,12 @@ impl Pool {
         }
     }
 
-    /// Where a team's helpers run.
-    fn on(&self) -> On<'_> {
+    /// Where a team's helpers run, with the executor's pre-woken helpers.
+    fn on<'p>(&'p self, prewake: &'p Prewake) -> On<'p> {
         match self {
-            Pool::Own(p) => On::Pool(p),
-            Pool::Shared(p) => On::Pool(p),
-            Pool::Current => On::Current,
+            Pool::Own(p) => On::Pool(p, prewake),
+            Pool::Shared(p) => On::Pool(p, prewake),
+            Pool::Current => On::Current(prewake),
         }
     }
 
@@ -220,6 +221,8 @@ pub struct Executor<C: Chain> {
     /// cgroup's files (34 µs a call on the reference machine), too slow
     /// for every block.
     cores: usize,
+    /// The pool's workers kept awake for a coming block (`prewake.rs`).
+    prewake: Arc<Prewake>,
 }
 
 impl<C: Chain> std::fmt::Debug for Executor<C> {
@@ -264,6 +267,7 @@ impl<C: Chain> Executor<C> {
             backoff: Backoff::default(),
             guarded_backoff: Backoff::guarded(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            prewake: Arc::default(),
         }
     }
 
@@ -288,7 +292,7 @@ impl<C: Chain> Executor<C> {
     /// as checking a block's transactions, on the same workers).
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         // Real work for the pool: pre-woken helpers (`prepare`) make room.
-        team::release_prewoken();
+        self.prewake.release();
         self.pool.install(f)
     }
 
@@ -296,7 +300,7 @@ impl<C: Chain> Executor<C> {
     /// work, such as admitting transactions ahead of their block). A panic
     /// in `f` is caught and logged, never propagated to a worker.
     pub fn spawn(&self, f: impl FnOnce() + Send + 'static) {
-        team::release_prewoken();
+        self.prewake.release();
         self.pool.spawn(move || {
             if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                 log::error!(
@@ -333,7 +337,13 @@ impl<C: Chain> Executor<C> {
                 return;
             }
         }
-        team::prewake(helpers, |job| self.pool.spawn(job));
+        self.prewake
+            .wake(helpers, PREPARE, |job| self.pool.spawn(job));
+    }
+
+    /// Where a team runs.
+    fn on(&self) -> On<'_> {
+        self.pool.on(&self.prewake)
     }
 
     /// The policy for a block (`policy.rs`); the executor runs whatever
@@ -680,7 +690,7 @@ impl<C: Chain> Executor<C> {
         T: Borrow<D::Tx> + Sync,
     {
         // The caller's `prepare` may have woken helpers for nothing.
-        team::release_prewoken();
+        self.prewake.release();
         if !self.config.costly_reads || self.cores_left() < 2 {
             return self.sequential(chain, block, txs, reader, ExecutionPath::InOrder, reason);
         }
@@ -719,7 +729,7 @@ impl<C: Chain> Executor<C> {
             &mut scratch.seq,
             &mut scratch.spec,
             &mut counts,
-            self.pool.on(),
+            self.on(),
             after,
         )?;
         out.stats = EngineStats {
@@ -897,7 +907,7 @@ impl<C: Chain> Executor<C> {
         // Everything, the results included, is gathered inside the team:
         // the helpers' jobs end while the caller still works, so the
         // scope's end does not wait for them.
-        let led = team::run(self.pool.on(), participants - 1, &work, |lead| {
+        let led = team::run(self.on(), participants - 1, &work, |lead| {
             lead_block(lead, &work, policy, scheduler)
         });
         // The run's own error first: the caller only saw that it failed.
@@ -929,9 +939,7 @@ impl<C: Chain> Executor<C> {
     {
         let participants = self.threads().max(1);
         let mut work = block_work(chain, block, txs, reader, scratch, participants, 1);
-        let planned = team::run(self.pool.on(), participants - 1, &work, |lead| {
-            lead.phase(PLAN)
-        });
+        let planned = team::run(self.on(), participants - 1, &work, |lead| lead.phase(PLAN));
         if planned.is_err() {
             return Err(EngineError::State(StateError::Invariant(
                 "a participant of the team stopped",

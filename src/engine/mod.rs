@@ -22,7 +22,10 @@
 //!    and `threads - 1` helper jobs on the pool join it; every phase hands
 //!    out its work in claimed pieces, so a helper that wakes late delays
 //!    nothing, and every wait is bounded by work in progress on a running
-//!    thread. The phases and what runs between them: `phases.rs`.
+//!    thread. The phases and what runs between them: `phases.rs`. A node
+//!    about to check a block may wake the helpers' workers first
+//!    (`Executor::prepare`, `prewake.rs`: a sleeping worker joins 20-100 µs
+//!    late on a VM).
 //! 4. **Plan** (`plan.rs`), one pass per key partition (keys grouped by
 //!    [`Key::affinity`]: a SPEC account's keys together): the partition's
 //!    key table and each access's cell (`cells.rs`), the block-start values
@@ -101,6 +104,7 @@ mod outcome;
 mod phases;
 mod plan;
 pub mod policy;
+mod prewake;
 mod release;
 mod run;
 mod sealed;

@@ -30,28 +30,9 @@
 //! of this team, and it only waits once its own pieces are done.
 //!
 //! # Pre-woken helpers
-//! A worker asleep when its team is spawned joins late: 20-30 µs on the
-//! 2-core reference machine (a VM), 50-100 µs once the block's caller has
-//! spent milliseconds on other work (measured: `bench`'s cache eviction
-//! between blocks), against 50-200 µs for a whole 180-transaction block.
-//! Its partition of the plan waits for it meanwhile. A node that knows a
-//! block is coming (it is about to check its transactions) can call
-//! [`prewake`] first: `helpers` jobs on the pool spin ([`Spin`]: pauses,
-//! and a yield every 64 of them, so a thread with real work on the core
-//! gets it) until the next team (or in-order run) starts
-//! ([`release_prewoken`]) or for [`PREWAKE_PATIENCE`] at most, then
-//! return, and their worker, awake, takes the team's helper job from the
-//! pool's queue at once.
-//!
-//! It is a speed hint, not synchronisation: a pre-woken job touches no
-//! block data and no team, only the process-wide counter [`STARTED`]
-//! (`Relaxed`: it orders nothing; the helper job itself reaches the worker
-//! through rayon's queue, as without a pre-wake). Whatever it reads, it
-//! returns within its patience, and no participant ever waits for a helper
-//! to join (a phase's pieces are claimed by whoever runs): a job that
-//! misses the counter, a counter bumped by another executor's team, or a
-//! pool whose only worker is spinning, cost time, never a result. Hence no
-//! loom model: there is no interleaving to check, only a bounded loop.
+//! A team starts faster when its helpers' workers are awake: a node may
+//! wake them while it checks the block (`prewake.rs`). [`run`] releases them
+//! ([`Prewake::release`]) before it queues the helper jobs.
 //!
 //! # Memory ordering
 //! Each participant publishes a finished piece with a `Release` write of a
@@ -79,23 +60,15 @@
 //! checks both under every interleaving of a caller and a helper.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::prewake::Prewake;
+
 /// How long an idle helper spins before it leaves the team.
 pub(crate) const HELPER_PATIENCE: Duration = Duration::from_micros(200);
-
-/// How long a pre-woken helper ([`prewake`]) waits for a team at most:
-/// longer than checking a 1,000-transaction block's signatures from the
-/// cache (about 150 µs cold), short enough that a pre-wake for a block
-/// that then runs otherwise costs a core little.
-pub(crate) const PREWAKE_PATIENCE: Duration = Duration::from_micros(500);
-
-/// Teams (and in-order runs) started, process-wide: a pre-woken helper
-/// spins until it changes. Only ever compared for a change (`Relaxed`).
-static STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// `open` once the team is closed (the block is done or failed).
 const CLOSED: usize = usize::MAX;
@@ -214,43 +187,30 @@ impl<W: Work> Drop for Close<'_, W> {
     }
 }
 
-/// Where the team's helpers run.
+/// Where the team's helpers run, with the pre-woken helpers of the
+/// executor that runs it.
 pub(crate) enum On<'p> {
     /// This pool.
-    Pool(&'p rayon::ThreadPool),
+    Pool(&'p rayon::ThreadPool, &'p Prewake),
     /// Whatever pool the calling thread is in (the global one outside any).
-    Current,
+    Current(&'p Prewake),
 }
 
 impl On<'_> {
     /// The pool's worker threads.
     pub(crate) fn threads(&self) -> usize {
         match self {
-            On::Pool(pool) => pool.current_num_threads(),
-            On::Current => rayon::current_num_threads(),
+            On::Pool(pool, _) => pool.current_num_threads(),
+            On::Current(_) => rayon::current_num_threads(),
         }
     }
-}
 
-/// Spawns `helpers` pre-woken helpers with `spawn` (onto the pool the next
-/// team runs on): each spins until a team starts after this call, or for
-/// [`PREWAKE_PATIENCE`] (see "Pre-woken helpers" above).
-pub(crate) fn prewake(helpers: usize, spawn: impl Fn(Box<dyn FnOnce() + Send>)) {
-    let seen = STARTED.load(Ordering::Relaxed);
-    for _ in 0..helpers {
-        spawn(Box::new(move || {
-            let mut spin = Spin::new();
-            while STARTED.load(Ordering::Relaxed) == seen && spin.waited() <= PREWAKE_PATIENCE {
-                spin.wait();
-            }
-        }));
+    /// The pre-woken helpers.
+    pub(crate) fn prewake(&self) -> &Prewake {
+        match self {
+            On::Pool(_, p) | On::Current(p) => p,
+        }
     }
-}
-
-/// A block starts (a team, or a run in order): pre-woken helpers stop
-/// waiting (their workers then take the team's helper jobs, or sleep).
-pub(crate) fn release_prewoken() {
-    STARTED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Runs `lead` on the calling thread with `helpers` helper jobs spawned on
@@ -262,10 +222,8 @@ pub(crate) fn run<W: Work, R: Send>(
     work: &W,
     lead: impl FnOnce(&Lead<'_, W>) -> R + Send,
 ) -> R {
-    // Before the helpers are queued: a pre-woken worker is then looking
-    // for work (idle, awake) when they arrive, so the pool need not wake
-    // a sleeping one.
-    release_prewoken();
+    // Before the helpers are queued (`Prewake::release`).
+    on.prewake().release();
     let team = Team {
         open: AtomicUsize::new(0),
         joined: AtomicUsize::new(0),
@@ -273,8 +231,12 @@ pub(crate) fn run<W: Work, R: Send>(
         panic: Mutex::new(None),
     };
     let out = match on {
-        On::Pool(pool) => pool.in_place_scope(|scope| lead_team(scope, &team, helpers, work, lead)),
-        On::Current => rayon::in_place_scope(|scope| lead_team(scope, &team, helpers, work, lead)),
+        On::Pool(pool, _) => {
+            pool.in_place_scope(|scope| lead_team(scope, &team, helpers, work, lead))
+        }
+        On::Current(_) => {
+            rayon::in_place_scope(|scope| lead_team(scope, &team, helpers, work, lead))
+        }
     };
     if let Some(payload) = team.panic.lock().take() {
         std::panic::resume_unwind(payload);
@@ -363,6 +325,13 @@ impl Spin {
         } else {
             std::hint::spin_loop();
         }
+    }
+
+    /// Whether this step is one of every 256 (for checks that cost more
+    /// than a step, such as reading the clock).
+    #[inline]
+    pub(crate) fn checkpoint(&self) -> bool {
+        self.spins.is_multiple_of(256)
     }
 
     /// How long this wait has lasted (checked every few hundred steps).
@@ -587,6 +556,8 @@ mod loom_model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::prewake::PREPARE;
+    use std::sync::Arc;
 
     /// Two phases of `PIECES` pieces each, every piece counted once run.
     struct Pieces {
@@ -627,15 +598,16 @@ mod tests {
 
     #[test]
     fn a_pre_woken_worker_takes_no_piece_and_keeps_no_team_waiting() {
-        // Its pool's only worker pre-woken, then one team after another
-        // (each releases it): every phase complete with every piece run
-        // once, helpers or not.
+        // Every worker of the pool pre-woken before each team (and one
+        // team in two after it too: a spinner left over): every phase
+        // complete with every piece run once.
         for threads in [1, 2] {
             let pool = pool(threads);
-            for _ in 0..50 {
-                prewake(threads, |job| pool.spawn(job));
+            let prewake = Arc::new(Prewake::default());
+            for round in 0..50 {
+                prewake.wake(threads, PREPARE, |job| pool.spawn(job));
                 let work = pieces();
-                let led = run(On::Pool(&pool), threads, &work, |lead| {
+                let led = run(On::Pool(&pool, &prewake), threads, &work, |lead| {
                     lead.phase(0)?;
                     lead.phase(1)
                 });
@@ -643,16 +615,20 @@ mod tests {
                 for phase in 0..2 {
                     assert_eq!(work.ran[phase].load(Ordering::Acquire), PIECES);
                 }
+                if round % 2 == 0 {
+                    prewake.wake(threads, PREPARE, |job| pool.spawn(job));
+                }
             }
         }
     }
 
     #[test]
     fn a_pre_woken_worker_never_released_gives_its_worker_back() {
-        // No team ever comes: the spinning job returns on its own, so the
+        // No block ever comes: the spinning job returns on its own, so the
         // pool's only worker runs the next job.
         let pool = pool(1);
-        prewake(1, |job| pool.spawn(job));
+        let prewake = Arc::new(Prewake::default());
+        prewake.wake(1, PREPARE, |job| pool.spawn(job));
         assert_eq!(pool.install(|| 7), 7);
     }
 }
