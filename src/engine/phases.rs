@@ -46,8 +46,9 @@ pub(crate) struct BlockWork<'a, C: Chain, R: Reader<C::Key, C::Value>, T> {
     participants: usize,
     /// Edges found by the plan.
     edges: CachePadded<AtomicUsize>,
-    /// Per partition, for the writes phase.
-    collect: Vec<Collect<C::Key, C::Value>>,
+    /// Per partition, for the writes phase; each on its own cache lines
+    /// (collected by different participants at once).
+    collect: Vec<CachePadded<Collect<C::Key, C::Value>>>,
     /// Partitions collected (`Release` by each collector).
     collected: CachePadded<AtomicUsize>,
     /// Phases the caller will open (all three, or the plan alone).
@@ -68,9 +69,11 @@ where
         phases: usize,
     ) -> Self {
         let collect = (0..plan.len())
-            .map(|_| Collect {
-                claimed: AtomicBool::new(false),
-                writes: Mutex::new(Vec::new()),
+            .map(|_| {
+                CachePadded::new(Collect {
+                    claimed: AtomicBool::new(false),
+                    writes: Mutex::new(Vec::new()),
+                })
             })
             .collect();
         BlockWork {
@@ -125,11 +128,19 @@ where
                 continue;
             }
             {
+                // Into a vector of this participant's own, handed over
+                // whole: pushing through the shared slot wrote its length
+                // next to another participant's (one cache line for two
+                // partitions in about one process in four or five: the
+                // writes phase of a 1,000-transfer block took 80 µs
+                // instead of 15, the parallel engine 375-390 µs instead of
+                // 305-320).
                 let part = self.plan.view_part(p);
-                let mut out = c.writes.lock();
+                let mut out = Vec::new();
                 if let Err(e) = part.collect_written(&mut out) {
                     self.run.fail(e);
                 }
+                *c.writes.lock() = out;
             }
             self.collected.fetch_add(1, Ordering::Release);
         }

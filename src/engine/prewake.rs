@@ -31,11 +31,9 @@
 //! (five processes of 600 blocks each way) the parallel engine took
 //! 292-313 µs with it against 306-313 µs without, within noise, for a
 //! core spinning after every block; on 180-transfer blocks 59-60 against
-//! 57-59 µs. (Those runs also showed that about one process in four or
-//! five runs the parallel engine at 365-390 µs throughout, whatever the
-//! variant, while its sequential engine runs as fast as in the others:
-//! the placement of its threads, not the binary. Criterion's bimodal
-//! parallel rows come from it.)
+//! 57-59 µs. (The processes of those runs whose parallel engine ran at
+//! 365-390 µs throughout came from false sharing in the writes phase,
+//! since fixed: `phases.rs`.)
 //!
 //! # Why it needs no ordering (and no loom model)
 //! It is a speed hint, not synchronisation: a spinning job touches no
