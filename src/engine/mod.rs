@@ -109,6 +109,7 @@ mod release;
 mod run;
 mod sealed;
 mod sequential;
+mod spin;
 mod team;
 mod tx_view;
 mod verify;

@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::team::Spin;
+use super::spin::Spin;
 
 /// How long spinners wait for a block announced by `Executor::prepare`:
 /// longer than checking a 1,000-transaction block's signatures from the

@@ -43,7 +43,8 @@ use smallvec::SmallVec;
 use super::cells::Sums;
 use super::contract::{Chain, StateError, StateResult};
 use super::plan::{Graph, Plan, PlanView};
-use super::team::{Spin, HELPER_PATIENCE};
+use super::spin::Spin;
+use super::team::HELPER_PATIENCE;
 use super::tx_view::{Resolve, TxView};
 
 /// Home transactions a participant claims at a time.

@@ -61,11 +61,12 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use super::prewake::Prewake;
+use super::spin::Spin;
 
 /// How long an idle helper spins before it leaves the team.
 pub(crate) const HELPER_PATIENCE: Duration = Duration::from_micros(200);
@@ -299,48 +300,6 @@ fn help<W: Work>(team: &Team, work: &W) {
         next = open + 1;
     }
     team.left.fetch_add(1, Ordering::Release);
-}
-
-/// A spin-then-yield wait.
-pub(crate) struct Spin {
-    spins: u32,
-    start: Option<Instant>,
-}
-
-impl Spin {
-    pub(crate) fn new() -> Self {
-        Spin {
-            spins: 0,
-            start: None,
-        }
-    }
-
-    /// One step of waiting: a pause, and from time to time a yield (so that
-    /// a descheduled participant gets the core back on a busy machine).
-    #[inline]
-    pub(crate) fn wait(&mut self) {
-        self.spins = self.spins.wrapping_add(1);
-        if self.spins.is_multiple_of(64) {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-
-    /// Whether this step is one of every 256 (for checks that cost more
-    /// than a step, such as reading the clock).
-    #[inline]
-    pub(crate) fn checkpoint(&self) -> bool {
-        self.spins.is_multiple_of(256)
-    }
-
-    /// How long this wait has lasted (checked every few hundred steps).
-    pub(crate) fn waited(&mut self) -> Duration {
-        if !self.spins.is_multiple_of(256) {
-            return Duration::ZERO;
-        }
-        self.start.get_or_insert_with(Instant::now).elapsed()
-    }
 }
 
 /// Loom model of the team's protocol (`open`, `joined`, `left`, the
