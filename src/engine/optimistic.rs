@@ -1012,8 +1012,10 @@ where
             done = to;
         }
         // The rest (after the bound engaged, or all of it in order): in
-        // order on the overlay.
+        // order on the overlay, the helpers let go first (no phase
+        // follows; they would wait for one until the team ends).
         if done < txs.len() {
+            lead.close();
             let mut s = state.write();
             for tx in &txs[done..] {
                 run.execute(&mut s.table, tx.borrow())
