@@ -307,7 +307,7 @@ impl Calibration {
     /// in order (`Some(true)`), on the parallel engine (`Some(false)`), or
     /// nothing is known of its class yet (`None`): what [`Self::advise`]
     /// would say now (`Advice::Static` as `None`), without changing
-    /// anything (for pre-waking the pool's helpers: `team.rs`).
+    /// anything (for pre-waking the pool's helpers: `prewake.rs`).
     pub(crate) fn likely_in_order(&self, txs: usize) -> Option<bool> {
         let classes = self.classes.lock();
         let c = &classes[class_of(txs)];

@@ -313,8 +313,8 @@ impl<C: Chain> Executor<C> {
 
     /// A block of `txs` transactions is coming (its transactions are about
     /// to be checked): wakes the pool's workers that would help run it, so
-    /// that they are running, not asleep, when its team starts (`team.rs`,
-    /// "Pre-woken helpers": a sleeping worker joins 20-100 µs late on the
+    /// that they are running, not asleep, when its team starts
+    /// (`prewake.rs`: a sleeping worker joins 20-100 µs late on the
     /// reference machine, as long as a small block's whole plan). Does
     /// nothing when the block will most likely run in order: one thread,
     /// fewer than two free cores, or, with `guards` on, this executor's

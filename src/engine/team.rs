@@ -604,6 +604,21 @@ mod tests {
         }
     }
 
+    /// A team of `helpers` helpers on `on` through both phases of `work`.
+    fn both_phases<W: Work>(on: On<'_>, helpers: usize, work: &W) -> Result<(), Aborted> {
+        run(on, helpers, work, |lead| {
+            lead.phase(0)?;
+            lead.phase(1)
+        })
+    }
+
+    /// Every piece of both phases ran, once.
+    fn every_piece_ran(pieces: &Pieces) {
+        for phase in 0..2 {
+            assert_eq!(pieces.ran[phase].load(Ordering::Acquire), PIECES);
+        }
+    }
+
     fn pool(threads: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -622,14 +637,9 @@ mod tests {
             for round in 0..50 {
                 prewake.wake(threads, PREPARE, |job| pool.spawn(job));
                 let work = pieces();
-                let led = run(On::Pool(&pool, &prewake), threads, &work, |lead| {
-                    lead.phase(0)?;
-                    lead.phase(1)
-                });
+                let led = both_phases(On::Pool(&pool, &prewake), threads, &work);
                 assert!(led.is_ok());
-                for phase in 0..2 {
-                    assert_eq!(work.ran[phase].load(Ordering::Acquire), PIECES);
-                }
+                every_piece_ran(&work);
                 if round % 2 == 0 {
                     prewake.wake(threads, PREPARE, |job| pool.spawn(job));
                 }
@@ -637,16 +647,14 @@ mod tests {
         }
     }
 
-    /// Two phases whose pieces call into rayon (as a chain's rules may):
-    /// a queued helper job can then run on a participant's thread while
-    /// that participant waits in `join`, above its own piece.
-    struct Joining(Pieces);
+    /// Two phases whose every piece first calls `each` (a chain's rules
+    /// calling into rayon).
+    struct Calling(Pieces, fn());
 
-    impl Work for Joining {
+    impl Work for Calling {
         fn work(&self, phase: usize, _me: usize, _lead: bool) {
             while self.0.claimed[phase].fetch_add(1, Ordering::Relaxed) < PIECES {
-                let (a, b) = rayon::join(|| (0..200).sum::<u64>(), || (0..300).sum::<u64>());
-                assert_eq!(a + b, 19_900 + 44_850);
+                (self.1)();
                 self.0.ran[phase].fetch_add(1, Ordering::Release);
             }
         }
@@ -657,6 +665,18 @@ mod tests {
         fn phases(&self) -> usize {
             2
         }
+    }
+
+    /// A `join` whose halves a waiting participant's thread may leave to
+    /// others while it runs a queued job (our helper job, say).
+    fn join() {
+        let (a, b) = rayon::join(|| (0..200).sum::<u64>(), || (0..300).sum::<u64>());
+        assert_eq!(a + b, 19_900 + 44_850);
+    }
+
+    /// Runs a pending job of the pool on this thread, if any.
+    fn yield_to_rayon() {
+        let _ = rayon::yield_now();
     }
 
     #[test]
@@ -671,49 +691,18 @@ mod tests {
             let pool = pool(threads);
             let prewake = Arc::new(Prewake::default());
             for round in 0..40 {
-                let work = Joining(pieces());
+                let work = Calling(pieces(), join);
                 if round % 2 == 0 {
                     prewake.wake(threads, PREPARE, |job| pool.spawn(job));
                 }
                 let led = if round % 4 < 2 {
-                    pool.install(|| {
-                        run(On::Current(&prewake), threads - 1, &work, |lead| {
-                            lead.phase(0)?;
-                            lead.phase(1)
-                        })
-                    })
+                    pool.install(|| both_phases(On::Current(&prewake), threads - 1, &work))
                 } else {
-                    run(On::Pool(&pool, &prewake), threads - 1, &work, |lead| {
-                        lead.phase(0)?;
-                        lead.phase(1)
-                    })
+                    both_phases(On::Pool(&pool, &prewake), threads - 1, &work)
                 };
                 assert!(led.is_ok());
-                for phase in 0..2 {
-                    assert_eq!(work.0.ran[phase].load(Ordering::Acquire), PIECES);
-                }
+                every_piece_ran(&work.0);
             }
-        }
-    }
-
-    /// Two phases whose pieces yield to rayon (`rayon::yield_now`: run a
-    /// pending job of the pool on this thread), as a chain's rules waiting
-    /// in rayon may.
-    struct Yielding(Pieces);
-
-    impl Work for Yielding {
-        fn work(&self, phase: usize, _me: usize, _lead: bool) {
-            while self.0.claimed[phase].fetch_add(1, Ordering::Relaxed) < PIECES {
-                let _ = rayon::yield_now();
-                self.0.ran[phase].fetch_add(1, Ordering::Release);
-            }
-        }
-        fn complete(&self, phase: usize) -> bool {
-            self.0.complete(phase)
-        }
-        fn abort(&self) {}
-        fn phases(&self) -> usize {
-            2
         }
     }
 
@@ -741,18 +730,11 @@ mod tests {
             std::thread::yield_now();
         }
         let prewake = Prewake::default();
-        let work = Yielding(pieces());
-        let led = pool.install(|| {
-            run(On::Current(&prewake), 1, &work, |lead| {
-                lead.phase(0)?;
-                lead.phase(1)
-            })
-        });
+        let work = Calling(pieces(), yield_to_rayon);
+        let led = pool.install(|| both_phases(On::Current(&prewake), 1, &work));
         release.store(true, Ordering::Release);
         assert!(led.is_ok());
-        for phase in 0..2 {
-            assert_eq!(work.0.ran[phase].load(Ordering::Acquire), PIECES);
-        }
+        every_piece_ran(&work.0);
     }
 
     #[test]
