@@ -249,6 +249,51 @@ impl Class {
             _ => p * MARGIN >= s,
         })
     }
+
+    /// What the class's next block does (`true`: in order), before any
+    /// bookkeeping: the one decision [`Calibration::advise`] carries out
+    /// and [`Calibration::likely_in_order`] looks ahead at.
+    fn next(&self) -> Next {
+        if let Some(probe) = self.probe {
+            return Next::Probing(probe.in_order);
+        }
+        match (self.in_order.samples, self.parallel.samples) {
+            (0, 0) => Next::Static,
+            (_, 0) if self.deferred && self.until_probe > 0 => Next::Way(true),
+            (_, 0) => Next::Probe(false),
+            (0, _) => Next::Probe(true),
+            _ => {
+                let in_order = self.preferred().unwrap_or(true);
+                if self.until_probe == 0 {
+                    Next::Probe(!in_order)
+                } else {
+                    Next::Way(in_order)
+                }
+            }
+        }
+    }
+}
+
+/// A class's next block (`true`: in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Nothing measured: the static guards decide.
+    Static,
+    /// The next block of the probe under way.
+    Probing(bool),
+    /// A probe of this way starts.
+    Probe(bool),
+    /// This way, outside any probe (`until_probe` counts the block).
+    Way(bool),
+}
+
+impl Next {
+    fn in_order(self) -> Option<bool> {
+        match self {
+            Next::Static => None,
+            Next::Probing(w) | Next::Probe(w) | Next::Way(w) => Some(w),
+        }
+    }
 }
 
 /// The executor's measurements, by block-size class.
@@ -275,36 +320,27 @@ impl Calibration {
     pub(crate) fn advise(&self, txs: usize) -> Advice {
         let mut classes = self.classes.lock();
         let c = &mut classes[class_of(txs)];
-        if let Some(probe) = c.probe {
-            // A probe of the default way under way: its next block.
-            return way(probe.in_order);
-        }
-        match (c.in_order.samples, c.parallel.samples) {
-            (0, 0) => Advice::Static,
-            (_, 0) if c.deferred && c.until_probe > 0 => {
-                c.until_probe -= 1;
-                Advice::InOrder
+        let next = c.next();
+        if let (Next::Probe(_) | Next::Way(_), Some(in_order)) = (next, c.preferred()) {
+            // Both ways measured, no probe under way: the way the
+            // measurements prefer. If it changed on its own blocks'
+            // measurements (the one in use slowed, say the machine's
+            // other core was taken), costs are moving, so the way just
+            // left is looked at again soon, not after the long wait its
+            // lost probes built up (`min` keeps a probe that is due due).
+            if c.way.is_some_and(|w| w != in_order) {
+                c.probe_every = PROBE_FIRST;
+                c.until_probe = c.until_probe.min(PROBE_FIRST);
             }
-            (_, 0) => c.probe(false),
-            (0, _) => c.probe(true),
-            _ => {
-                let in_order = c.preferred().unwrap_or(true);
-                if c.way.is_some_and(|w| w != in_order) {
-                    // The way changed on its own blocks' measurements (the
-                    // one in use slowed, say the machine's other core was
-                    // taken): costs are moving, so the way just left is
-                    // looked at again soon, not after the long wait its
-                    // lost probes built up.
-                    c.probe_every = PROBE_FIRST;
-                    c.until_probe = c.until_probe.min(PROBE_FIRST);
-                }
-                c.way = Some(in_order);
-                if c.until_probe == 0 {
-                    c.probe(!in_order)
-                } else {
-                    c.until_probe -= 1;
-                    way(in_order)
-                }
+            c.way = Some(in_order);
+        }
+        match next {
+            Next::Static => Advice::Static,
+            Next::Probing(w) => way(w),
+            Next::Probe(w) => c.probe(w),
+            Next::Way(w) => {
+                c.until_probe = c.until_probe.saturating_sub(1);
+                way(w)
             }
         }
     }
@@ -315,18 +351,7 @@ impl Calibration {
     /// would say now (`Advice::Static` as `None`), without changing
     /// anything (for pre-waking the pool's helpers: `prewake.rs`).
     pub(crate) fn likely_in_order(&self, txs: usize) -> Option<bool> {
-        let classes = self.classes.lock();
-        let c = &classes[class_of(txs)];
-        if let Some(probe) = c.probe {
-            return Some(probe.in_order);
-        }
-        let probing = c.until_probe == 0;
-        match (c.in_order.samples, c.parallel.samples) {
-            (0, 0) => None,
-            (_, 0) => Some(c.deferred && !probing),
-            (0, _) => Some(true),
-            _ => Some(c.preferred().unwrap_or(true) != probing),
-        }
+        self.classes.lock()[class_of(txs)].next().in_order()
     }
 
     /// The first block of `txs`'s class runs in order by prediction
