@@ -10,7 +10,9 @@
 //! times before each measured run (its workers then start warm, as in a
 //! stream of blocks); `UNGUARDED=1` turns the executor's guards off;
 //! `BLOCK=n` measures the n-th block of the chain; `SCHEDULER=optimistic`
-//! (or `batches`) picks the parallel executor's scheduler. `HINTS=1` hints
+//! (or `batches`) picks the parallel executor's scheduler;
+//! `SPECULATE_ALL=1` makes the optimistic path speculate every
+//! transaction, the caller's share too (`EngineConfig::speculate_all`). `HINTS=1` hints
 //! every invocation on the block's parent state first (as a node's
 //! `admit` does); `HINTS=compare` runs both engines on the block with and
 //! without hints, alternating, and prints the four medians. `TRACE=1`
@@ -88,6 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads,
         EngineConfig {
             scheduler: scheduler.parse()?,
+            speculate_all: std::env::var("SPECULATE_ALL").is_ok(),
             ..config
         },
     )?;

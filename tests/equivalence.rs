@@ -106,7 +106,10 @@ fn hot_counters_are_striped_and_equal_sequential() {
 /// buffer across blocks, for the first 4,096 indexes only: blocks larger
 /// than that, run one after the other by one executor at 1, 2 and 4
 /// threads (the buffers then come back from the previous block, and the
-/// later transactions allocate theirs), equal the sequential engine.
+/// later transactions allocate theirs), equal the sequential engine. Every
+/// transaction is speculated (`speculate_all`: the buffers are what is
+/// tested; by default the calling thread executes its share of each chunk
+/// in order, with no buffer).
 #[test]
 fn the_optimistic_road_on_blocks_larger_than_its_kept_buffers() {
     use tos_parallel::engine::{EngineConfig, Scheduler};
@@ -118,6 +121,7 @@ fn the_optimistic_road_on_blocks_larger_than_its_kept_buffers() {
         .map(|t| {
             let config = EngineConfig {
                 scheduler: Scheduler::Optimistic,
+                speculate_all: true,
                 ..EngineConfig::default()
             };
             SpecExecutor::new(t, config).unwrap().always_parallel()

@@ -133,9 +133,14 @@ fn adversarial_stats(
     let storage = c.chain.storage().clone();
     let pre = locate_block(&storage, &block).unwrap();
     let checked = check_block(&block, &pre, None, None).unwrap();
-    let ex = SpecExecutor::new(2, EngineConfig::default())
-        .unwrap()
-        .always_parallel();
+    // Every transaction speculated and validated, the calling thread's
+    // share too: these blocks are small enough for the caller to execute
+    // them alone, in order, before a helper arrives.
+    let config = EngineConfig {
+        speculate_all: true,
+        ..EngineConfig::default()
+    };
+    let ex = SpecExecutor::new(2, config).unwrap().always_parallel();
     let got = run_block(&ex, &storage, &block, &pre, &checked, Run::Parallel).unwrap();
     assert_eq!(
         got.outcome.stats.path,

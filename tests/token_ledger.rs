@@ -27,6 +27,7 @@ const CONFIG: EngineConfig = EngineConfig {
     guards: true,
     costly_reads: false,
     reserved_cores: 0,
+    speculate_all: false,
 };
 
 /// What the runs saw.

@@ -84,6 +84,16 @@ pub struct EngineConfig {
     /// and the parallel engine must then measure clearly faster to be
     /// taken. Default 0.
     pub reserved_cores: usize,
+    /// Whether the optimistic path speculates every transaction of a
+    /// chunk, the calling thread's share too, and validates each. Off (the
+    /// default), the calling thread executes each chunk's front in block
+    /// order on the settled state, which needs no validation and costs what
+    /// the sequential engine's step costs, while the helpers speculate the
+    /// chunk from its back (`optimistic.rs`). The results are the same
+    /// either way; on, every transaction goes through speculation and
+    /// validation whatever the helpers' timing (tests and fuzzing of the
+    /// validation use it).
+    pub speculate_all: bool,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +103,7 @@ impl Default for EngineConfig {
             guards: true,
             costly_reads: true,
             reserved_cores: 0,
+            speculate_all: false,
         }
     }
 }
@@ -805,7 +816,12 @@ impl<C: Chain> Executor<C> {
         R: Reader<C::Key, C::Value>,
         T: Borrow<D::Tx> + Sync,
     {
-        let (mut out, counts) = self.on_team(chain, block, txs, reader, After::Speculate)?;
+        let after = if self.config.speculate_all {
+            After::SpeculateAll
+        } else {
+            After::Chunks
+        };
+        let (mut out, counts) = self.on_team(chain, block, txs, reader, after)?;
         out.stats = EngineStats {
             path: ExecutionPath::Optimistic,
             reason: if counts.bounded {

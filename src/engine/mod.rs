@@ -50,11 +50,13 @@
 //!    or any block under [`Scheduler::Optimistic`], first reads its
 //!    declared and hinted keys in parallel pieces (which is also how a
 //!    block the executor runs in order reads them where reads are costly),
-//!    then runs in chunks: each
-//!    chunk's transactions are speculated in parallel on the state the
-//!    previous chunks left, recording their first reads and keeping their
-//!    writes local; then, in block order, each is validated (its first
-//!    reads equal the current state) and applied, or executed again on the
+//!    then runs in chunks: the calling thread executes each chunk's front
+//!    in block order (the sequential engine's step, on a private delta
+//!    over the state the previous chunks left) while the helpers
+//!    speculate the chunk from its back on that state, recording their
+//!    first reads and keeping their writes local; then the front is merged
+//!    and, in block order, each speculation is validated (its first reads
+//!    equal the current state) and applied, or executed again on the
 //!    sequential overlay. Declared transactions are known writers for
 //!    the open ones (`known.rs`): a read of a key that one before it in
 //!    its chunk writes stops the speculation (an estimate) instead of

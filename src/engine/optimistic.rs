@@ -21,8 +21,24 @@
 //! The block then runs in *chunks* of consecutive transactions (32, then
 //! four times larger up to [`MAX_CHUNK`]: small first, so that a block
 //! that keeps aborting is found early). For each chunk:
-//! 1. **Speculate** (a phase of the block's team, in parallel): every
-//!    transaction of the chunk runs against the overlay as the previous
+//! 1. **Front and back** (a phase of the block's team, in parallel): the
+//!    calling thread executes the chunk's *front*, one transaction at a
+//!    time in block order, with the sequential engine's own step
+//!    ([`InOrder::execute_on`]) on its private *delta* over the overlay
+//!    (`sequential::Layered`: a key is copied into the delta at its first
+//!    touch, or read from the reader into it; the overlay is not written),
+//!    or on the overlay itself when the team has no helper (nothing else
+//!    reads it then); nothing it executes needs validating. The helpers
+//!    *speculate* the chunk from its *back*, [`PIECE`] transactions at a
+//!    time, until the two meet. (With
+//!    [`EngineConfig::speculate_all`](super::EngineConfig::speculate_all),
+//!    the calling thread speculates from the back too: every transaction
+//!    is speculated.) At one thread the whole chunk is the front: the
+//!    sequential engine's steps, 1.01x its instructions on `token`; with
+//!    helpers, the front costs the caller the delta's copies (the caller
+//!    alone, all fronts: 1.12x) where speculating and settling its share
+//!    cost it 1.27-1.32x (benches/README.md, sixteenth session).
+//!    A speculated transaction runs against the overlay as the previous
 //!    chunks left it (read-only while the chunk speculates; it holds
 //!    every declared and hinted key from the block's batch read, so a
 //!    hinted key's first read is an overlay read), through a
@@ -40,8 +56,12 @@
 //!    lists them per chunk) is an *estimate*, and the speculation stops
 //!    there instead of guessing a value that is about to change
 //!    (`BlockStats::estimates`).
-//! 2. **Validate and commit, in block order** (on the calling thread):
-//!    transaction `i` is valid when no key it read was written since it
+//! 2. **Merge, then validate and commit the back, in block order** (on the
+//!    calling thread): the delta is merged into the overlay
+//!    (`sequential::merge`: an entry the front wrote replaces the
+//!    overlay's value and version, one the overlay lacked is inserted, an
+//!    untouched copy is dropped). Then transaction `i` of the back is valid
+//!    when no key it read was written since it
 //!    read it: each overlay key is at the version it saw, each key it read
 //!    from the reader still unwritten (versions only grow, so an equal
 //!    version is an unchanged value). If so its writes, block sums and
@@ -55,7 +75,8 @@
 //!    the table grows, and the bucket's key is compared, so a moved entry
 //!    costs a probe, never a wrong entry. Settling `token` (1,000 calls)
 //!    took 23% fewer instructions with it.
-//! 3. **Bound**: a chunk where more than half the transactions were
+//! 3. **Bound**: a chunk where more than half the speculated transactions
+//!    (at least [`MIN_BOUND_SAMPLE`]) were
 //!    executed again shows a block whose transactions depend on each other
 //!    (one hot contract): the rest of the block runs in order on the
 //!    overlay, without speculation (`PathReason::Aborts`). Each transaction
@@ -65,7 +86,31 @@
 //! # Why the result is the sequential one
 //! Invariant (`sequential.rs`, [`InOrder`]): when transaction `i` is
 //! validated, the overlay holds the sequential state after transaction
-//! `i - 1`. A chain's rules are a deterministic function of the values
+//! `i - 1`; when a chunk's phase opens, the state after the chunk before.
+//!
+//! *The front.* During the phase nobody writes the overlay (every
+//! participant holds its read lock). The caller's delta starts empty and
+//! receives exactly the writes of the front's transactions, in block
+//! order, plus copies of the entries they touched: a key's entry in the
+//! delta is, at any moment, the overlay's entry (a copy at first touch:
+//! same value and version) or, for a key the overlay lacks, the reader's
+//! value unwritten (what `sequential::load_entry` puts into the overlay),
+//! updated by the writes of the front so far. So the view of the delta
+//! over the overlay is the state the overlay would hold had the front run
+//! on it directly, and each front transaction runs, with the sequential
+//! engine's own step, on the sequential state after the transaction
+//! before it. The merge then makes the overlay that state: a written
+//! entry's value and version replace the overlay's (its version is the
+//! overlay's plus the front's writes of the key: versions still only
+//! grow), a new entry is inserted as `load_entry` would have inserted it,
+//! an untouched copy equals the overlay's entry and is dropped. The
+//! invariant holds at the front's end, and the back is settled below, its
+//! speculations having read the overlay as it was before the front: every
+//! key the front wrote now has a higher version than they saw, or, if they
+//! read it from the reader, is no longer unwritten, so validation finds
+//! them out.
+//!
+//! *The back.* A chain's rules are a deterministic function of the values
 //! their reads return (the [`Chain`] contract), and a speculation's reads
 //! return either a first read's value (the overlay, unchanged during the
 //! chunk, or the recorded reader value) or the transaction's own writes.
@@ -97,11 +142,30 @@
 //! 0 reads the preload's keys; phase `k + 1` speculates chunk `k`; between
 //! phases the caller fills the overlay (after phase 0) or settles the
 //! chunk. What this module adds ([`Speculations`]):
-//! * **Claims.** Each participant takes the chunk's transactions [`PIECE`]
-//!   at a time (in phase 0, the keys `read_piece` at a time) from the
-//!   phase's `claimed` counter (`fetch_add`, `Relaxed`: only atomicity
-//!   matters), so each transaction is speculated exactly once, and each
-//!   key read exactly once, by its claimer.
+//! * **Claims.** In phase 0 each participant takes the keys `read_piece`
+//!   at a time from the phase's `claimed` counter (`fetch_add`, `Relaxed`:
+//!   only atomicity matters), so each key is read exactly once, by its
+//!   claimer. In a speculation phase the chunk's unclaimed range is one
+//!   word (`ends`: front in the high 32 bits, back in the low); the caller
+//!   takes one transaction from the front, a speculating participant
+//!   [`PIECE`] from the back, each by a compare-exchange of the whole word
+//!   from a value whose front is below its back (`Relaxed`: only the
+//!   partition matters; results are published as below). One word, so the
+//!   claims are totally ordered: each transaction is claimed exactly once,
+//!   the front is a prefix of the chunk taken in order, and the back the
+//!   rest.
+//! * **The front** is counted in `finished` by the caller, with `Release`,
+//!   once it executed its last claimed transaction (the thread that then
+//!   waits for the phase to complete). Its delta is its own (no other
+//!   thread ever sees it); the overlay it reads through is read-locked by
+//!   the caller for its front, as by every speculating participant, so it
+//!   is unchanged during the phase; the caller merges the delta under the
+//!   write lock after the phase is complete. With no helper the caller
+//!   takes the write lock for its front instead (no other participant
+//!   exists to read the overlay). A front transaction that fails
+//!   abandons the block: the caller goes on claiming (without executing)
+//!   until the front meets the back, so the phase completes as usual, and
+//!   returns the error after it.
 //! * **Reads.** A claimer of phase 0 writes its piece's values (or its
 //!   error) into the piece's `reads` slot (its own `Mutex`, never
 //!   contended) before it counts the piece's keys in `finished[0]` with
@@ -153,7 +217,7 @@
 //! the preload's phase and a speculation phase) under every interleaving
 //! of a caller and a helper with up to three preemptions.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
@@ -165,8 +229,8 @@ use super::contract::{
 use super::known::KnownWriters;
 use super::outcome::Executed;
 use super::sequential::{
-    add_sum, at_bucket, counter_of, fill, list, lookup, minus, plus, record_key, resolve, settable,
-    value_at, Applied, Entry, InOrder, Listed, Need, SeqScratch,
+    add_sum, at_bucket, counter_of, fill, list, lookup, merge, minus, plus, record_key, resolve,
+    settable, value_at, Applied, Entry, InOrder, Layered, Listed, Need, Overlay, SeqScratch,
 };
 use super::team::{self, Aborted, Lead, On, Work};
 
@@ -180,7 +244,8 @@ pub(crate) const MAX_CHUNK: usize = 512;
 /// What the optimistic path did in one block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
-    /// Transactions speculated.
+    /// Transactions run in the path's chunks: the caller's in-order
+    /// fronts and the speculated ones.
     pub(crate) speculated: usize,
     /// Speculations checked against the overlay.
     pub(crate) validations: usize,
@@ -190,6 +255,9 @@ pub(crate) struct Counts {
     /// Speculations stopped at an estimate: a first read of a key that a
     /// declared transaction before it in its chunk writes (`known.rs`).
     pub(crate) estimates: usize,
+    /// Transactions the caller executed in order at the front of their
+    /// chunk (among `speculated`: neither speculated nor validated).
+    pub(crate) front: usize,
     /// Whether the bound engaged (the rest of the block ran in order).
     pub(crate) bounded: bool,
     /// The preload, wall time: keys listed, read (phase 0), the overlay
@@ -525,6 +593,9 @@ fn speculate<C: Chain, R: Reader<C::Key, C::Value>>(
 pub(crate) struct SpecScratch<K, V> {
     /// By transaction index: an empty buffer (capacity kept).
     buffers: Vec<Buffer<K, V>>,
+    /// The caller's delta (`sequential::Layered`), empty between blocks
+    /// (capacity kept).
+    delta: HashTable<Entry<K, V>>,
 }
 
 /// One transaction index's read and write set buffer ([`SpecScratch`]).
@@ -534,6 +605,7 @@ impl<K, V> Default for SpecScratch<K, V> {
     fn default() -> Self {
         SpecScratch {
             buffers: Vec::new(),
+            delta: HashTable::new(),
         }
     }
 }
@@ -627,6 +699,41 @@ fn valid<C: Chain, R: Reader<C::Key, C::Value>>(
     Ok(true)
 }
 
+/// The caller's share of a chunk (`chunk`, its range `ends`): one
+/// transaction at a time claimed from the front and executed in block
+/// order on `overlay` (the sequential engine's step). Returns how many it
+/// claimed, and the first failure: after one it goes on claiming without
+/// executing, so that the phase completes, and the block fails with it.
+fn execute_front<C, R, T, O>(
+    run: &mut InOrder<'_, C, R>,
+    overlay: &mut O,
+    chunk: &[T],
+    ends: &AtomicU64,
+) -> (usize, Option<StateError<R::Error>>)
+where
+    C: Chain,
+    R: Reader<C::Key, C::Value>,
+    T: std::borrow::Borrow<C::Tx>,
+    O: Overlay<C, R>,
+{
+    let (mut claimed, mut failed) = (0, None);
+    while let Some(i) = claim_front(ends) {
+        debug_assert_eq!(i, claimed, "the front is claimed in order");
+        claimed = i + 1;
+        if failed.is_none() {
+            if let Err(e) = run.execute_on(overlay, chunk[i].borrow()) {
+                failed = Some(e);
+            }
+        }
+    }
+    (claimed, failed)
+}
+
+/// Fewest speculated transactions of a chunk that can engage the bound: a
+/// chunk whose back was only a few transactions (a helper that came late)
+/// says little about the block.
+const MIN_BOUND_SAMPLE: usize = 8;
+
 /// Transactions a participant claims at once in a speculation phase.
 const PIECE: usize = 4;
 
@@ -671,12 +778,11 @@ struct Speculations<'a, 'k, C: Chain, R: Reader<C::Key, C::Value>, T> {
     /// By piece of phase 0: the values its claimer read (or the read's
     /// error), taken by the caller once the phase is complete.
     reads: Vec<ReadSlot<C::Value, R::Error>>,
-    /// Per phase: the next unclaimed piece (phase 0: key; later: the
-    /// chunk's transaction, relative).
-    claimed: Vec<CachePadded<AtomicUsize>>,
-    /// Per phase: pieces finished, counted in keys or transactions, plus
-    /// one for the extra piece (`Release` by each piece's claimer,
-    /// `Acquire` by [`Work::complete`]).
+    /// Phase 0's next unclaimed key (later phases claim from `ends`).
+    claimed: CachePadded<AtomicUsize>,
+    /// Per phase: pieces finished, counted in keys or transactions (the
+    /// caller's front included), plus one for the extra piece (`Release` by
+    /// each piece's claimer, `Acquire` by [`Work::complete`]).
     finished: Vec<CachePadded<AtomicUsize>>,
     /// By transaction: its speculation, written by its piece's claimer,
     /// taken by the caller once the phase is complete.
@@ -693,6 +799,50 @@ struct Speculations<'a, 'k, C: Chain, R: Reader<C::Key, C::Value>, T> {
     next_known: Mutex<KnownWriters<'k, C::Key>>,
     /// A participant panicked: no phase hands out work any more.
     aborted: AtomicBool,
+    /// Per phase `k + 1`: chunk `k`'s unclaimed range (relative indices),
+    /// its front in the high 32 bits, its back in the low. Invariant: front
+    /// <= back; both only move towards each other, each by a
+    /// compare-exchange of the whole word (the module docs' claims).
+    ends: Vec<CachePadded<AtomicU64>>,
+}
+
+/// Claims the next transaction (relative index) from the front of `ends`:
+/// the caller's share, in order.
+fn claim_front(ends: &AtomicU64) -> Option<usize> {
+    let mut cur = ends.load(Ordering::Relaxed);
+    loop {
+        let (f, b) = (cur >> 32, cur & 0xffff_ffff);
+        if f >= b {
+            return None;
+        }
+        match ends.compare_exchange_weak(
+            cur,
+            ((f + 1) << 32) | b,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(f as usize),
+            Err(now) => cur = now,
+        }
+    }
+}
+
+/// Claims up to `piece` transactions (a relative range) from the back of
+/// `ends`: a speculating participant's.
+fn claim_back(ends: &AtomicU64, piece: u64) -> Option<(usize, usize)> {
+    let mut cur = ends.load(Ordering::Relaxed);
+    loop {
+        let (f, b) = (cur >> 32, cur & 0xffff_ffff);
+        if f >= b {
+            return None;
+        }
+        let nb = b.saturating_sub(piece).max(f);
+        match ends.compare_exchange_weak(cur, (f << 32) | nb, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => return Some((nb as usize, b as usize)),
+            Err(now) => cur = now,
+        }
+    }
 }
 
 impl<C, R, T> Speculations<'_, '_, C, R, T>
@@ -708,7 +858,7 @@ where
             if self.aborted.load(Ordering::Relaxed) {
                 return;
             }
-            let i = self.claimed[0].fetch_add(self.read_piece, Ordering::Relaxed);
+            let i = self.claimed.fetch_add(self.read_piece, Ordering::Relaxed);
             if i >= n {
                 return;
             }
@@ -723,18 +873,18 @@ where
         }
     }
 
-    /// Phase `k + 1`: speculates pieces of chunk `k` until none is left.
+    /// Phase `k + 1`: speculates pieces of chunk `k`, taken from its back,
+    /// until the back meets the front.
     fn speculate(&self, phase: usize, from: usize, to: usize) {
         let settled = self.state.read();
         loop {
             if self.aborted.load(Ordering::Relaxed) {
                 return;
             }
-            let i = self.claimed[phase].fetch_add(PIECE, Ordering::Relaxed);
-            if i >= to - from {
+            let Some((i, end)) = claim_back(&self.ends[phase], PIECE as u64) else {
                 return;
-            }
-            let end = (i + PIECE).min(to - from);
+            };
+            debug_assert!(end <= to - from);
             for t in from + i..from + end {
                 let spec = speculate(
                     self.chain,
@@ -890,8 +1040,12 @@ enum Led<E> {
 /// How [`run`] runs a block once its keys are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum After {
-    /// Speculated in chunks (the optimistic path).
-    Speculate,
+    /// In chunks (the optimistic path): the caller executes each chunk's
+    /// front in block order, the helpers speculate it from its back.
+    Chunks,
+    /// In chunks, every transaction speculated, the caller's share too
+    /// ([`EngineConfig::speculate_all`](super::EngineConfig::speculate_all)).
+    SpeculateAll,
     /// Every transaction in order on the caller: the sequential engine
     /// with its preload's reads spread over the team (for a block run in
     /// order where reads are costly).
@@ -927,7 +1081,7 @@ where
     // In order: no chunk, so the team has phase 0 only and its helpers
     // leave once the keys are read.
     let chunks = match after {
-        After::Speculate => chunks(txs.len()),
+        After::Chunks | After::SpeculateAll => chunks(txs.len()),
         After::InOrder => Vec::new(),
     };
     let phases = chunks.len() + 1;
@@ -949,9 +1103,7 @@ where
         reads: (0..listed.keys.len().div_ceil(read_piece))
             .map(|_| Mutex::new(None))
             .collect(),
-        claimed: (0..phases)
-            .map(|_| CachePadded::new(AtomicUsize::new(0)))
-            .collect(),
+        claimed: CachePadded::new(AtomicUsize::new(0)),
         finished: (0..phases)
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect(),
@@ -960,7 +1112,27 @@ where
         listing: (0..phases).map(|_| AtomicBool::new(false)).collect(),
         next_known: Mutex::new(KnownWriters::new()),
         aborted: AtomicBool::new(false),
+        ends: (0..phases)
+            .map(|p| {
+                let n = p
+                    .checked_sub(1)
+                    .and_then(|k| chunks.get(k))
+                    .map_or(0, |&(f, t)| t - f);
+                CachePadded::new(AtomicU64::new(n as u64))
+            })
+            .collect(),
     };
+    // A block run in order with few keys: its reads are not worth a
+    // helper's wake-up.
+    let helpers = match after {
+        After::InOrder if listed.keys.len() < 2 * MIN_READ_PIECE => 0,
+        _ => on.threads().saturating_sub(1),
+    };
+    // The caller's share of each chunk: its front, executed in order (on
+    // the overlay itself when no helper exists to read it meanwhile, else
+    // on its private delta), unless every transaction is speculated.
+    let own_share = after == After::Chunks;
+    let mut delta = std::mem::take(&mut spec.delta);
     let lead = |lead: &Lead<'_, Speculations<'_, '_, C, R, T>>| -> Result<InOrder<'_, C, R>, Led<R::Error>> {
         // Phase 0: the keys read (and chunk 0's known writers listed); the
         // overlay filled, the begin hook run.
@@ -989,21 +1161,49 @@ where
             if counts.bounded {
                 break;
             }
-            lead.phase(k + 1).map_err(|Aborted| Led::Aborted)?;
+            let chunk = &txs[from..to];
+            let ends = &work.ends[k + 1];
+            // How many transactions of the chunk's front the caller
+            // claimed, and the first failure among them.
+            let mut front = (0, None);
+            lead.phase_with(k + 1, || {
+                if !own_share {
+                    return;
+                }
+                front = if helpers == 0 {
+                    execute_front(&mut run, &mut state.write().table, chunk, ends)
+                } else {
+                    let s = state.read();
+                    let mut layered = Layered {
+                        delta: &mut delta,
+                        base: &s.table,
+                    };
+                    execute_front(&mut run, &mut layered, chunk, ends)
+                };
+                work.finished[k + 1].fetch_add(front.0, Ordering::Release);
+            })
+            .map_err(|Aborted| Led::Aborted)?;
+            let (front, failed) = front;
+            if let Some(e) = failed {
+                return Err(Led::Failed(e));
+            }
             counts.speculated += to - from;
+            counts.front += front;
             let mut s = state.write();
+            merge(&mut s.table, &mut delta);
+            let speculated = to - from - front;
             let again = settle(
                 &mut run,
                 &mut s.table,
-                &txs[from..to],
-                from,
+                &chunk[front..],
+                from + front,
                 &work.slots,
                 work.buffers,
                 counts,
             )
             .map_err(Led::Failed)?;
             // Mostly executed again: the rest of the block in order.
-            if again * 2 > to - from && to < txs.len() {
+            if speculated >= MIN_BOUND_SAMPLE && again * 2 > speculated && to < txs.len() {
                 counts.bounded = true;
             } else {
                 // The next chunk's known writers, listed during this phase.
@@ -1024,14 +1224,11 @@ where
         }
         Ok(run)
     };
-    // A block run in order with few keys: its reads are not worth a
-    // helper's wake-up.
-    let helpers = match after {
-        After::InOrder if listed.keys.len() < 2 * MIN_READ_PIECE => 0,
-        _ => on.threads().saturating_sub(1),
-    };
     let led = team::run(on, helpers, &work, lead);
     drop(work);
+    // Empty after every merge; a failed block may leave entries behind.
+    delta.clear();
+    spec.delta = delta;
     *scratch.table() = state.into_inner().table;
     match led {
         Ok(run) => run.finish(scratch.table()),
@@ -1062,19 +1259,24 @@ const MIN_READ_PIECE: usize = 64;
 /// interleaving of the caller and one helper, phase 0's piece of the
 /// preload is read exactly once and found by the caller once the phase is
 /// complete; the caller fills the overlay from it; each transaction of
-/// phase 1 is speculated exactly once, on the overlay as the caller filled
-/// it; each phase's extra piece (the known writers of the chunk that
+/// phase 1 is run exactly once: the caller's front (claimed one at a
+/// time, `claim_front`) in order, on the filled overlay through its own
+/// delta, the rest speculated (claimed from the back, `claim_back`) on the
+/// overlay as the caller filled it, with every speculation in its slot and
+/// none for the front once the phase is complete; each phase's extra piece (the known writers of the chunk that
 /// follows) is listed exactly once and found once its phase is complete;
 /// each speculation starts from an empty kept buffer and its read set
 /// comes back with its slot.
 #[cfg(test)]
 mod loom_model {
-    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use loom::sync::{Arc, Mutex, RwLock};
     use loom::thread;
 
-    /// Phase 1's transactions, one per piece.
-    const TXS: usize = 2;
+    /// Phase 1's transactions.
+    const TXS: usize = 3;
+    /// Transactions a speculating participant claims at once (`PIECE`).
+    const PIECE: u64 = 2;
 
     /// A speculation: the value it saw, and its read set.
     type Slot = Mutex<Option<(u64, Vec<u64>)>>;
@@ -1083,8 +1285,10 @@ mod loom_model {
         /// The team's `open`: `k + 1` once phase `k` is open, 3 once
         /// closed.
         open: AtomicUsize,
-        /// Per phase.
-        claimed: [AtomicUsize; 2],
+        /// Phase 0's claims.
+        claimed: AtomicUsize,
+        /// Phase 1's unclaimed range (`ends`): front high, back low.
+        ends: AtomicU64,
         finished: [AtomicUsize; 2],
         listing: [AtomicBool; 2],
         /// Phase 0's one piece of the preload (`reads`).
@@ -1116,7 +1320,7 @@ mod loom_model {
         }
         if phase == 0 {
             // `Speculations::read`: the storage holds 5.
-            while p.claimed[0].fetch_add(1, Ordering::Relaxed) < 1 {
+            while p.claimed.fetch_add(1, Ordering::Relaxed) < 1 {
                 p.reads_done.fetch_add(1, Ordering::Relaxed);
                 *p.read.lock().unwrap() = Some(5);
                 p.finished[0].fetch_add(1, Ordering::Release);
@@ -1124,29 +1328,86 @@ mod loom_model {
             return;
         }
         let table = p.table.read().unwrap();
-        loop {
-            let i = p.claimed[1].fetch_add(1, Ordering::Relaxed);
-            if i >= TXS {
-                return;
+        while let Some((from, to)) = claim_back(&p.ends) {
+            for i in from..to {
+                p.runs[i].fetch_add(1, Ordering::Relaxed);
+                // `speculate`: the buffer taken; it must come empty.
+                let mut locals = std::mem::take(&mut *p.buffers[i].lock().unwrap());
+                assert!(locals.is_empty(), "a speculation found a used buffer");
+                locals.push(*table);
+                *p.slots[i].lock().unwrap() = Some((*table, locals));
             }
-            p.runs[i].fetch_add(1, Ordering::Relaxed);
-            // `speculate`: the buffer taken; it must come empty.
-            let mut locals = std::mem::take(&mut *p.buffers[i].lock().unwrap());
-            assert!(locals.is_empty(), "a speculation found a used buffer");
-            locals.push(*table);
-            *p.slots[i].lock().unwrap() = Some((*table, locals));
-            p.finished[1].fetch_add(1, Ordering::Release);
+            p.finished[1].fetch_add(to - from, Ordering::Release);
         }
     }
 
-    /// `Lead::phase`: opens `phase`, works on it, waits until it is
-    /// complete (its pieces and the extra one).
-    fn lead(p: &Phases, phase: usize, pieces: usize) {
+    /// `claim_front`, on loom's atomic.
+    fn claim_front(ends: &AtomicU64) -> Option<usize> {
+        let mut cur = ends.load(Ordering::Relaxed);
+        loop {
+            let (f, b) = (cur >> 32, cur & 0xffff_ffff);
+            if f >= b {
+                return None;
+            }
+            let next = ((f + 1) << 32) | b;
+            match ends.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(f as usize),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// `claim_back`, on loom's atomic.
+    fn claim_back(ends: &AtomicU64) -> Option<(usize, usize)> {
+        let mut cur = ends.load(Ordering::Relaxed);
+        loop {
+            let (f, b) = (cur >> 32, cur & 0xffff_ffff);
+            if f >= b {
+                return None;
+            }
+            let nb = b.saturating_sub(PIECE).max(f);
+            match ends.compare_exchange_weak(
+                cur,
+                (f << 32) | nb,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some((nb as usize, b as usize)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The caller's front of phase 1 (`execute_front` under
+    /// `Lead::phase_with`): claimed one at a time, run in order on the
+    /// overlay through a delta of its own (the overlay read-locked),
+    /// counted once; returns the transactions it ran, in order.
+    fn front(p: &Phases) -> Vec<usize> {
+        let table = p.table.read().unwrap();
+        let mut delta = *table;
+        let mut ran = Vec::new();
+        while let Some(i) = claim_front(&p.ends) {
+            p.runs[i].fetch_add(1, Ordering::Relaxed);
+            assert_eq!(delta, 5 + i as u64, "the front runs in order on its delta");
+            delta += 1;
+            ran.push(i);
+        }
+        drop(table);
+        p.finished[1].fetch_add(ran.len(), Ordering::Release);
+        ran
+    }
+
+    /// `Lead::phase_with`: opens `phase`, runs its own share (phase 1: the
+    /// front), works on it, waits until it is complete (its pieces and the
+    /// extra one). Returns the front.
+    fn lead(p: &Phases, phase: usize, pieces: usize) -> Vec<usize> {
         p.open.store(phase + 1, Ordering::Release);
+        let ran = if phase == 1 { front(p) } else { Vec::new() };
         work(p, phase);
         while p.finished[phase].load(Ordering::Acquire) < pieces + 1 {
             thread::yield_now();
         }
+        ran
     }
 
     #[test]
@@ -1158,7 +1419,8 @@ mod loom_model {
         model.check(|| {
             let p = Arc::new(Phases {
                 open: AtomicUsize::new(0),
-                claimed: [AtomicUsize::new(0), AtomicUsize::new(0)],
+                claimed: AtomicUsize::new(0),
+                ends: AtomicU64::new(TXS as u64),
                 finished: [AtomicUsize::new(0), AtomicUsize::new(0)],
                 listing: [AtomicBool::new(false), AtomicBool::new(false)],
                 read: Mutex::new(None),
@@ -1206,10 +1468,17 @@ mod loom_model {
             let known = p.next_known.lock().unwrap().take();
             assert_eq!(known, Some(10), "listed before phase 0 was complete");
             *p.table.write().unwrap() = read.unwrap_or(0);
-            // Phase 1: chunk 0 speculated on the filled overlay.
-            lead(&p, 1, TXS);
+            // Phase 1: chunk 0's front run by the caller, its back
+            // speculated, on the filled overlay.
+            let ran = lead(&p, 1, TXS);
+            assert_eq!(ran, (0..ran.len()).collect::<Vec<_>>(), "a prefix");
             for (i, slot) in p.slots.iter().enumerate() {
                 let taken = slot.lock().unwrap().take();
+                assert_eq!(p.runs[i].load(Ordering::Relaxed), 1, "transaction {i}");
+                if i < ran.len() {
+                    assert!(taken.is_none(), "transaction {i} of the front speculated");
+                    continue;
+                }
                 let (seen, mut locals) = taken.unwrap_or_default();
                 assert_eq!(seen, 5, "transaction {i}");
                 assert_eq!(locals, [5], "transaction {i}'s read set");

@@ -263,29 +263,144 @@ fn unwritten<C: Chain, E>(
     })
 }
 
+/// Where a [`SeqView`] finds its entries: the overlay itself, or (the
+/// optimistic path's lead, `optimistic.rs`) a private delta over a shared,
+/// unchanging overlay.
+pub(crate) trait Overlay<C: Chain, R: Reader<C::Key, C::Value>> {
+    /// A declared key's entry (preloaded).
+    fn declared(&mut self, key: &C::Key, hash: u64) -> Option<&mut Entry<C::Key, C::Value>>;
+    /// An open key's entry, read from `reader` at its first touch.
+    fn open(
+        &mut self,
+        reader: &R,
+        key: &C::Key,
+        hash: u64,
+    ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error>;
+}
+
+impl<C: Chain, R: Reader<C::Key, C::Value>> Overlay<C, R> for HashTable<Entry<C::Key, C::Value>> {
+    #[inline(always)]
+    fn declared(&mut self, key: &C::Key, hash: u64) -> Option<&mut Entry<C::Key, C::Value>> {
+        self.find_mut(hash, |e| e.key == *key)
+    }
+    #[inline(always)]
+    fn open(
+        &mut self,
+        reader: &R,
+        key: &C::Key,
+        hash: u64,
+    ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
+        load_entry::<C, R>(self, reader, key, hash)
+    }
+}
+
+/// A private delta over an unchanging overlay: an entry is copied into the
+/// delta at its first touch (declared or found in the base), or read from
+/// the reader into it; the base is never written.
+pub(crate) struct Layered<'a, K, V> {
+    pub(crate) delta: &'a mut HashTable<Entry<K, V>>,
+    pub(crate) base: &'a HashTable<Entry<K, V>>,
+}
+
+impl<C: Chain, R: Reader<C::Key, C::Value>> Overlay<C, R> for Layered<'_, C::Key, C::Value> {
+    #[inline(always)]
+    fn declared(&mut self, key: &C::Key, hash: u64) -> Option<&mut Entry<C::Key, C::Value>> {
+        match self.delta.entry(hash, |e| e.key == *key, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(o) => Some(o.into_mut()),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let b = self.base.find(hash, |e| e.key == *key)?;
+                Some(v.insert(copy_of(b)).into_mut())
+            }
+        }
+    }
+    #[inline(always)]
+    fn open(
+        &mut self,
+        reader: &R,
+        key: &C::Key,
+        hash: u64,
+    ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
+        match self.delta.entry(hash, |e| e.key == *key, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let e = match self.base.find(hash, |e| e.key == *key) {
+                    Some(b) => copy_of(b),
+                    None => {
+                        let value = reader.read(key).map_err(StateError::Read)?;
+                        unwritten::<C, R::Error>(key, hash, value)?
+                    }
+                };
+                Ok(v.insert(e).into_mut())
+            }
+        }
+    }
+}
+
+/// A base entry's copy for a delta.
+#[inline(always)]
+fn copy_of<K: Clone, V: Clone>(b: &Entry<K, V>) -> Entry<K, V> {
+    Entry {
+        key: b.key.clone(),
+        hash: b.hash,
+        value: b.value.clone(),
+        version: b.version,
+        slot: u32::MAX,
+    }
+}
+
+/// Moves `delta`'s entries into `table`: a written one replaces the
+/// table's (its version grew), a new one is inserted; an untouched copy is
+/// dropped. The table then holds what executing on it directly would have.
+pub(crate) fn merge<K: Key, V>(
+    table: &mut HashTable<Entry<K, V>>,
+    delta: &mut HashTable<Entry<K, V>>,
+) {
+    for e in delta.drain() {
+        match table.entry(e.hash, |t| t.key == e.key, |t| t.hash) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                if o.get().version != e.version {
+                    let t = o.get_mut();
+                    t.value = e.value;
+                    t.version = e.version;
+                }
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+        }
+    }
+}
+
 /// The view of one transaction (or block hook) on the overlay (also a
 /// sealed block's private keys', `sealed.rs`: the same operations).
-pub(crate) struct SeqView<'a, C: Chain, R> {
+pub(crate) struct SeqView<
+    'a,
+    C: Chain,
+    R,
+    O = HashTable<Entry<<C as Chain>::Key, <C as Chain>::Value>>,
+> {
     /// Holds every declared key of the block ([`preload`]) and every
     /// undeclared key an open transaction touched so far ([`Self::entry`]).
-    table: &'a mut HashTable<Entry<C::Key, C::Value>>,
+    table: &'a mut O,
+    _chain: std::marker::PhantomData<fn() -> C>,
     /// Read only for an open transaction's undeclared keys.
     reader: &'a R,
     accesses: &'a Accesses<C::Key>,
     sums: &'a mut [u64; MAX_SUMS],
 }
 
-impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
+impl<'a, C: Chain, R: Reader<C::Key, C::Value>, O: Overlay<C, R>> SeqView<'a, C, R, O> {
     /// A view on `table` for a transaction of `accesses` (its undeclared
     /// keys, if open, read from `reader` at their first touch).
     pub(crate) fn new(
-        table: &'a mut HashTable<Entry<C::Key, C::Value>>,
+        table: &'a mut O,
         reader: &'a R,
         accesses: &'a Accesses<C::Key>,
         sums: &'a mut [u64; MAX_SUMS],
     ) -> Self {
         SeqView {
             table,
+            _chain: std::marker::PhantomData,
             reader,
             accesses,
             sums,
@@ -305,9 +420,9 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
         match resolve(self.accesses, key, need)? {
             (hash, false) => self
                 .table
-                .find_mut(hash, |e| e.key == *key)
+                .declared(key, hash)
                 .ok_or_else(|| StateError::Invariant("a declared key was not preloaded")),
-            (hash, true) => load_entry::<C, R>(self.table, self.reader, key, hash),
+            (hash, true) => self.table.open(self.reader, key, hash),
         }
     }
 
@@ -328,7 +443,9 @@ impl<'a, C: Chain, R: Reader<C::Key, C::Value>> SeqView<'a, C, R> {
     }
 }
 
-impl<C: Chain, R: Reader<C::Key, C::Value>> View<C::Key, C::Value> for SeqView<'_, C, R> {
+impl<C: Chain, R: Reader<C::Key, C::Value>, O: Overlay<C, R>> View<C::Key, C::Value>
+    for SeqView<'_, C, R, O>
+{
     type ReadError = R::Error;
 
     fn get(&mut self, key: &C::Key) -> StateResult<Option<C::Value>, R::Error> {
@@ -563,8 +680,17 @@ impl<'s, C: Chain, R: Reader<C::Key, C::Value>> InOrder<'s, C, R> {
         table: &mut HashTable<Entry<C::Key, C::Value>>,
         tx: &C::Tx,
     ) -> StateResult<(), R::Error> {
+        self.execute_on(table, tx)
+    }
+
+    /// [`Self::execute`] on any overlay.
+    pub(crate) fn execute_on<O: Overlay<C, R>>(
+        &mut self,
+        table: &mut O,
+        tx: &C::Tx,
+    ) -> StateResult<(), R::Error> {
         let mut view =
-            SeqView::<C, R>::new(table, self.reader, self.chain.accesses(tx), &mut self.sums);
+            SeqView::<C, R, O>::new(table, self.reader, self.chain.accesses(tx), &mut self.sums);
         let status = self.chain.execute(self.block, tx, false, &mut view)?;
         self.statuses.push(status);
         Ok(())

@@ -173,6 +173,12 @@ pub(crate) struct Aborted;
 impl<W: Work> Lead<'_, W> {
     /// Opens `phase`, works on it, and waits until it is complete.
     pub(crate) fn phase(&self, phase: usize) -> Result<(), Aborted> {
+        self.phase_with(phase, || {})
+    }
+
+    /// [`Self::phase`], the caller running `own` first, once the phase is
+    /// open (its own share, which the helpers must leave to it).
+    pub(crate) fn phase_with(&self, phase: usize, own: impl FnOnce()) -> Result<(), Aborted> {
         // Never over a helper's `ABORTED` (a plain store could erase it
         // between a check and the store).
         let opened = self
@@ -184,6 +190,7 @@ impl<W: Work> Lead<'_, W> {
         if opened.is_err() {
             return Err(Aborted);
         }
+        own();
         self.work.work(phase, 0, true);
         let mut spin = Spin::new();
         while !self.work.complete(phase) {

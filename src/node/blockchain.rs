@@ -88,6 +88,7 @@ impl<S: Storage> Blockchain<S> {
             costly_reads: config.costly_reads,
             // The committer thread writes while the next block executes.
             reserved_cores: usize::from(config.pipeline),
+            speculate_all: config.speculate_all,
         };
         let executor = match config.mode {
             // No pool: everything runs on the calling thread.

@@ -72,6 +72,12 @@ pub struct ExecutionConfig {
     /// that its block reads them before it runs, in one batch. Costs one
     /// contract run per admitted invocation; never changes a result.
     pub hints: bool,
+    /// The engine's [`EngineConfig::speculate_all`](crate::engine::EngineConfig::speculate_all)
+    /// (default off): the optimistic path speculates and validates every
+    /// transaction, the calling thread's share too. Results are the same;
+    /// for tests of the validation, or a verify-mode node that wants every
+    /// speculation checked.
+    pub speculate_all: bool,
 }
 
 impl Default for ExecutionConfig {
@@ -87,6 +93,7 @@ impl Default for ExecutionConfig {
             pipeline: true,
             pipeline_depth: 2,
             hints: true,
+            speculate_all: false,
         }
     }
 }

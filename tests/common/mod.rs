@@ -261,7 +261,8 @@ pub fn has_invocation(block: &Block) -> bool {
 /// A chain on `MemoryStorage`, executed sequentially (`ExecutionConfig::default()`),
 /// shadowed by two copies run by the parallel engine with its guards off
 /// (2 and 4 threads, every block however small; the 2-thread copy admits
-/// each block's transactions first, so its invocations carry hints):
+/// each block's transactions first, so its invocations carry hints; the
+/// 4-thread copy speculates every transaction of its optimistic path):
 /// [`Chain::add`] checks that all three agree and that the parallel engine
 /// really ran.
 pub struct Chain {
@@ -289,6 +290,11 @@ impl Chain {
                     threads,
                     guards: false,
                     costly_reads: false,
+                    // The rules' blocks are small: the calling thread
+                    // would execute them alone, in order, before a helper
+                    // arrives. The 4-thread copy speculates every
+                    // transaction, so that validation sees them all.
+                    speculate_all: threads == 4,
                     ..ExecutionConfig::default()
                 };
                 Blockchain::new(storage(), config).expect("blockchain")

@@ -477,7 +477,11 @@ pub fn assert_equivalent<S: StateRead + Clone>(
 /// For each thread count: the default executor (graph scheduler, in-order
 /// guards on), and the graph and batch schedulers with the guards off, so
 /// that blocks the guards would run in order (one thread, two accounts, a
-/// chain) still exercise the parallel machinery.
+/// chain) still exercise the parallel machinery. A contract block runs on
+/// the optimistic path under the last two: the graph's executor as a node
+/// runs it (the calling thread executes each chunk's front in order), the
+/// batch scheduler's with every transaction speculated (`speculate_all`),
+/// so that validation sees every transaction whatever the helpers' timing.
 pub fn executors(threads: &[usize]) -> Vec<SpecExecutor> {
     threads
         .iter()
@@ -486,6 +490,7 @@ pub fn executors(threads: &[usize]) -> Vec<SpecExecutor> {
                 let config = EngineConfig {
                     scheduler,
                     costly_reads: false,
+                    speculate_all: scheduler == Scheduler::Batches,
                     ..EngineConfig::default()
                 };
                 SpecExecutor::new(t, config).expect("pool")

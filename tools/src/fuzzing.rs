@@ -20,7 +20,10 @@
 //!   never compares the sequential engine with itself unknowingly; the
 //!   unguarded 2-thread executor gets the block's transactions as a node's
 //!   mempool admits them, invocations hinted on the tip (the reference
-//!   gets none); [`ExecutionCheck`] says what the engines saw.
+//!   gets none); the unguarded 4-thread one speculates every transaction
+//!   of its optimistic path (`EngineConfig::speculate_all`: validation
+//!   sees them all, where the others' calling thread executes each chunk's
+//!   front in order); [`ExecutionCheck`] says what the engines saw.
 
 use std::sync::OnceLock;
 
@@ -148,11 +151,18 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
             ..EngineConfig::default()
         };
         let pool = |t| SpecExecutor::new(t, config).expect("pool");
+        // The last speculates every transaction of the optimistic path
+        // (the others let the calling thread execute each chunk's front in
+        // order): validation sees every transaction.
+        let all = EngineConfig {
+            speculate_all: true,
+            ..config
+        };
         let executors = vec![
             pool(2),
             pool(4),
             pool(2).always_parallel(),
-            pool(4).always_parallel(),
+            SpecExecutor::new(4, all).expect("pool").always_parallel(),
         ];
         (keys, pubs, SpecExecutor::on_current_pool(config), executors)
     });
