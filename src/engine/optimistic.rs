@@ -806,43 +806,50 @@ struct Speculations<'a, 'k, C: Chain, R: Reader<C::Key, C::Value>, T> {
     ends: Vec<CachePadded<AtomicU64>>,
 }
 
-/// Claims the next transaction (relative index) from the front of `ends`:
-/// the caller's share, in order.
-fn claim_front(ends: &AtomicU64) -> Option<usize> {
-    let mut cur = ends.load(Ordering::Relaxed);
+/// One claim from the front of the range word `cur`: the word after it and
+/// the claimed transaction (relative index), or `None` once the front met
+/// the back. Pure: [`claim_front`] and the loom model apply it by
+/// compare-exchange.
+#[inline]
+fn front_step(cur: u64) -> Option<(u64, usize)> {
+    let (f, b) = (cur >> 32, cur & 0xffff_ffff);
+    (f < b).then(|| (((f + 1) << 32) | b, f as usize))
+}
+
+/// One claim of up to `piece` transactions from the back of the range
+/// word `cur`: the word after it and the claimed relative range, never
+/// below the front.
+#[inline]
+fn back_step(cur: u64, piece: u64) -> Option<(u64, (usize, usize))> {
+    let (f, b) = (cur >> 32, cur & 0xffff_ffff);
+    let nb = b.saturating_sub(piece).max(f);
+    (f < b).then(|| ((f << 32) | nb, (nb as usize, b as usize)))
+}
+
+/// Applies `step` to `word` by compare-exchange until it succeeds or
+/// finds nothing to claim (`Relaxed`: the module docs' claims).
+#[inline]
+fn claim<T>(word: &AtomicU64, step: impl Fn(u64) -> Option<(u64, T)>) -> Option<T> {
+    let mut cur = word.load(Ordering::Relaxed);
     loop {
-        let (f, b) = (cur >> 32, cur & 0xffff_ffff);
-        if f >= b {
-            return None;
-        }
-        match ends.compare_exchange_weak(
-            cur,
-            ((f + 1) << 32) | b,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return Some(f as usize),
+        let (next, claimed) = step(cur)?;
+        match word.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(claimed),
             Err(now) => cur = now,
         }
     }
 }
 
+/// Claims the next transaction (relative index) from the front of `ends`:
+/// the caller's share, in order.
+fn claim_front(ends: &AtomicU64) -> Option<usize> {
+    claim(ends, front_step)
+}
+
 /// Claims up to `piece` transactions (a relative range) from the back of
 /// `ends`: a speculating participant's.
 fn claim_back(ends: &AtomicU64, piece: u64) -> Option<(usize, usize)> {
-    let mut cur = ends.load(Ordering::Relaxed);
-    loop {
-        let (f, b) = (cur >> 32, cur & 0xffff_ffff);
-        if f >= b {
-            return None;
-        }
-        let nb = b.saturating_sub(piece).max(f);
-        match ends.compare_exchange_weak(cur, (f << 32) | nb, Ordering::Relaxed, Ordering::Relaxed)
-        {
-            Ok(_) => return Some((nb as usize, b as usize)),
-            Err(now) => cur = now,
-        }
-    }
+    claim(ends, |cur| back_step(cur, piece))
 }
 
 impl<C, R, T> Speculations<'_, '_, C, R, T>
@@ -1341,41 +1348,25 @@ mod loom_model {
         }
     }
 
-    /// `claim_front`, on loom's atomic.
-    fn claim_front(ends: &AtomicU64) -> Option<usize> {
-        let mut cur = ends.load(Ordering::Relaxed);
+    /// `claim` on loom's atomic, with the engine's own steps
+    /// (`front_step`, `back_step`).
+    fn claim<T>(word: &AtomicU64, step: impl Fn(u64) -> Option<(u64, T)>) -> Option<T> {
+        let mut cur = word.load(Ordering::Relaxed);
         loop {
-            let (f, b) = (cur >> 32, cur & 0xffff_ffff);
-            if f >= b {
-                return None;
-            }
-            let next = ((f + 1) << 32) | b;
-            match ends.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(f as usize),
+            let (next, claimed) = step(cur)?;
+            match word.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(claimed),
                 Err(now) => cur = now,
             }
         }
     }
 
-    /// `claim_back`, on loom's atomic.
+    fn claim_front(ends: &AtomicU64) -> Option<usize> {
+        claim(ends, super::front_step)
+    }
+
     fn claim_back(ends: &AtomicU64) -> Option<(usize, usize)> {
-        let mut cur = ends.load(Ordering::Relaxed);
-        loop {
-            let (f, b) = (cur >> 32, cur & 0xffff_ffff);
-            if f >= b {
-                return None;
-            }
-            let nb = b.saturating_sub(PIECE).max(f);
-            match ends.compare_exchange_weak(
-                cur,
-                (f << 32) | nb,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some((nb as usize, b as usize)),
-                Err(now) => cur = now,
-            }
-        }
+        claim(ends, |cur| super::back_step(cur, PIECE))
     }
 
     /// The caller's front of phase 1 (`execute_front` under

@@ -302,16 +302,39 @@ pub(crate) struct Layered<'a, K, V> {
     pub(crate) base: &'a HashTable<Entry<K, V>>,
 }
 
+impl<K: Key, V: Value> Layered<'_, K, V> {
+    /// The delta's entry of `key`: found there, else copied from the base,
+    /// else made by `absent` (`None`: no entry, nothing inserted).
+    #[inline(always)]
+    fn entry<E>(
+        &mut self,
+        key: &K,
+        hash: u64,
+        absent: impl FnOnce() -> StateResult<Option<Entry<K, V>>, E>,
+    ) -> StateResult<Option<&mut Entry<K, V>>, E> {
+        match self.delta.entry(hash, |e| e.key == *key, |e| e.hash) {
+            hashbrown::hash_table::Entry::Occupied(o) => Ok(Some(o.into_mut())),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let e = match self.base.find(hash, |e| e.key == *key) {
+                    Some(b) => copy_of(b),
+                    None => match absent()? {
+                        Some(e) => e,
+                        None => return Ok(None),
+                    },
+                };
+                Ok(Some(v.insert(e).into_mut()))
+            }
+        }
+    }
+}
+
 impl<C: Chain, R: Reader<C::Key, C::Value>> Overlay<C, R> for Layered<'_, C::Key, C::Value> {
     #[inline(always)]
     fn declared(&mut self, key: &C::Key, hash: u64) -> Option<&mut Entry<C::Key, C::Value>> {
-        match self.delta.entry(hash, |e| e.key == *key, |e| e.hash) {
-            hashbrown::hash_table::Entry::Occupied(o) => Some(o.into_mut()),
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let b = self.base.find(hash, |e| e.key == *key)?;
-                Some(v.insert(copy_of(b)).into_mut())
-            }
-        }
+        // A declared key is preloaded into the base: never absent.
+        self.entry::<R::Error>(key, hash, || Ok(None))
+            .ok()
+            .flatten()
     }
     #[inline(always)]
     fn open(
@@ -320,19 +343,14 @@ impl<C: Chain, R: Reader<C::Key, C::Value>> Overlay<C, R> for Layered<'_, C::Key
         key: &C::Key,
         hash: u64,
     ) -> StateResult<&mut Entry<C::Key, C::Value>, R::Error> {
-        match self.delta.entry(hash, |e| e.key == *key, |e| e.hash) {
-            hashbrown::hash_table::Entry::Occupied(o) => Ok(o.into_mut()),
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let e = match self.base.find(hash, |e| e.key == *key) {
-                    Some(b) => copy_of(b),
-                    None => {
-                        let value = reader.read(key).map_err(StateError::Read)?;
-                        unwritten::<C, R::Error>(key, hash, value)?
-                    }
-                };
-                Ok(v.insert(e).into_mut())
-            }
-        }
+        // Absent from both: read now, at the block's parent, as
+        // `load_entry` reads it into the overlay.
+        let read = || {
+            let value = reader.read(key).map_err(StateError::Read)?;
+            unwritten::<C, R::Error>(key, hash, value).map(Some)
+        };
+        self.entry(key, hash, read)?
+            .ok_or(StateError::Invariant("an entry read was not inserted"))
     }
 }
 
