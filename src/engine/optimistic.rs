@@ -823,7 +823,7 @@ fn front_step(cur: u64) -> Option<(u64, usize)> {
 fn back_step(cur: u64, piece: u64) -> Option<(u64, (usize, usize))> {
     let (f, b) = (cur >> 32, cur & 0xffff_ffff);
     let nb = b.saturating_sub(piece).max(f);
-    (f < b).then(|| ((f << 32) | nb, (nb as usize, b as usize)))
+    (f < b).then_some(((f << 32) | nb, (nb as usize, b as usize)))
 }
 
 /// Applies `step` to `word` by compare-exchange until it succeeds or
