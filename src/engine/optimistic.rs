@@ -255,9 +255,6 @@ pub(crate) struct Counts {
     /// Speculations stopped at an estimate: a first read of a key that a
     /// declared transaction before it in its chunk writes (`known.rs`).
     pub(crate) estimates: usize,
-    /// Transactions the caller executed in order at the front of their
-    /// chunk (among `speculated`: neither speculated nor validated).
-    pub(crate) front: usize,
     /// Whether the bound engaged (the rest of the block ran in order).
     pub(crate) bounded: bool,
     /// The preload, wall time: keys listed, read (phase 0), the overlay
@@ -826,14 +823,32 @@ fn back_step(cur: u64, piece: u64) -> Option<(u64, (usize, usize))> {
     (f < b).then_some(((f << 32) | nb, (nb as usize, b as usize)))
 }
 
+/// A 64-bit atomic word: std's, or loom's in the model (which then runs
+/// [`claim`] itself, not a copy).
+trait Word {
+    fn load_relaxed(&self) -> u64;
+    fn swap_if(&self, cur: u64, next: u64) -> Result<u64, u64>;
+}
+
+impl Word for AtomicU64 {
+    #[inline]
+    fn load_relaxed(&self) -> u64 {
+        self.load(Ordering::Relaxed)
+    }
+    #[inline]
+    fn swap_if(&self, cur: u64, next: u64) -> Result<u64, u64> {
+        self.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+    }
+}
+
 /// Applies `step` to `word` by compare-exchange until it succeeds or
 /// finds nothing to claim (`Relaxed`: the module docs' claims).
 #[inline]
-fn claim<T>(word: &AtomicU64, step: impl Fn(u64) -> Option<(u64, T)>) -> Option<T> {
-    let mut cur = word.load(Ordering::Relaxed);
+fn claim<T>(word: &impl Word, step: impl Fn(u64) -> Option<(u64, T)>) -> Option<T> {
+    let mut cur = word.load_relaxed();
     loop {
         let (next, claimed) = step(cur)?;
-        match word.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+        match word.swap_if(cur, next) {
             Ok(_) => return Some(claimed),
             Err(now) => cur = now,
         }
@@ -1195,7 +1210,6 @@ where
                 return Err(Led::Failed(e));
             }
             counts.speculated += to - from;
-            counts.front += front;
             let mut s = state.write();
             merge(&mut s.table, &mut delta);
             let speculated = to - from - front;
@@ -1348,25 +1362,22 @@ mod loom_model {
         }
     }
 
-    /// `claim` on loom's atomic, with the engine's own steps
-    /// (`front_step`, `back_step`).
-    fn claim<T>(word: &AtomicU64, step: impl Fn(u64) -> Option<(u64, T)>) -> Option<T> {
-        let mut cur = word.load(Ordering::Relaxed);
-        loop {
-            let (next, claimed) = step(cur)?;
-            match word.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(claimed),
-                Err(now) => cur = now,
-            }
+    /// Loom's atomic word, for the engine's own `claim` and steps.
+    impl super::Word for AtomicU64 {
+        fn load_relaxed(&self) -> u64 {
+            self.load(Ordering::Relaxed)
+        }
+        fn swap_if(&self, cur: u64, next: u64) -> Result<u64, u64> {
+            self.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
         }
     }
 
     fn claim_front(ends: &AtomicU64) -> Option<usize> {
-        claim(ends, super::front_step)
+        super::claim(ends, super::front_step)
     }
 
     fn claim_back(ends: &AtomicU64) -> Option<(usize, usize)> {
-        claim(ends, |cur| super::back_step(cur, PIECE))
+        super::claim(ends, |cur| super::back_step(cur, PIECE))
     }
 
     /// The caller's front of phase 1 (`execute_front` under
