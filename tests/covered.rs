@@ -110,7 +110,7 @@ fn payout_chains_run_out_of_order_and_equal_sequential() {
     assert!(codes.contains(&"multisig_invalid"));
 
     // The parallel engine with its guards off (the plan always runs).
-    let par = run_parallel(&executors(&[2])[1], &storage, &block);
+    let par = run_parallel(&executors(&[2])[GRAPH_UNGUARDED], &storage, &block);
     assert!(par.outcome.stats.parallel_engine);
     // Exactly the chains of accounts 0 (121 txs) and 6 (4 txs) are covered.
     assert_eq!(par.outcome.stats.covered, 125);
@@ -134,7 +134,7 @@ fn hot_sender_workload_is_covered() {
     let executors = executors(&[2, 4]);
     for block in &chain.blocks {
         let seq = assert_equivalent(&storage, block, &executors);
-        let par = run_parallel(&executors[1], &storage, block);
+        let par = run_parallel(&executors[GRAPH_UNGUARDED], &storage, block);
         assert!(par.outcome.stats.parallel_engine);
         assert_eq!(par.outcome.stats.covered, 300);
         assert_eq!(par.outcome.stats.critical_path, 1);

@@ -23,7 +23,7 @@ fn run_chain(accounts: usize, blocks: usize, txs: usize, contention: Contention,
     let mut seq_store = world.storage(1);
     let mut par_store = world.storage(1);
     let executors = executors(&THREADS);
-    let committer = &executors[executors.len() - 2];
+    let committer = &executors[executors.len() - PER_THREAD_COUNT + GRAPH_UNGUARDED];
     let mut r = rng(seed);
     for _ in 0..blocks {
         let block = chaos_block(&world, &seq_store, &mut r, txs, contention);
@@ -83,11 +83,13 @@ fn hot_counters_are_striped_and_equal_sequential() {
         let executors = executors(&[1, 2, 3, 4, 8]);
         for block in &chain.blocks {
             let seq = assert_equivalent(&storage, block, &executors);
-            // Unguarded, on more than one participant: the stripes engaged.
-            for ex in executors
-                .iter()
-                .filter(|e| !e.config().guards && e.threads() > 1)
-            {
+            // Unguarded, on more than one participant, on the graph: the
+            // stripes engaged (the optimistic road has no stripes).
+            for ex in executors.iter().filter(|e| {
+                !e.config().guards
+                    && e.threads() > 1
+                    && e.config().scheduler != tos_parallel::engine::Scheduler::Optimistic
+            }) {
                 let par = run_parallel(ex, &storage, block);
                 assert!(par.outcome.stats.parallel_engine);
                 assert!(
@@ -190,8 +192,15 @@ fn run_contract_chain(
         let seq = assert_equivalent(&store, &block, &executors);
         // Verify mode (parallel side unguarded): no mismatch, the sequential result kept.
         let pre = locate_block(&store, &block).unwrap();
-        let verified =
-            execute_block(&executors[1], &store, &block, &pre, None, Run::Verify).unwrap();
+        let verified = execute_block(
+            &executors[GRAPH_UNGUARDED],
+            &store,
+            &block,
+            &pre,
+            None,
+            Run::Verify,
+        )
+        .unwrap();
         assert_eq!(verified.outcome.stats.mismatches, 0);
         assert!(verified.outcome.same_result(&seq.outcome));
         assert_eq!(verified.changes, seq.changes);

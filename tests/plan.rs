@@ -25,7 +25,7 @@ fn keys_edges_and_coverage_of_a_small_block() {
     let block = Block::new(Some(1), PublicKey([9; 32]), txs);
     let seq = assert_equivalent(&storage, &block, &executors(&[2]));
     assert!(seq.outcome.results.iter().all(|r| r.status.code() == "ok"));
-    let par = run_parallel(&executors(&[2])[1], &storage, &block);
+    let par = run_parallel(&executors(&[2])[GRAPH_UNGUARDED], &storage, &block);
     let st = &par.outcome.stats;
     assert!(st.parallel_engine);
     // Nonce and multisig of the senders 0, 1, 2; balances of 0..=4; the miner's.

@@ -460,6 +460,18 @@ pub fn assert_equivalent<S: StateRead + Clone>(
                 stats.reason != tos_parallel::PathReason::Aborts,
                 "{stats:?}"
             );
+        } else if ex.config().scheduler == Scheduler::Optimistic {
+            // Declared, optimistic scheduler, guards off: the optimistic
+            // path, every transaction in its chunks unless the abort bound
+            // ran the rest in order.
+            let stats = &par.outcome.stats;
+            assert!(stats.parallel_engine, "{stats:?}");
+            assert_eq!(stats.path, ExecutionPath::Optimistic, "{stats:?}");
+            assert_eq!(
+                stats.optimistic == block.txs().len(),
+                stats.reason != tos_parallel::PathReason::Aborts,
+                "{stats:?}"
+            );
         } else if !ex.config().guards {
             assert!(
                 par.outcome.stats.parallel_engine,
@@ -473,36 +485,52 @@ pub fn assert_equivalent<S: StateRead + Clone>(
     seq
 }
 
-/// Executors for the thread counts the suite sweeps, each with both schedulers.
-/// For each thread count: the default executor (graph scheduler, in-order
-/// guards on), and the graph and batch schedulers with the guards off, so
-/// that blocks the guards would run in order (one thread, two accounts, a
-/// chain) still exercise the parallel machinery. A contract block runs on
-/// the optimistic path under the last two: the graph's executor as a node
-/// runs it (the calling thread executes each chunk's front in order), the
-/// batch scheduler's with every transaction speculated (`speculate_all`),
-/// so that validation sees every transaction whatever the helpers' timing.
+/// Executors for the thread counts the suite sweeps, each with every
+/// scheduler. For each thread count: the default executor (graph
+/// scheduler, in-order guards on), and the graph and batch schedulers with
+/// the guards off, so that blocks the guards would run in order (one
+/// thread, two accounts, a chain) still exercise the parallel machinery. A
+/// contract block runs on the optimistic path under those two: the graph's
+/// executor as a node runs it (the calling thread executes each chunk's
+/// front in order), the batch scheduler's with every transaction
+/// speculated (`speculate_all`), so that validation sees every transaction
+/// whatever the helpers' timing. Then the optimistic scheduler, guards
+/// off, both ways (the front in order, and every transaction speculated):
+/// every block, declared or not, on the optimistic path (`bench
+/// --scheduler optimistic`), which [`assert_equivalent`] checks it took.
+/// Indices within a thread count's five: [`GRAPH_UNGUARDED`] is the graph
+/// scheduler with the guards off.
 pub fn executors(threads: &[usize]) -> Vec<SpecExecutor> {
+    debug_assert_eq!(PER_THREAD_COUNT, 5);
     threads
         .iter()
         .flat_map(|&t| {
-            let pool = |scheduler| {
+            let pool = |scheduler, speculate_all| {
                 let config = EngineConfig {
                     scheduler,
                     costly_reads: false,
-                    speculate_all: scheduler == Scheduler::Batches,
+                    speculate_all,
                     ..EngineConfig::default()
                 };
                 SpecExecutor::new(t, config).expect("pool")
             };
             [
-                pool(Scheduler::Graph),
-                pool(Scheduler::Graph).always_parallel(),
-                pool(Scheduler::Batches).always_parallel(),
+                pool(Scheduler::Graph, false),
+                pool(Scheduler::Graph, false).always_parallel(),
+                pool(Scheduler::Batches, true).always_parallel(),
+                pool(Scheduler::Optimistic, false).always_parallel(),
+                pool(Scheduler::Optimistic, true).always_parallel(),
             ]
         })
         .collect()
 }
+
+/// Executors per thread count in [`executors`].
+pub const PER_THREAD_COUNT: usize = 5;
+
+/// Index, within a thread count's executors, of the graph scheduler with
+/// the guards off.
+pub const GRAPH_UNGUARDED: usize = 1;
 
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
