@@ -9,9 +9,10 @@
 //!   structured transactions (every type, any nonce, right or wrong
 //!   multisig signers, deploys of fuzzed or canned code, invocations of
 //!   deployed, fuzzed or missing contracts with fuzzed deposits, gas and
-//!   arguments, raw byte strings); the sequential executor and four
-//!   parallel ones (2 and 4 threads, each with the speed guards on and off)
-//!   must agree on every status, total and written key, or reject the
+//!   arguments, raw byte strings); the sequential executor and five
+//!   parallel ones (2 and 4 threads, each with the speed guards on and off,
+//!   and the optimistic scheduler at 3 threads, guards off, every
+//!   transaction speculated) must agree on every status, total and written key, or reject the
 //!   block with the same index and code. The unguarded executors must have
 //!   run every accepted block on the parallel engine, a block with an
 //!   invocation on its optimistic path, and the guarded ones a block with
@@ -23,7 +24,10 @@
 //!   gets none); the unguarded 4-thread one speculates every transaction
 //!   of its optimistic path (`EngineConfig::speculate_all`: validation
 //!   sees them all, where the others' calling thread executes each chunk's
-//!   front in order); [`ExecutionCheck`] says what the engines saw.
+//!   front in order); the optimistic scheduler's executor runs every
+//!   accepted block, declared or not, on the optimistic path (asserted:
+//!   `bench --scheduler optimistic`); [`ExecutionCheck`] says what the
+//!   engines saw.
 
 use std::sync::OnceLock;
 
@@ -36,7 +40,7 @@ use tos_parallel::chain::transaction::{
     TransferOutput, UnsignedTransaction,
 };
 use tos_parallel::chain::validation::{check_admission, check_stateless};
-use tos_parallel::engine::EngineConfig;
+use tos_parallel::engine::{EngineConfig, Scheduler};
 use tos_parallel::pipeline::{
     differences, execute_block, locate_block, Hinter, Run, SpecExecutor, TxCache,
 };
@@ -84,7 +88,8 @@ pub struct ExecutionCheck {
     /// Blocks built from the input (accepted or rejected).
     pub blocks: usize,
     /// Accepted blocks without an invocation, each run by the unguarded
-    /// executors on the parallel engine (asserted).
+    /// executors on the parallel engine, the optimistic scheduler's on its
+    /// optimistic path (asserted).
     pub parallel_blocks: usize,
     /// Accepted blocks with at least two transactions in flight: two or
     /// more transactions of one level of the dependency graph (no
@@ -158,11 +163,20 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
             speculate_all: true,
             ..config
         };
+        // Every block on the optimistic path, declared or not, every
+        // transaction speculated, at a thread count the others leave out.
+        let optimistic = EngineConfig {
+            scheduler: Scheduler::Optimistic,
+            ..all
+        };
         let executors = vec![
             pool(2),
             pool(4),
             pool(2).always_parallel(),
             SpecExecutor::new(4, all).expect("pool").always_parallel(),
+            SpecExecutor::new(3, optimistic)
+                .expect("pool")
+                .always_parallel(),
         ];
         (keys, pubs, SpecExecutor::on_current_pool(config), executors)
     });
@@ -221,7 +235,20 @@ pub fn check_execution(data: &[u8]) -> ExecutionCheck {
                     assert!(diffs.is_empty(), "{} threads: {}", ex.threads(), diffs[0]);
                     assert_eq!(s.changes, p.changes);
                     let stats = &p.outcome.stats;
-                    if invokes && ex.config().guards {
+                    if ex.config().scheduler == Scheduler::Optimistic {
+                        // Any block: the optimistic path, every transaction
+                        // unless the abort bound ran the rest in order.
+                        assert!(
+                            stats.parallel_engine && stats.path == ExecutionPath::Optimistic,
+                            "{stats:?}"
+                        );
+                        assert_eq!(
+                            stats.optimistic == block.txs().len(),
+                            stats.reason != tos_parallel::PathReason::Aborts,
+                            "{stats:?}"
+                        );
+                        reexecuted |= invokes && stats.reexecutions > 0;
+                    } else if invokes && ex.config().guards {
                         // Open accesses, guards on: in order, and said why,
                         // unless the executor probes its optimistic path (a
                         // class's 18th open block, then every 32nd...).
