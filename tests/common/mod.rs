@@ -12,6 +12,7 @@ use tos_parallel::chain::transaction::{
     EnergyPayload, FeeType, Payload, Transaction, TransferOutput, UnsignedTransaction,
 };
 use tos_parallel::chain::validation::{check_stateless, VerifiedTx};
+use tos_parallel::engine::Scheduler;
 use tos_parallel::{
     init_genesis, Asset, Block, BlockError, BlockOutcome, Blockchain, EnergyState, ExecutionConfig,
     Genesis, Hash, MemoryStorage, PublicKey, StateRead, StateSnapshot, StatelessError,
@@ -259,12 +260,14 @@ pub fn has_invocation(block: &Block) -> bool {
 }
 
 /// A chain on `MemoryStorage`, executed sequentially (`ExecutionConfig::default()`),
-/// shadowed by two copies run by the parallel engine with its guards off
-/// (2 and 4 threads, every block however small; the 2-thread copy admits
-/// each block's transactions first, so its invocations carry hints; the
-/// 4-thread copy speculates every transaction of its optimistic path):
-/// [`Chain::add`] checks that all three agree and that the parallel engine
-/// really ran.
+/// shadowed by three copies run by the parallel engine with its guards off
+/// (every block however small): at 2 and 4 threads on the graph scheduler
+/// (the 2-thread copy admits each block's transactions first, so its
+/// invocations carry hints; the 4-thread copy speculates every transaction
+/// of its optimistic path), and at 3 threads on the optimistic scheduler
+/// (every block, declared or not, on the optimistic path, every
+/// transaction speculated): [`Chain::add`] checks that all four agree and
+/// that the parallel engine really ran, on the path it was asked for.
 pub struct Chain {
     /// The chain (sequential; the reference every assertion reads).
     pub chain: Blockchain<MemoryStorage>,
@@ -282,24 +285,29 @@ impl Chain {
             init_genesis(&mut storage, genesis).expect("init genesis");
             storage
         };
-        let parallel = [2, 4]
-            .map(|threads| {
-                let config = ExecutionConfig {
-                    mode: tos_parallel::ExecutionMode::Parallel,
-                    min_txs_for_parallel: 0,
-                    threads,
-                    guards: false,
-                    costly_reads: false,
-                    // The rules' blocks are small: the calling thread
-                    // would execute them alone, in order, before a helper
-                    // arrives. The 4-thread copy speculates every
-                    // transaction, so that validation sees them all.
-                    speculate_all: threads == 4,
-                    ..ExecutionConfig::default()
-                };
-                Blockchain::new(storage(), config).expect("blockchain")
-            })
-            .into();
+        let parallel = [
+            (2, Scheduler::Graph),
+            (4, Scheduler::Graph),
+            (3, Scheduler::Optimistic),
+        ]
+        .map(|(threads, scheduler)| {
+            let config = ExecutionConfig {
+                mode: tos_parallel::ExecutionMode::Parallel,
+                min_txs_for_parallel: 0,
+                threads,
+                scheduler,
+                guards: false,
+                costly_reads: false,
+                // The rules' blocks are small: the calling thread would
+                // execute them alone, in order, before a helper arrives.
+                // The 4- and 3-thread copies speculate every transaction,
+                // so that validation sees them all.
+                speculate_all: threads != 2,
+                ..ExecutionConfig::default()
+            };
+            Blockchain::new(storage(), config).expect("blockchain")
+        })
+        .into();
         Chain {
             chain: Blockchain::new(storage(), ExecutionConfig::default()).expect("blockchain"),
             parallel,
@@ -334,7 +342,23 @@ impl Chain {
                     // hinted (the 2-thread copy), the dependency graph with
                     // its hints sealed (`engine/sealed.rs`) when that held.
                     assert!(p.stats.parallel_engine, "{threads} threads: {:?}", p.stats);
-                    if has_invocation(block) && p.stats.sealed > 0 {
+                    if par.config().scheduler == Scheduler::Optimistic {
+                        // Declared or not: the optimistic path, every
+                        // transaction unless the abort bound ran the rest
+                        // in order.
+                        assert_eq!(
+                            p.stats.path,
+                            tos_parallel::ExecutionPath::Optimistic,
+                            "{:?}",
+                            p.stats
+                        );
+                        assert_eq!(
+                            p.stats.optimistic == block.txs().len(),
+                            p.stats.reason != tos_parallel::PathReason::Aborts,
+                            "{:?}",
+                            p.stats
+                        );
+                    } else if has_invocation(block) && p.stats.sealed > 0 {
                         assert_eq!(threads, 2, "only the hinted copy seals");
                         assert_eq!(p.stats.path, tos_parallel::ExecutionPath::Parallel);
                         assert!(!p.stats.escaped && p.stats.optimistic == 0);
