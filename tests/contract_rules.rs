@@ -2,9 +2,10 @@
 //! the execution codes that keep the nonce and the fee, `contract_not_found`,
 //! the block gas limit (§5) and the dump's `contracts` (§7). Every block
 //! goes through `common::Chain::add`: sequential, and the parallel
-//! executors (2 and 4 threads, guards off) on identical copies, which must
-//! agree on statuses, fees and dumps; a block with an invocation must have
-//! run on their optimistic path.
+//! executors (2 and 4 threads, guards off, and the optimistic scheduler at
+//! 3) on identical copies, which must agree on statuses, fees and dumps; a
+//! block with an invocation must have run on their optimistic path (the
+//! optimistic scheduler's copy: every block).
 //!
 //! Programs are written as bytes here (the assembler lives in the tools
 //! crate); each carries its disassembly in a comment.

@@ -2,8 +2,9 @@
 //! `invalid_payload` sub-rule, boundaries, the check order, block rejection),
 //! the stateful rules and success effects of §6 run through
 //! `Blockchain<MemoryStorage>` (sequential, and the parallel engine with its
-//! guards off at 2 and 4 threads on identical copies: `common::Chain::add`
-//! asserts identical outcomes, statuses, rejections and dumps), the block
+//! guards off at 2 and 4 threads on the graph and at 3 threads on the
+//! optimistic road, on identical copies: `common::Chain::add` asserts
+//! identical outcomes, statuses, rejections and dumps), the block
 //! rules of §3/§4, genesis validation and the observable results of §7.
 
 mod common;

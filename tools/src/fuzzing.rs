@@ -140,7 +140,8 @@ pub const PROGRAMS: [&[u8]; 5] = [
 /// an unguarded executor did not run an accepted block on the parallel engine.
 pub fn check_execution(data: &[u8]) -> ExecutionCheck {
     // Built once per process: thread pools and keys cost far more than a run.
-    // Guarded (the node's default) and unguarded (`always_parallel`), at 2 and 4 threads.
+    // Guarded (the node's default) and unguarded (`always_parallel`), at 2
+    // and 4 threads; the optimistic scheduler, unguarded, at 3.
     type World = (
         Vec<SigningKey>,
         Vec<PublicKey>,
