@@ -16,9 +16,10 @@ use tos_parallel::chain::transaction::{
     UnsignedTransaction,
 };
 use tos_parallel::chain::transaction::{contract_id, Transaction};
+use tos_parallel::chain::validation::check_admission;
 use tos_parallel::engine::EngineConfig;
 use tos_parallel::pipeline::{
-    differences, execute_block, locate_block, ExecutedBlock, Run, SpecExecutor,
+    differences, execute_block, locate_block, ExecutedBlock, Hinter, Run, SpecExecutor, TxCache,
 };
 use tos_parallel::{
     init_genesis, Block, ExecutionPath, Genesis, Hash, MemoryStorage, PublicKey, Scheduler,
@@ -407,10 +408,22 @@ pub fn run_parallel<S: StateRead + Clone>(
     execute_block(ex, storage, block, &pre, None, Run::Parallel).expect("parallel")
 }
 
+thread_local! {
+    /// Blocks [`assert_equivalent`] saw run on the dependency graph with
+    /// their invocations' hints sealed, on this thread (one test's).
+    pub static SEALED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Executes `block` on `storage` sequentially and in parallel with each of
 /// `executors`; panics with the first difference, or if an executor whose
-/// guards are off did not run the block on the parallel engine. Returns
-/// the sequential result.
+/// guards are off did not run the block on the parallel engine. A block
+/// holding an invocation also runs, on every unguarded executor of the
+/// graph scheduler, as a node admits it: its transactions admitted and
+/// each invocation hinted on the block's parent state (`Hinter`), so that
+/// the sealed attempt (`engine/sealed.rs`) meets every thread count and
+/// contention; it must give the same result, on the graph with the hints
+/// sealed or, the attempt void, on the optimistic path ([`SEALED`] counts
+/// the former). Returns the sequential result.
 pub fn assert_equivalent<S: StateRead + Clone>(
     storage: &S,
     block: &Block,
@@ -480,6 +493,44 @@ pub fn assert_equivalent<S: StateRead + Clone>(
                 ex.config().scheduler,
                 par.outcome.stats
             );
+        }
+    }
+    if has_invocation(block) {
+        let admitted = TxCache::new(4 * block.txs().len().max(256));
+        let hinter = Hinter::at(storage, pre.ctx.parent_topoheight);
+        for (bytes, hash) in block.txs().iter().zip(block.tx_hashes()) {
+            if let Ok(mut vtx) = check_admission(bytes, *hash) {
+                hinter.hint(&mut vtx);
+                admitted.insert(hash.0, std::sync::Arc::new(vtx));
+            }
+        }
+        for ex in executors
+            .iter()
+            .filter(|e| !e.config().guards && e.config().scheduler == Scheduler::Graph)
+        {
+            let par = execute_block(ex, storage, block, &pre, Some(&admitted), Run::Parallel)
+                .expect("parallel, hinted");
+            let diffs = differences(&seq, &par);
+            assert!(
+                diffs.is_empty(),
+                "{} threads, hinted, block {}: {} difference(s), first: {}",
+                ex.threads(),
+                pre.topoheight(),
+                diffs.len(),
+                diffs[0]
+            );
+            assert!(seq.outcome.same_result(&par.outcome));
+            assert_eq!(seq.changes, par.changes);
+            assert_eq!(seq.meta, par.meta);
+            let stats = &par.outcome.stats;
+            assert!(stats.parallel_engine, "hinted: {stats:?}");
+            if stats.sealed > 0 {
+                assert_eq!(stats.path, ExecutionPath::Parallel, "hinted: {stats:?}");
+                assert!(!stats.escaped && stats.optimistic == 0, "hinted: {stats:?}");
+                SEALED.with(|n| n.set(n.get() + 1));
+            } else {
+                assert_eq!(stats.path, ExecutionPath::Optimistic, "hinted: {stats:?}");
+            }
         }
     }
     seq
