@@ -2,8 +2,10 @@
 //! accounts with every transaction type, failing transactions, multisig and
 //! energy state, and contract blocks (deploys of the workloads' programs
 //! and of random code, invocations with random deposits, gas and
-//! arguments), at 1, 2, 3, 4 and 8 threads; verify mode on contract
-//! blocks reports no mismatch. Raise the case count with
+//! arguments), at 1, 2, 3, 4 and 8 threads, on every scheduler (the
+//! optimistic one on every block, declared or not), contract blocks also
+//! hinted as a node admits them (sealed on the graph when the hints hold);
+//! verify mode on contract blocks reports no mismatch. Raise the case count with
 //! `TOS_PROPTEST_CASES=1000 cargo test --release --test equivalence`.
 
 mod oracle;
