@@ -408,6 +408,29 @@ pub fn run_parallel<S: StateRead + Clone>(
     execute_block(ex, storage, block, &pre, None, Run::Parallel).expect("parallel")
 }
 
+/// `par`, run by `ex` (`how` it ran, for the message), has the sequential
+/// result `seq` of block `topoheight`: statuses, totals, changes, meta.
+fn assert_same(
+    seq: &ExecutedBlock,
+    par: &ExecutedBlock,
+    ex: &SpecExecutor,
+    how: &str,
+    topoheight: u64,
+) {
+    let diffs = differences(seq, par);
+    assert!(
+        diffs.is_empty(),
+        "{} threads ({:?}){how}, block {topoheight}: {} difference(s), first: {}",
+        ex.threads(),
+        ex.config().scheduler,
+        diffs.len(),
+        diffs[0]
+    );
+    assert!(seq.outcome.same_result(&par.outcome));
+    assert_eq!(seq.changes, par.changes);
+    assert_eq!(seq.meta, par.meta);
+}
+
 thread_local! {
     /// Blocks [`assert_equivalent`] saw run on the dependency graph with
     /// their invocations' hints sealed, on this thread (one test's).
@@ -435,19 +458,7 @@ pub fn assert_equivalent<S: StateRead + Clone>(
     let seq = run_sequential(storage, block);
     for ex in executors {
         let par = execute_block(ex, storage, block, &pre, None, Run::Parallel).expect("parallel");
-        let diffs = differences(&seq, &par);
-        assert!(
-            diffs.is_empty(),
-            "{} threads ({:?}), block {}: {} difference(s), first: {}",
-            ex.threads(),
-            ex.config().scheduler,
-            pre.topoheight(),
-            diffs.len(),
-            diffs[0]
-        );
-        assert!(seq.outcome.same_result(&par.outcome));
-        assert_eq!(seq.changes, par.changes);
-        assert_eq!(seq.meta, par.meta);
+        assert_same(&seq, &par, ex, "", pre.topoheight());
         if has_invocation(block) && ex.config().guards {
             // Open accesses, guards on: in order, and said why, unless the
             // executor probes its optimistic path (a size's 18th open
@@ -512,18 +523,7 @@ pub fn assert_equivalent<S: StateRead + Clone>(
         {
             let par = execute_block(ex, storage, block, &pre, Some(&admitted), Run::Parallel)
                 .expect("parallel, hinted");
-            let diffs = differences(&seq, &par);
-            assert!(
-                diffs.is_empty(),
-                "{} threads, hinted, block {}: {} difference(s), first: {}",
-                ex.threads(),
-                pre.topoheight(),
-                diffs.len(),
-                diffs[0]
-            );
-            assert!(seq.outcome.same_result(&par.outcome));
-            assert_eq!(seq.changes, par.changes);
-            assert_eq!(seq.meta, par.meta);
+            assert_same(&seq, &par, ex, ", hinted", pre.topoheight());
             let stats = &par.outcome.stats;
             if stats.sealed > 0 {
                 assert_eq!(stats.path, ExecutionPath::Parallel, "hinted: {stats:?}");
