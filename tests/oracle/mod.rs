@@ -474,25 +474,14 @@ pub fn assert_equivalent<S: StateRead + Clone>(
                 };
                 assert_eq!(stats.reason, why);
             }
-        } else if has_invocation(block) {
-            // Open accesses, guards off: the optimistic path.
-            let stats = &par.outcome.stats;
-            assert!(stats.parallel_engine, "{stats:?}");
-            assert_eq!(stats.path, ExecutionPath::Optimistic);
-            // Every transaction, unless the abort bound ran the rest in order.
-            assert!(stats.optimistic > 0);
-            assert_eq!(
-                stats.optimistic == block.txs().len(),
-                stats.reason != tos_parallel::PathReason::Aborts,
-                "{stats:?}"
-            );
-        } else if ex.config().scheduler == Scheduler::Optimistic {
-            // Declared, optimistic scheduler, guards off: the optimistic
-            // path, every transaction in its chunks unless the abort bound
-            // ran the rest in order.
+        } else if has_invocation(block) || ex.config().scheduler == Scheduler::Optimistic {
+            // Guards off, open accesses or the optimistic scheduler: the
+            // optimistic path, every transaction in its chunks unless the
+            // abort bound ran the rest in order.
             let stats = &par.outcome.stats;
             assert!(stats.parallel_engine, "{stats:?}");
             assert_eq!(stats.path, ExecutionPath::Optimistic, "{stats:?}");
+            assert!(stats.optimistic > 0 || block.txs().is_empty(), "{stats:?}");
             assert_eq!(
                 stats.optimistic == block.txs().len(),
                 stats.reason != tos_parallel::PathReason::Aborts,
@@ -555,7 +544,6 @@ pub fn assert_equivalent<S: StateRead + Clone>(
 /// Indices within a thread count's five: [`GRAPH_UNGUARDED`] is the graph
 /// scheduler with the guards off.
 pub fn executors(threads: &[usize]) -> Vec<SpecExecutor> {
-    debug_assert_eq!(PER_THREAD_COUNT, 5);
     threads
         .iter()
         .flat_map(|&t| {
@@ -577,13 +565,14 @@ pub fn executors(threads: &[usize]) -> Vec<SpecExecutor> {
                 costly_reads: t == 3,
                 ..EngineConfig::default()
             };
-            [
+            let group: [SpecExecutor; PER_THREAD_COUNT] = [
                 SpecExecutor::new(t, node).expect("pool"),
                 pool(Scheduler::Graph, false).always_parallel(),
                 pool(Scheduler::Batches, true).always_parallel(),
                 pool(Scheduler::Optimistic, false).always_parallel(),
                 pool(Scheduler::Optimistic, true).always_parallel(),
-            ]
+            ];
+            group
         })
         .collect()
 }
