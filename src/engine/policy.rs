@@ -29,7 +29,9 @@
 //! guards once it has timed both ways on blocks of the block's size: the
 //! way measured faster runs ([`PathReason::Measured`] when it is in
 //! order), the other is probed again after 16 blocks, then 32, ... 512
-//! while it keeps losing. The static guards below are the prior: they
+//! while it keeps losing; when a probe finds the two closer than its
+//! margin can tell, a duel (two blocks of each way in turn, four rounds)
+//! picks the faster. The static guards below are the prior: they
 //! decide each size class's first block, after two more checks of the
 //! executor's: when the node keeps a core busy (the commit pipeline's
 //! writer) and fewer than two of the pool's are left, the first block runs
