@@ -38,22 +38,25 @@
 //! Duels: a way faster by less than the margin was kept for good (a
 //! 180-transaction `contracts-mixed` block: the parallel engine at 0.85x
 //! of in order, which measured 1.18x faster). So when a probe ends with
-//! the default way preferred but the other measured at least
-//! [`DUEL_MARGIN`] (1.05) times faster, the class runs a *duel*:
-//! [`DUEL_ROUNDS`] rounds of two blocks in order then two on the parallel
-//! engine, each round measuring each way by its faster block (the first
-//! block after a switch meets cold caches and an idle pool: see "Cold
-//! probes"). Blocks of one round are a few blocks apart, so a drift of
-//! costs (a database growing, caches warming) moves both ways alike, which
-//! estimates from different stretches of blocks do not; and a way wins only
-//! if it measured [`DUEL_MARGIN`] times faster in all rounds but one, so
-//! one or two rounds taken by another process cannot decide it. The winner
-//! becomes the default way (a tie keeps it) and both estimates are the
-//! duel's rounds; the way not preferred is probed again twice as late, as
-//! after a lost probe. A duel costs at most half its 16 blocks at the
-//! slower way's price, which in a close call is at most [`MARGIN`]; it
-//! only starts at the end of a probe, so duels are at least as far apart
-//! as probes (16, then up to 512 blocks).
+//! the default way preferred but the other (the *challenger*) measured at
+//! least [`DUEL_MARGIN`] (1.05) times faster, the class runs a *duel*: up
+//! to [`DUEL_ROUNDS`] rounds of two blocks in order then two on the
+//! parallel engine, each round measuring each way by its faster block (the
+//! first block after a switch meets cold caches and an idle pool: see
+//! "Cold probes"). Blocks of one round are a few blocks apart, so a drift
+//! of costs (a database growing, caches warming) moves both ways alike,
+//! which estimates from different stretches of blocks do not. The
+//! challenger wins if it measured [`DUEL_MARGIN`] times faster in all
+//! rounds but one (one round taken by another process cannot decide it),
+//! and becomes the default way; the duel ends as soon as that is decided:
+//! after three rounds won, two lost, or one lost by [`MARGIN`] before any
+//! was won (the close call was a misreading, say a probe's cold block: the token ledger with
+//! costly transactions, whose parallel engine gains 1.5x, would otherwise
+//! have spent eight of a 16-block run in order). Both ways' estimates are
+//! then the duel's rounds, and the way not preferred is probed again twice
+//! as late, as after a lost probe. A duel only starts at the end of a
+//! probe, so duels are at least as far apart as probes (16, then up to 512
+//! blocks), and a challenger that is clearly slower costs one round.
 //!
 //! Noise: a way's estimate is the lower median of its last [`WINDOW`]
 //! blocks (of two, the faster: interference only ever makes a block
@@ -239,23 +242,34 @@ impl Default for Class {
     }
 }
 
-/// A duel under way: [`DUEL_ROUNDS`] rounds of two blocks in order then
-/// two on the parallel engine. Invariant: `block < 4 * DUEL_ROUNDS` (a
-/// duel whose last block was recorded has ended and is `None`).
+/// A duel under way: up to [`DUEL_ROUNDS`] rounds of two blocks in order
+/// then two on the parallel engine, in which the way that is not the
+/// default (the *challenger*) must measure [`DUEL_MARGIN`] times faster in
+/// all rounds but one. Invariant: it is under way only while undecided (a
+/// decided duel has ended and is `None`).
 #[derive(Clone, Copy, Debug)]
 struct Duel {
+    /// The challenger (`true`: in order).
+    challenger: bool,
     /// Blocks recorded so far.
     block: u32,
-    /// Per round, the fastest block of each way (ns per transaction):
-    /// `[in order, parallel]`, infinite until measured.
+    /// The rounds' fastest block of each way (ns per transaction):
+    /// `[in order, parallel]`; the current round's infinite until run.
     best: [[f64; 2]; DUEL_ROUNDS],
+    /// Rounds the challenger won (measured [`DUEL_MARGIN`] times faster).
+    wins: usize,
+    /// Rounds it did not.
+    losses: usize,
 }
 
 impl Duel {
-    fn new() -> Self {
+    fn new(challenger: bool) -> Self {
         Duel {
+            challenger,
             block: 0,
             best: [[f64::INFINITY; 2]; DUEL_ROUNDS],
+            wins: 0,
+            losses: 0,
         }
     }
 
@@ -264,33 +278,40 @@ impl Duel {
         self.block % 4 < 2
     }
 
-    /// Records the next block; `true` once the last was recorded.
-    fn record(&mut self, ns_per_tx: f64) -> bool {
+    /// Records the next block; once the duel is decided, whether the
+    /// challenger won. It is decided as soon as the challenger won all
+    /// rounds but one, or lost two (it can no longer win), or lost a round
+    /// by [`MARGIN`] before winning any (the close call was a misreading:
+    /// a probe's cold block, noise).
+    fn record(&mut self, ns_per_tx: f64) -> Option<bool> {
         let (round, way) = ((self.block / 4) as usize, usize::from(!self.way()));
         self.best[round][way] = self.best[round][way].min(ns_per_tx);
         self.block += 1;
-        self.block as usize == 4 * DUEL_ROUNDS
-    }
-
-    /// The winner (`true`: in order), if one way measured [`DUEL_MARGIN`]
-    /// times faster in all rounds but one; `None` for a tie.
-    fn winner(&self) -> Option<bool> {
-        // Per round, parallel over in order: above 1, in order is faster.
-        let mut ratios = self.best.map(|[s, p]| p / s);
-        ratios.sort_by(f64::total_cmp);
-        if ratios[1] >= DUEL_MARGIN {
+        if !self.block.is_multiple_of(4) {
+            return None;
+        }
+        let [s, p] = self.best[round];
+        // The default's time over the challenger's: above 1, the
+        // challenger was faster.
+        let ratio = if self.challenger { p / s } else { s / p };
+        if ratio >= DUEL_MARGIN {
+            self.wins += 1;
+        } else {
+            self.losses += 1;
+        }
+        if self.wins + 1 >= DUEL_ROUNDS {
             Some(true)
-        } else if ratios[DUEL_ROUNDS - 2] * DUEL_MARGIN <= 1.0 {
+        } else if self.losses >= 2 || (self.wins == 0 && ratio * MARGIN <= 1.0) {
             Some(false)
         } else {
             None
         }
     }
 
-    /// Each way's estimate: its rounds' fastest blocks.
+    /// Each way's estimate: the fastest blocks of the rounds run.
     fn estimates(&self) -> [Estimate; 2] {
         let mut e = [Estimate::default(); 2];
-        for round in &self.best {
+        for round in &self.best[..(self.block / 4) as usize] {
             for (w, &t) in round.iter().enumerate() {
                 e[w].add(t);
             }
@@ -356,12 +377,12 @@ impl Class {
         self.preferred() == Some(default) && d >= o * DUEL_MARGIN
     }
 
-    /// Ends a duel: its winner becomes the default way (a tie keeps the
-    /// default), both ways' estimates are its rounds, and the way that
-    /// lost (or the other one, after a tie) is probed again twice as late.
-    fn settle(&mut self, duel: &Duel) {
-        if let Some(winner) = duel.winner() {
-            self.default_in_order = Some(winner);
+    /// Ends a duel: a challenger that won becomes the default way, both
+    /// ways' estimates are the duel's rounds, and the way not preferred is
+    /// probed again twice as late, as after a lost probe.
+    fn settle(&mut self, duel: &Duel, challenger_won: bool) {
+        if challenger_won {
+            self.default_in_order = Some(duel.challenger);
         }
         [self.in_order, self.parallel] = duel.estimates();
         self.cold_default = false;
@@ -503,10 +524,9 @@ impl Calibration {
             // Not the duel's way (the executor had another reason): the
             // duel is given up, and the next advice decides afresh.
             if duel.way() == in_order {
-                if duel.record(ns_per_tx) {
-                    c.settle(&duel);
-                } else {
-                    c.duel = Some(duel);
+                match duel.record(ns_per_tx) {
+                    Some(won) => c.settle(&duel, won),
+                    None => c.duel = Some(duel),
                 }
             }
             return;
@@ -543,7 +563,8 @@ impl Calibration {
             if c.close_call() {
                 // Closer than the margin can tell: the two ways alternate
                 // until a paired comparison does.
-                c.duel = Some(Duel::new());
+                let challenger = c.default_in_order != Some(true);
+                c.duel = Some(Duel::new(challenger));
                 return;
             }
             if won && c.cold_default {
@@ -764,7 +785,9 @@ mod tests {
         cal.record(1000, false, us(300));
         assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
         cal.record(1000, true, us(285));
-        for round in 0..DUEL_ROUNDS {
+        // Lost, won (the slowed round), lost: two rounds lost, the
+        // challenger can no longer win, and the duel ends.
+        for round in 0..3 {
             // The first block after a switch is cold; the faster counts.
             expect_blocks(&cal, Advice::InOrder, &[520, 350], "duel, in order");
             let parallel = if round == 1 { [600, 590] } else { [400, 300] };
@@ -786,8 +809,9 @@ mod tests {
         }
         assert_eq!(cal.advise(1000), Advice::Parallel, "a tie: the default");
         // The other way round: in order is the default (the static
-        // guards' choice), the parallel engine 1.17x faster, one round's
-        // parallel blocks slowed: the parallel engine wins the duel.
+        // guards' choice), the parallel engine 1.17x faster, its third
+        // round's blocks slowed (by more than the margin): the parallel
+        // engine wins the duel on its fourth.
         let cal = Calibration::default();
         assert_eq!(cal.advise(1000), Advice::Static);
         cal.record(1000, true, us(350));
@@ -800,6 +824,37 @@ mod tests {
         }
         let n = run_while(&cal, Advice::Parallel, 300, PROBE_MAX as usize, "won");
         assert!(n >= 2 * PROBE_FIRST as usize - 1, "kept for {n} blocks");
+    }
+
+    #[test]
+    fn a_duel_ends_as_soon_as_it_is_decided() {
+        // The token ledger with costly transactions: the parallel engine
+        // (the default) gains 1.5x, but its probe's first block ran cold
+        // and in order looked 5% faster. The first round shows in order
+        // slower by more than the margin: the duel ends there.
+        let us = Duration::from_micros;
+        let cal = Calibration::default();
+        cal.advise(1000);
+        cal.record(1000, false, us(300));
+        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
+        cal.record(1000, true, us(285));
+        expect_blocks(&cal, Advice::InOrder, &[450, 450], "duel, in order");
+        expect_blocks(&cal, Advice::Parallel, &[300, 300], "duel, parallel");
+        let n = run_while(&cal, Advice::Parallel, 300, PROBE_MAX as usize, "kept");
+        assert!(n >= 2 * PROBE_FIRST as usize - 1, "kept for {n} blocks");
+        // A challenger that wins its first three rounds has won: the
+        // fourth is not run.
+        let cal = Calibration::default();
+        cal.advise(1000);
+        cal.record(1000, false, us(300));
+        cal.advise(1000);
+        cal.record(1000, true, us(285));
+        for _ in 0..DUEL_ROUNDS - 1 {
+            expect_blocks(&cal, Advice::InOrder, &[250, 250], "duel, in order");
+            expect_blocks(&cal, Advice::Parallel, &[300, 300], "duel, parallel");
+        }
+        let n = run_while(&cal, Advice::InOrder, 250, PROBE_MAX as usize, "won");
+        assert!(n >= 2 * PROBE_FIRST as usize - 1, "in order for {n} blocks");
     }
 
     #[test]
