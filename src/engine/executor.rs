@@ -641,8 +641,9 @@ impl<C: Chain> Executor<C> {
 
     /// A block with open accesses, guards on: in order
     /// ([`PathReason::Undeclared`]), unless this executor measured its
-    /// optimistic path [`MARGIN`] times faster on blocks of this size
-    /// (`calibration.rs`: the optimistic path is first probed after 16
+    /// optimistic path [`MARGIN`] times faster on blocks of this size, or
+    /// faster in a duel when closer (`calibration.rs`: the optimistic
+    /// path is first probed after 16
     /// such blocks, then after 32, ... 512 while it keeps losing, 16 again
     /// once it wins). On 2 cores it loses (benches/README.md); where it
     /// wins (more cores, costlier contracts), the node takes it. With
