@@ -612,6 +612,19 @@ mod tests {
         n
     }
 
+    /// A calibration whose first block (the static guards' way) ran on
+    /// the parallel engine in `parallel_us`, then in order's first probe
+    /// in `in_order_us` (each advice checked).
+    fn after_in_orders_first_probe(parallel_us: u64, in_order_us: u64) -> Calibration {
+        let us = Duration::from_micros;
+        let cal = Calibration::default();
+        assert_eq!(cal.advise(1000), Advice::Static);
+        cal.record(1000, false, us(parallel_us));
+        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
+        cal.record(1000, true, us(in_order_us));
+        cal
+    }
+
     /// Runs `blocks` blocks of `txs` with the given costs per way; returns
     /// how many ran in order and how many in parallel (the first one as
     /// the static guards choose: `static_in_order`).
@@ -780,11 +793,7 @@ mod tests {
         // rounds has the parallel blocks slowed (the machine's other core
         // taken): the parallel engine stays.
         let us = Duration::from_micros;
-        let cal = Calibration::default();
-        assert_eq!(cal.advise(1000), Advice::Static);
-        cal.record(1000, false, us(300));
-        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
-        cal.record(1000, true, us(285));
+        let cal = after_in_orders_first_probe(300, 285);
         // Lost, won (the slowed round), lost: two rounds lost, the
         // challenger can no longer win, and the duel ends.
         for round in 0..3 {
@@ -797,11 +806,7 @@ mod tests {
         assert!(n >= 2 * PROBE_FIRST as usize - 1, "kept for {n} blocks");
         // Had two rounds been slowed, nothing would have been decided: a
         // tie keeps the default way.
-        let cal = Calibration::default();
-        cal.advise(1000);
-        cal.record(1000, false, us(300));
-        cal.advise(1000);
-        cal.record(1000, true, us(285));
+        let cal = after_in_orders_first_probe(300, 285);
         for round in 0..DUEL_ROUNDS {
             expect_blocks(&cal, Advice::InOrder, &[350, 350], "duel, in order");
             let parallel = if round < 2 { [600, 600] } else { [300, 300] };
@@ -832,23 +837,14 @@ mod tests {
         // (the default) gains 1.5x, but its probe's first block ran cold
         // and in order looked 5% faster. The first round shows in order
         // slower by more than the margin: the duel ends there.
-        let us = Duration::from_micros;
-        let cal = Calibration::default();
-        cal.advise(1000);
-        cal.record(1000, false, us(300));
-        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
-        cal.record(1000, true, us(285));
+        let cal = after_in_orders_first_probe(300, 285);
         expect_blocks(&cal, Advice::InOrder, &[450, 450], "duel, in order");
         expect_blocks(&cal, Advice::Parallel, &[300, 300], "duel, parallel");
         let n = run_while(&cal, Advice::Parallel, 300, PROBE_MAX as usize, "kept");
         assert!(n >= 2 * PROBE_FIRST as usize - 1, "kept for {n} blocks");
         // A challenger that wins its first three rounds has won: the
         // fourth is not run.
-        let cal = Calibration::default();
-        cal.advise(1000);
-        cal.record(1000, false, us(300));
-        cal.advise(1000);
-        cal.record(1000, true, us(285));
+        let cal = after_in_orders_first_probe(300, 285);
         for _ in 0..DUEL_ROUNDS - 1 {
             expect_blocks(&cal, Advice::InOrder, &[250, 250], "duel, in order");
             expect_blocks(&cal, Advice::Parallel, &[300, 300], "duel, parallel");
@@ -1004,11 +1000,7 @@ mod tests {
         // at once and still meets a cold core and caches: 645, then 450,
         // then 300 (warm).
         let us = Duration::from_micros;
-        let cal = Calibration::default();
-        assert_eq!(cal.advise(1000), Advice::Static);
-        cal.record(1000, false, us(1_100));
-        assert_eq!(cal.advise(1000), Advice::InOrder, "in order's probe");
-        cal.record(1000, true, us(325));
+        let cal = after_in_orders_first_probe(1_100, 325);
         expect_blocks(&cal, Advice::Parallel, &[645, 450, 300], "probe");
         // Won on its third block: the parallel engine from then on.
         expect_blocks(&cal, Advice::Parallel, &[250; PROBE_FIRST as usize], "won");
