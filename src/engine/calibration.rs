@@ -50,9 +50,10 @@
 //! rounds but one (one round taken by another process cannot decide it),
 //! and becomes the default way; the duel ends as soon as that is decided:
 //! after three rounds won, two lost, or one lost by [`MARGIN`] before any
-//! was won (the close call was a misreading, say a probe's cold block: the token ledger with
-//! costly transactions, whose parallel engine gains 1.5x, would otherwise
-//! have spent eight of a 16-block run in order). Both ways' estimates are
+//! was won (the close call was a misreading, say a probe's cold block:
+//! the token ledger with costly transactions, whose parallel engine gains
+//! 1.5x, would otherwise have spent eight of a 16-block run in order).
+//! Both ways' estimates are
 //! then the duel's rounds, and the way not preferred is probed again twice
 //! as late, as after a lost probe. A duel only starts at the end of a
 //! probe, so duels are at least as far apart as probes (16, then up to 512
@@ -804,8 +805,8 @@ mod tests {
         }
         let n = run_while(&cal, Advice::Parallel, 300, PROBE_MAX as usize, "won");
         assert!(n >= 2 * PROBE_FIRST as usize - 1, "kept for {n} blocks");
-        // Had two rounds been slowed, nothing would have been decided: a
-        // tie keeps the default way.
+        // Had two rounds been slowed, the challenger would have won two
+        // and lost two: not enough, and the default way stays.
         let cal = after_in_orders_first_probe(300, 285);
         for round in 0..DUEL_ROUNDS {
             expect_blocks(&cal, Advice::InOrder, &[350, 350], "duel, in order");
