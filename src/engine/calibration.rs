@@ -53,11 +53,11 @@
 //! was won (the close call was a misreading, say a probe's cold block:
 //! the token ledger with costly transactions, whose parallel engine gains
 //! 1.5x, would otherwise have spent eight of a 16-block run in order).
-//! Both ways' estimates are
-//! then the duel's rounds, and the way not preferred is probed again twice
-//! as late, as after a lost probe. A duel only starts at the end of a
-//! probe, so duels are at least as far apart as probes (16, then up to 512
-//! blocks), and a challenger that is clearly slower costs one round.
+//! Both ways' estimates are then the duel's rounds, and the way not
+//! preferred is probed again twice as late, as after a lost probe. A duel
+//! only starts at the end of a probe, so duels are at least as far apart
+//! as probes (16, then up to 512 blocks), and a challenger that is clearly
+//! slower costs one round.
 //!
 //! Noise: a way's estimate is the lower median of its last [`WINDOW`]
 //! blocks (of two, the faster: interference only ever makes a block
