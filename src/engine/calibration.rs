@@ -250,8 +250,6 @@ impl Default for Class {
 /// decided duel has ended and is `None`).
 #[derive(Clone, Copy, Debug)]
 struct Duel {
-    /// The challenger (`true`: in order).
-    challenger: bool,
     /// Blocks recorded so far.
     block: u32,
     /// The rounds' fastest block of each way (ns per transaction):
@@ -264,9 +262,8 @@ struct Duel {
 }
 
 impl Duel {
-    fn new(challenger: bool) -> Self {
+    fn new() -> Self {
         Duel {
-            challenger,
             block: 0,
             best: [[f64::INFINITY; 2]; DUEL_ROUNDS],
             wins: 0,
@@ -279,12 +276,13 @@ impl Duel {
         self.block % 4 < 2
     }
 
-    /// Records the next block; once the duel is decided, whether the
-    /// challenger won. It is decided as soon as the challenger won all
+    /// Records the next block of a duel whose challenger is
+    /// `challenger` (`true`: in order); once the duel is decided, whether
+    /// the challenger won. It is decided as soon as the challenger won all
     /// rounds but one, or lost two (it can no longer win), or lost a round
     /// by [`MARGIN`] before winning any (the close call was a misreading:
     /// a probe's cold block, noise).
-    fn record(&mut self, ns_per_tx: f64) -> Option<bool> {
+    fn record(&mut self, ns_per_tx: f64, challenger: bool) -> Option<bool> {
         let (round, way) = ((self.block / 4) as usize, usize::from(!self.way()));
         self.best[round][way] = self.best[round][way].min(ns_per_tx);
         self.block += 1;
@@ -294,7 +292,7 @@ impl Duel {
         let [s, p] = self.best[round];
         // The default's time over the challenger's: above 1, the
         // challenger was faster.
-        let ratio = if self.challenger { p / s } else { s / p };
+        let ratio = if challenger { p / s } else { s / p };
         if ratio >= DUEL_MARGIN {
             self.wins += 1;
         } else {
@@ -381,9 +379,9 @@ impl Class {
     /// Ends a duel: a challenger that won becomes the default way, both
     /// ways' estimates are the duel's rounds, and the way not preferred is
     /// probed again twice as late, as after a lost probe.
-    fn settle(&mut self, duel: &Duel, challenger_won: bool) {
+    fn settle(&mut self, duel: &Duel, challenger: bool, challenger_won: bool) {
         if challenger_won {
-            self.default_in_order = Some(duel.challenger);
+            self.default_in_order = Some(challenger);
         }
         [self.in_order, self.parallel] = duel.estimates();
         self.cold_default = false;
@@ -525,8 +523,11 @@ impl Calibration {
             // Not the duel's way (the executor had another reason): the
             // duel is given up, and the next advice decides afresh.
             if duel.way() == in_order {
-                match duel.record(ns_per_tx) {
-                    Some(won) => c.settle(&duel, won),
+                // The default does not change while a duel runs (a duel
+                // only starts once it is set: `close_call`).
+                let challenger = c.default_in_order != Some(true);
+                match duel.record(ns_per_tx, challenger) {
+                    Some(won) => c.settle(&duel, challenger, won),
                     None => c.duel = Some(duel),
                 }
             }
@@ -564,8 +565,7 @@ impl Calibration {
             if c.close_call() {
                 // Closer than the margin can tell: the two ways alternate
                 // until a paired comparison does.
-                let challenger = c.default_in_order != Some(true);
-                c.duel = Some(Duel::new(challenger));
+                c.duel = Some(Duel::new());
                 return;
             }
             if won && c.cold_default {
