@@ -17,6 +17,7 @@
 //! | `tos_parallel_sealed_escapes_total` | counter | | blocks tried sealed that did not hold (run again as open blocks) |
 //! | `tos_parallel_cache_hits_total` | counter | | transactions found checked in the verification cache |
 //! | `tos_parallel_cache_misses_total` | counter | | transactions checked at block time |
+//! | `tos_parallel_state_cache_hits_total` | counter | | key reads the chain's tip cache served |
 //! | `tos_parallel_mismatches_total` | counter | | differences verify mode found between the engines |
 //! | `tos_parallel_phase_seconds` | histogram | `phase` = `verify`, `plan`, `execute`, `commit`, `commit_wait` | time of each phase of a block (`commit`: the write, inline or by the committer thread; `commit_wait`: a pipelined block's wait for room in the commit queue) |
 //! | `tos_parallel_critical_path` | histogram | | longest chain of dependent transactions of a planned block |
@@ -74,6 +75,10 @@ pub fn describe() {
     describe_counter!(
         "tos_parallel_cache_misses_total",
         "Transactions checked at block time"
+    );
+    describe_counter!(
+        "tos_parallel_state_cache_hits_total",
+        "Key reads the chain's tip cache served"
     );
     describe_counter!(
         "tos_parallel_mismatches_total",
@@ -135,6 +140,8 @@ pub fn record(stats: &BlockStats, txs: usize) {
     metrics::counter!("tos_parallel_sealed_escapes_total").increment(u64::from(stats.escaped));
     metrics::counter!("tos_parallel_cache_hits_total").increment(stats.cache_hits as u64);
     metrics::counter!("tos_parallel_cache_misses_total").increment(stats.cache_misses as u64);
+    metrics::counter!("tos_parallel_state_cache_hits_total")
+        .increment(stats.state_cache_hits as u64);
     metrics::counter!("tos_parallel_mismatches_total").increment(stats.mismatches as u64);
     let inline_commit = (!stats.pipelined).then_some(("commit", stats.commit));
     let waited = stats

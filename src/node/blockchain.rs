@@ -41,10 +41,11 @@ use crate::node::committer::{write_block, Committer};
 use crate::node::config::{ExecutionConfig, ExecutionMode};
 use crate::node::error::BlockError;
 use crate::node::outcome::BlockOutcome;
-use crate::node::overlay::{Layered, PendingBlock};
+use crate::node::overlay::{Layered, PendingBlock, TipView};
 use crate::node::pipeline::{
     execute_block, locate_block, ExecutedBlock, Hinter, PreState, Run, SpecExecutor, TxCache,
 };
+use crate::node::tip_cache::TipCache;
 use crate::{Hash, StateRead, StateSnapshot, Storage, TopoHeight};
 
 /// A chain on storage `S`, executing blocks as its [`ExecutionConfig`] says.
@@ -66,6 +67,11 @@ pub struct Blockchain<S: Storage> {
     writer: Mutex<()>,
     /// The commit pipeline (`None`: blocks are written inline).
     committer: Option<Committer>,
+    /// The latest values at the top, kept across blocks (`tip_cache.rs`;
+    /// `None`: `config.state_cache` is 0). Invariant: describes the chain
+    /// at its top; advanced under `writer` after each block, reset after
+    /// a rewind or a recovery.
+    tip: Option<Arc<TipCache>>,
 }
 
 impl<S: Storage> Blockchain<S> {
@@ -103,7 +109,12 @@ impl<S: Storage> Blockchain<S> {
         } else {
             None
         };
+        let tip = match config.state_cache {
+            0 => None,
+            n => Some(Arc::new(TipCache::new(n, storage.top_topoheight()?))),
+        };
         Ok(Blockchain {
+            tip,
             storage: RwLock::new(storage),
             config,
             executor,
@@ -184,7 +195,18 @@ impl<S: Storage> Blockchain<S> {
                 log::warn!("recovering from the failed write of block {topoheight}: {error}");
             }
         }
-        self.persisted_topoheight()
+        let top = self.persisted_topoheight();
+        self.reset_tip();
+        top
+    }
+
+    /// The chain moved other than by a block on top: the tip cache
+    /// forgets everything and follows the storage's top (unknown: it
+    /// serves nothing until the next block).
+    fn reset_tip(&self) {
+        if let Some(tip) = &self.tip {
+            tip.reset(self.storage.read().top_topoheight().ok().flatten());
+        }
     }
 
     /// The committer thread's time writing the block at `topoheight`, once
@@ -214,15 +236,23 @@ impl<S: Storage> Blockchain<S> {
         Ok(storage.snapshot(at.unwrap_or(top))?)
     }
 
-    /// The storage seen through the executed blocks not yet written.
+    /// The storage seen through the tip cache and the executed blocks not
+    /// yet written.
     fn view(&self) -> Result<Layered<S>, BlockError> {
+        // The cache's version first: a change after it stops this view's
+        // fills (`tip_cache.rs`, "Fill").
+        let tip = self.tip.as_ref().map(|cache| TipView {
+            version: cache.version(),
+            cache: Arc::clone(cache),
+            hits: Arc::default(),
+        });
         let pending = match &self.committer {
             Some(c) => c.queue.view().map_err(persist_failed)?,
             None => Vec::new(),
         };
         // Pending first, then the storage: a block leaves `pending` only
         // once written (`overlay.rs` on why the view is exact).
-        Ok(Layered::new(self.storage.read().clone(), pending))
+        Ok(Layered::new(self.storage.read().clone(), pending, tip))
     }
 
     /// A hinter on the tip ([`crate::pipeline::Hinter`]): the storage seen
@@ -309,17 +339,27 @@ impl<S: Storage> Blockchain<S> {
             changes,
             meta,
         } = self.execute(&view, block, &pre)?;
+        outcome.stats.state_cache_hits = view.tip_hits();
         drop(view);
+        // The block is on top once queued or written; then the tip cache
+        // follows it (on a failure it stays at the chain's top before it).
         match &self.committer {
             Some(c) => {
                 let pending = Arc::new(PendingBlock::new(changes, meta));
-                outcome.stats.commit_wait = c.queue.push(pending).map_err(persist_failed)?;
+                outcome.stats.commit_wait =
+                    c.queue.push(Arc::clone(&pending)).map_err(persist_failed)?;
                 outcome.stats.pipelined = true;
+                if let Some(tip) = &self.tip {
+                    tip.advance(&pending.changes);
+                }
             }
             None => {
                 let start = Instant::now();
                 write_block(&mut *self.storage.write(), &changes, &meta)?;
                 outcome.stats.commit = start.elapsed();
+                if let Some(tip) = &self.tip {
+                    tip.advance(&changes);
+                }
             }
         }
         // Included transactions leave the mempool's cache.
@@ -373,7 +413,9 @@ impl<S: Storage> Blockchain<S> {
     pub fn rewind_to(&self, topoheight: TopoHeight) -> Result<(), BlockError> {
         let _writer = self.writer.lock();
         self.flush()?;
-        Ok(self.storage.write().rewind_to(topoheight)?)
+        let rewound = self.storage.write().rewind_to(topoheight);
+        self.reset_tip();
+        Ok(rewound?)
     }
 }
 

@@ -78,6 +78,14 @@ pub struct ExecutionConfig {
     /// for tests of the validation, or a verify-mode node that wants every
     /// speculation checked.
     pub speculate_all: bool,
+    /// Entries of the tip cache (default 262,144, about 30 MB; 0 turns it
+    /// off): the latest values of recently used keys at the chain's top,
+    /// kept from block to block and updated with each block's writes, so
+    /// that the next block reads them from memory instead of the storage
+    /// (a node's storage clones start with empty caches, cleared by every
+    /// commit). Worth it on a database; on an in-memory store it only
+    /// adds a copy. Never changes a result.
+    pub state_cache: usize,
 }
 
 impl Default for ExecutionConfig {
@@ -94,6 +102,7 @@ impl Default for ExecutionConfig {
             pipeline_depth: 2,
             hints: true,
             speculate_all: false,
+            state_cache: 262_144,
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct BlockStats {
     pub cache_hits: usize,
     /// Transactions checked at block time (not in the cache).
     pub cache_misses: usize,
+    /// Key reads the chain's tip cache served ([`crate::ExecutionConfig::state_cache`];
+    /// the others went to the executed blocks not yet written or the storage).
+    pub state_cache_hits: usize,
     /// Stateless verification (cache lookups and fresh checks).
     pub verify: Duration,
     /// The plan phase, wall time (key table, prefetch, proofs, graph; on

@@ -20,11 +20,13 @@
 //! is only made under the chain's writer lock, so no block is added or
 //! rewound while it lives.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ahash::RandomState;
 use hashbrown::HashTable;
 
+use crate::node::tip_cache::TipCache;
 use crate::{
     BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateValue, StorageError, TopoHeight,
 };
@@ -80,21 +82,56 @@ impl PendingBlock {
     }
 }
 
-/// A storage clone seen through the pending blocks above it (module doc).
+/// The chain's tip cache as one view sees it.
+#[derive(Clone)]
+pub(crate) struct TipView {
+    /// The chain's cache.
+    pub(crate) cache: Arc<TipCache>,
+    /// Its version when the view was made (read before the pending blocks
+    /// and the storage clone: `tip_cache.rs`, "Fill").
+    pub(crate) version: u64,
+    /// Reads it served, over every clone of the view.
+    pub(crate) hits: Arc<AtomicUsize>,
+}
+
+/// A storage clone seen through the pending blocks above it (module doc),
+/// and through the chain's tip cache when it has one (`tip_cache.rs`).
 #[derive(Clone)]
 pub(crate) struct Layered<S> {
     /// The node's storage (a clone sharing its data).
     base: S,
     /// Pending blocks, newest first, consecutive, the first at the top.
     pending: Arc<[Arc<PendingBlock>]>,
+    /// Consulted first; fed with what the overlay and the storage answer.
+    tip: Option<TipView>,
 }
 
 impl<S: StateRead> Layered<S> {
-    /// `base` seen through `pending` (newest first).
-    pub(crate) fn new(base: S, pending: Vec<Arc<PendingBlock>>) -> Self {
+    /// `base` seen through `pending` (newest first) and `tip`.
+    pub(crate) fn new(base: S, pending: Vec<Arc<PendingBlock>>, tip: Option<TipView>) -> Self {
         Layered {
             base,
             pending: pending.into(),
+            tip,
+        }
+    }
+
+    /// Reads the tip cache served through this view (and its clones).
+    pub(crate) fn tip_hits(&self) -> usize {
+        self.tip
+            .as_ref()
+            .map_or(0, |t| t.hits.load(Ordering::Relaxed))
+    }
+
+    /// [`StateRead::get`] without the tip cache.
+    fn get_uncached(
+        &self,
+        key: &StateKey,
+        topoheight: TopoHeight,
+    ) -> Result<Option<StateValue>, StorageError> {
+        match self.overlay(key, topoheight) {
+            Some(v) => Ok(Some(v.clone())),
+            None => self.base.get(key, topoheight),
         }
     }
 
@@ -136,13 +173,74 @@ impl<S: StateRead> StateRead for Layered<S> {
         key: &StateKey,
         topoheight: TopoHeight,
     ) -> Result<Option<StateValue>, StorageError> {
-        match self.overlay(key, topoheight) {
-            Some(v) => Ok(Some(v.clone())),
-            None => self.base.get(key, topoheight),
+        let Some(tip) = &self.tip else {
+            return self.get_uncached(key, topoheight);
+        };
+        let mut served = [None];
+        if tip
+            .cache
+            .lookup(tip.version, &[key], topoheight, &mut served)
+            == 1
+        {
+            tip.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(served[0].take().flatten());
         }
+        let value = self.get_uncached(key, topoheight)?;
+        tip.cache.fill(tip.version, topoheight, [(key, &value)]);
+        Ok(value)
     }
 
     fn get_batch(
+        &self,
+        keys: &[&StateKey],
+        topoheight: TopoHeight,
+        out: &mut Vec<Option<StateValue>>,
+    ) -> Result<(), StorageError> {
+        let Some(tip) = &self.tip else {
+            return self.get_batch_uncached(keys, topoheight, out);
+        };
+        let mut served: Vec<Option<Option<StateValue>>> = vec![None; keys.len()];
+        let hits = tip.cache.lookup(tip.version, keys, topoheight, &mut served);
+        if hits == keys.len() {
+            tip.hits.fetch_add(hits, Ordering::Relaxed);
+            out.extend(served.into_iter().map(Option::flatten));
+            return Ok(());
+        }
+        tip.hits.fetch_add(hits, Ordering::Relaxed);
+        let missed: Vec<&StateKey> = keys
+            .iter()
+            .zip(&served)
+            .filter(|(_, s)| s.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        let mut loaded = Vec::with_capacity(missed.len());
+        self.get_batch_uncached(&missed, topoheight, &mut loaded)?;
+        if loaded.len() != missed.len() {
+            return Err(StorageError::Corrupt {
+                column: "batch",
+                reason: format!(
+                    "a batch read of {} keys answered {}",
+                    missed.len(),
+                    loaded.len()
+                ),
+            });
+        }
+        tip.cache
+            .fill(tip.version, topoheight, missed.iter().copied().zip(&loaded));
+        let mut loaded = loaded.into_iter();
+        for s in served {
+            out.push(match s {
+                Some(v) => v,
+                None => loaded.next().flatten(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<S: StateRead> Layered<S> {
+    /// [`StateRead::get_batch`] without the tip cache.
+    fn get_batch_uncached(
         &self,
         keys: &[&StateKey],
         topoheight: TopoHeight,
@@ -233,11 +331,39 @@ mod tests {
             Arc::new(PendingBlock::new(blocks[2].clone(), meta(3))),
             Arc::new(PendingBlock::new(blocks[1].clone(), meta(2))),
         ];
-        let view = Layered::new(base, pending);
+        // With the tip cache (fed by blocks 2 and 3, as the chain feeds
+        // it) and without; each read twice, so that the second is served
+        // by what the first filled.
+        let cache = Arc::new(TipCache::new(64, Some(1)));
+        cache.advance(&blocks[1]);
+        cache.advance(&blocks[2]);
+        let tip = || TipView {
+            version: cache.version(),
+            cache: Arc::clone(&cache),
+            hits: Arc::default(),
+        };
+        check_view(&Layered::new(base.clone(), pending.clone(), None), &full);
+        check_view(
+            &Layered::new(base.clone(), pending.clone(), Some(tip())),
+            &full,
+        );
+        let second = Layered::new(base.clone(), pending.clone(), Some(tip()));
+        check_view(&second, &full);
+        // At 3 every read (a batch of nine and nine single reads); at 2
+        // key 2's (written at 2; the others' entries start at 3).
+        assert_eq!(
+            second.tip_hits(),
+            20,
+            "the second round: served by the cache"
+        );
+        assert_eq!(cache.len(), 9, "every key filled or advanced, once");
+    }
+
+    fn check_view<S: StateRead>(view: &Layered<S>, full: &MemoryStorage) {
         assert_eq!(view.top_topoheight().unwrap(), Some(3));
         let keys: Vec<StateKey> = (1..=9).map(nonce).collect();
         let refs: Vec<&StateKey> = keys.iter().collect();
-        for at in 0..=3 {
+        for at in (0..=3).rev() {
             assert_eq!(view.block_meta(at).unwrap(), full.block_meta(at).unwrap());
             let (mut a, mut b) = (Vec::new(), Vec::new());
             view.get_batch(&refs, at, &mut a).unwrap();

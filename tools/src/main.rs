@@ -84,6 +84,12 @@ enum Command {
         /// each block is written before the next executes.
         #[arg(long, default_value = "on")]
         pipeline: Switch,
+        /// Entries of the tip cache: the latest values of recently used
+        /// keys, kept from block to block and updated with each block's
+        /// writes, so that a block reads them from memory instead of the
+        /// database (0: off).
+        #[arg(long, default_value = "262144")]
+        state_cache: usize,
     },
     /// Print the state (SPEC §7 JSON) at the top or at an earlier topoheight.
     Dump {
@@ -221,6 +227,7 @@ fn main() -> ExitCode {
             stats,
             admit_ahead,
             pipeline,
+            state_cache,
         } => {
             let config = ExecutionConfig {
                 mode,
@@ -228,6 +235,7 @@ fn main() -> ExitCode {
                 threads,
                 scheduler,
                 pipeline: pipeline == Switch::On,
+                state_cache,
                 ..ExecutionConfig::default()
             };
             let outputs = Outputs {
@@ -432,6 +440,7 @@ fn stats_line(outcome: &tos_parallel::BlockOutcome) -> serde_json::Value {
         "edges": st.edges,
         "cache_hits": st.cache_hits,
         "cache_misses": st.cache_misses,
+        "state_cache_hits": st.state_cache_hits,
         "mismatches": st.mismatches,
         "verify_ms": ms(st.verify),
         "plan_ms": ms(st.plan),
