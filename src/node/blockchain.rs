@@ -345,7 +345,16 @@ impl<S: Storage> Blockchain<S> {
         // follows it (on a failure it stays at the chain's top before it).
         match &self.committer {
             Some(c) => {
-                let pending = Arc::new(PendingBlock::new(changes, meta));
+                // The storage's batch is built here, so that the committer
+                // (the loop's bottleneck when writes cost more than
+                // execution) only writes it. Built from nothing stored; a
+                // failure here shows again, typed, in the committer's write.
+                let prepared = self
+                    .storage
+                    .read()
+                    .prepare_commit(&changes, &meta)
+                    .unwrap_or_default();
+                let pending = Arc::new(PendingBlock::prepared(changes, meta, prepared));
                 outcome.stats.commit_wait =
                     c.queue.push(Arc::clone(&pending)).map_err(persist_failed)?;
                 outcome.stats.pipelined = true;
@@ -355,7 +364,12 @@ impl<S: Storage> Blockchain<S> {
             }
             None => {
                 let start = Instant::now();
-                write_block(&mut *self.storage.write(), &changes, &meta)?;
+                write_block(
+                    &mut *self.storage.write(),
+                    &changes,
+                    &meta,
+                    crate::PreparedCommit::none(),
+                )?;
                 outcome.stats.commit = start.elapsed();
                 if let Some(tip) = &self.tip {
                     tip.advance(&changes);

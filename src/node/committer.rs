@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::node::overlay::PendingBlock;
-use crate::{BlockMeta, ChangeSet, StateWrite, Storage, StorageError};
+use crate::{BlockMeta, ChangeSet, PreparedCommit, StateWrite, Storage, StorageError};
 
 /// A lock with a condition variable (parking_lot's for the chain, loom's
 /// in the model).
@@ -271,7 +271,8 @@ impl Committer {
             .spawn(move || {
                 while let Some(block) = shared.next() {
                     let start = Instant::now();
-                    let written = write_block(&mut storage, &block.changes, &block.meta)
+                    let prepared = block.take_prepared();
+                    let written = write_block(&mut storage, &block.changes, &block.meta, prepared)
                         .map(|()| start.elapsed());
                     #[cfg(feature = "metrics")]
                     if let Ok(took) = &written {
@@ -311,6 +312,7 @@ pub(crate) fn write_block<S: StateWrite>(
     storage: &mut S,
     changes: &ChangeSet,
     meta: &BlockMeta,
+    prepared: PreparedCommit,
 ) -> Result<(), StorageError> {
     #[cfg(feature = "fault-injection")]
     if crate::fault::write_fails() {
@@ -323,7 +325,7 @@ pub(crate) fn write_block<S: StateWrite>(
         ));
     }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        storage.commit(changes, meta)
+        storage.commit_prepared(changes, meta, prepared)
     }))
     .unwrap_or_else(|payload| {
         Err(StorageError::Backend(

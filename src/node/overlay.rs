@@ -28,7 +28,8 @@ use hashbrown::HashTable;
 
 use crate::node::tip_cache::TipCache;
 use crate::{
-    BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateValue, StorageError, TopoHeight,
+    BlockMeta, ChainParams, ChangeSet, PreparedCommit, StateKey, StateRead, StateValue,
+    StorageError, TopoHeight,
 };
 
 /// The hasher of every pending block's index: one for the process, so a
@@ -46,11 +47,21 @@ pub(crate) struct PendingBlock {
     pub(crate) meta: BlockMeta,
     /// (part, index) of each key's write in `changes`, by [`key_hash`].
     index: HashTable<(u32, u32)>,
+    /// The storage's batch for it, built by the chain's thread
+    /// ([`StateWrite::prepare_commit`](crate::StateWrite::prepare_commit)),
+    /// until the committer takes it.
+    prepared: parking_lot::Mutex<PreparedCommit>,
 }
 
 impl PendingBlock {
     /// Indexes `changes` (each key is written once in a change set).
+    #[cfg(test)]
     pub(crate) fn new(changes: ChangeSet, meta: BlockMeta) -> Self {
+        Self::prepared(changes, meta, PreparedCommit::none())
+    }
+
+    /// [`Self::new`], with the storage's batch built ahead.
+    pub(crate) fn prepared(changes: ChangeSet, meta: BlockMeta, prepared: PreparedCommit) -> Self {
         let mut index = HashTable::with_capacity(changes.len());
         let parts = changes.parts();
         for (p, part) in parts.iter().enumerate() {
@@ -64,7 +75,13 @@ impl PendingBlock {
             changes,
             meta,
             index,
+            prepared: parking_lot::Mutex::new(prepared),
         }
+    }
+
+    /// The batch built ahead, once (then [`PreparedCommit::none`]).
+    pub(crate) fn take_prepared(&self) -> PreparedCommit {
+        std::mem::take(&mut *self.prepared.lock())
     }
 
     /// The topoheight the block produces.

@@ -173,9 +173,69 @@ pub trait StateWrite {
     /// `top + 1`.
     fn commit(&mut self, changes: &ChangeSet, meta: &BlockMeta) -> Result<(), StorageError>;
 
+    /// Builds ahead, without reading or writing the stored state, what
+    /// [`Self::commit`] of `changes` and `meta` would write (for
+    /// `RocksStorage`: the encoded batch), so that a node can build it on
+    /// one thread and write it on another ([`Self::commit_prepared`]).
+    /// The default builds nothing.
+    fn prepare_commit(
+        &self,
+        changes: &ChangeSet,
+        meta: &BlockMeta,
+    ) -> Result<PreparedCommit, StorageError> {
+        let _ = (changes, meta);
+        Ok(PreparedCommit::none())
+    }
+
+    /// [`Self::commit`] of `changes` and `meta`, writing what
+    /// [`Self::prepare_commit`] built for exactly these (any clone of the
+    /// store may have built it). Checks and atomicity are those of
+    /// `commit`; a `prepared` built by another kind of store, for another
+    /// topoheight, or [`PreparedCommit::none`], falls back to `commit`.
+    fn commit_prepared(
+        &mut self,
+        changes: &ChangeSet,
+        meta: &BlockMeta,
+        prepared: PreparedCommit,
+    ) -> Result<(), StorageError> {
+        let _ = prepared;
+        self.commit(changes, meta)
+    }
+
     /// Deletes every version above `topoheight` (which must be `<= top`), so
     /// that the store is exactly as it was after `topoheight`.
     fn rewind_to(&mut self, topoheight: TopoHeight) -> Result<(), StorageError>;
+}
+
+/// What [`StateWrite::prepare_commit`] built: opaque, store-specific.
+#[derive(Default)]
+pub struct PreparedCommit(Option<Box<dyn std::any::Any + Send>>);
+
+impl PreparedCommit {
+    /// Nothing built: [`StateWrite::commit_prepared`] builds it itself.
+    pub fn none() -> Self {
+        PreparedCommit(None)
+    }
+
+    /// `value`, built by a store for its own `commit_prepared`.
+    pub fn new<T: std::any::Any + Send>(value: T) -> Self {
+        PreparedCommit(Some(Box::new(value)))
+    }
+
+    /// The value, if it is a `T` (else `None`: the caller builds afresh).
+    pub fn take<T: std::any::Any + Send>(self) -> Option<T> {
+        self.0.and_then(|b| b.downcast::<T>().ok()).map(|b| *b)
+    }
+}
+
+impl std::fmt::Debug for PreparedCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PreparedCommit(built)"
+        } else {
+            "PreparedCommit(none)"
+        })
+    }
 }
 
 /// Whole-state reads (a scan: for dumps and tests, not for execution).

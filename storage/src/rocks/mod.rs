@@ -36,8 +36,8 @@ use self::store::{Seeker, Shared};
 use crate::check::{check_commit, check_init, check_rewind};
 use crate::types::apply_to_snapshot;
 use crate::{
-    BlockMeta, ChainParams, ChangeSet, StateKey, StateRead, StateScan, StateSnapshot, StateValue,
-    StateWrite, StorageError, TopoHeight,
+    BlockMeta, ChainParams, ChangeSet, PreparedCommit, StateKey, StateRead, StateScan,
+    StateSnapshot, StateValue, StateWrite, StorageError, TopoHeight,
 };
 
 /// Tuning of a [`RocksStorage`].
@@ -317,7 +317,26 @@ impl RocksStorage {
         meta: &BlockMeta,
         params: Option<&ChainParams>,
     ) -> Result<(), StorageError> {
-        let shared = Arc::clone(&self.shared);
+        let batch = self.build_batch(changes, meta, params)?;
+        // No write-through into this clone's caches: the clone a node
+        // commits through is not the one its executor reads (every block
+        // reads on a fresh clone), and copying every value of a block into
+        // an LRU (a clone and an insert per write) was work no read used.
+        // The new generation clears them when next used.
+        self.shared.write(batch)?;
+        Ok(())
+    }
+
+    /// The batch [`Self::write_state`] writes: `changes` (and `meta`, the
+    /// `changes` index, the new top and, at genesis, `params`). Reads
+    /// nothing stored, so any clone may build it, on any thread.
+    fn build_batch(
+        &self,
+        changes: &ChangeSet,
+        meta: &BlockMeta,
+        params: Option<&ChainParams>,
+    ) -> Result<WriteBatch, StorageError> {
+        let shared = &*self.shared;
         let t = changes.topoheight;
         let mut batch = WriteBatch::default();
         let mut index = Vec::with_capacity(changes.len() * 41);
@@ -359,13 +378,7 @@ impl RocksStorage {
         if let Some(params) = params {
             batch.put_cf(info_cf, INFO_PARAMS, encode_params(params));
         }
-        // No write-through into this clone's caches: the clone a node
-        // commits through is not the one its executor reads (every block
-        // reads on a fresh clone), and copying every value of a block into
-        // an LRU (a clone and an insert per write) was work no read used.
-        // The new generation clears them when next used.
-        shared.write(batch)?;
-        Ok(())
+        Ok(batch)
     }
 
     /// Scans versioned column family `cf` in `snapshot` and calls `f(key, value)`
@@ -508,6 +521,36 @@ impl StateWrite for RocksStorage {
         self.write_state(changes, meta, None)
     }
 
+    /// The batch of [`Self::commit`], built now (reads nothing stored).
+    fn prepare_commit(
+        &self,
+        changes: &ChangeSet,
+        meta: &BlockMeta,
+    ) -> Result<PreparedCommit, StorageError> {
+        Ok(PreparedCommit::new(Prepared {
+            topoheight: changes.topoheight,
+            batch: self.build_batch(changes, meta, None)?,
+        }))
+    }
+
+    fn commit_prepared(
+        &mut self,
+        changes: &ChangeSet,
+        meta: &BlockMeta,
+        prepared: PreparedCommit,
+    ) -> Result<(), StorageError> {
+        let shared = Arc::clone(&self.shared);
+        let _writer = shared.write_lock.lock();
+        check_commit(shared.read_top()?, changes)?;
+        match prepared.take::<Prepared>() {
+            Some(p) if p.topoheight == changes.topoheight => {
+                shared.write(p.batch)?;
+                Ok(())
+            }
+            _ => self.write_state(changes, meta, None),
+        }
+    }
+
     fn rewind_to(&mut self, topoheight: TopoHeight) -> Result<(), StorageError> {
         let shared = Arc::clone(&self.shared);
         let _writer = shared.write_lock.lock();
@@ -546,6 +589,14 @@ impl StateWrite for RocksStorage {
         // The caches of every clone (this one included) clear on their next access.
         Ok(())
     }
+}
+
+/// A commit's batch built ahead ([`StateWrite::prepare_commit`]).
+struct Prepared {
+    /// The topoheight it writes.
+    topoheight: TopoHeight,
+    /// Everything `write_state` would write for it.
+    batch: WriteBatch,
 }
 
 impl StateScan for RocksStorage {
@@ -657,5 +708,83 @@ mod tests {
         let mut sorted = listed.clone();
         sorted.sort_by_key(|(cf, prefix)| (cf.id(), prefix.to_vec()));
         assert_eq!(listed, sorted, "in (column family, prefix) order");
+    }
+
+    /// A batch built ahead, on another clone and thread, writes exactly
+    /// what `commit` writes (every topoheight's state and change index);
+    /// one built for another topoheight is ignored (the commit builds its
+    /// own); and the commit's checks hold (a block that is not `top + 1`
+    /// is refused, nothing written).
+    #[test]
+    fn a_prepared_commit_writes_what_commit_writes() {
+        let meta = |t: u64| BlockMeta {
+            hash: Hash([t as u8; 32]),
+            emitted_supply: t,
+            burned_supply: 0,
+        };
+        let params = ChainParams {
+            blocks_per_day: 86_400,
+            genesis_hash: Hash([1; 32]),
+        };
+        let block = |t: u64| {
+            let mut c = ChangeSet::new(t);
+            for a in 0..20u8 {
+                c.set_nonce(PublicKey([a; 32]), t * 100 + u64::from(a));
+                c.set_balance(PublicKey([a; 32]), Hash([t as u8; 32]), t);
+            }
+            c
+        };
+        let open = |dir: &tempfile::TempDir| {
+            let mut store =
+                RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
+            store
+                .init(&ChangeSet::new(0), &meta(0), &params)
+                .expect("genesis");
+            store
+        };
+        let (d1, d2) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let (mut plain, mut ahead) = (open(&d1), open(&d2));
+        for t in 1..=3u64 {
+            let changes = block(t);
+            plain.commit(&changes, &meta(t)).expect("commit");
+            let builder = ahead.clone();
+            let (c, m) = (changes.clone(), meta(t));
+            let built = std::thread::spawn(move || builder.prepare_commit(&c, &m))
+                .join()
+                .expect("thread")
+                .expect("prepare");
+            // Block 2 is given block 1's batch: ignored, built afresh.
+            let prepared = if t == 2 {
+                ahead.prepare_commit(&block(1), &meta(1)).expect("prepare")
+            } else {
+                built
+            };
+            ahead
+                .commit_prepared(&changes, &meta(t), prepared)
+                .expect("commit_prepared");
+        }
+        for t in 0..=3u64 {
+            assert_eq!(
+                plain.snapshot(t).expect("snapshot"),
+                ahead.snapshot(t).expect("snapshot"),
+                "state at {t}"
+            );
+            if t > 0 {
+                assert_eq!(
+                    change_index(&plain, t),
+                    change_index(&ahead, t),
+                    "index at {t}"
+                );
+            }
+        }
+        let stale = ahead.prepare_commit(&block(3), &meta(3)).expect("prepare");
+        assert!(matches!(
+            ahead.commit_prepared(&block(3), &meta(3), stale),
+            Err(StorageError::NotNextTopoheight { .. })
+        ));
+        assert_eq!(ahead.top_topoheight().expect("top"), Some(3));
     }
 }
