@@ -78,8 +78,10 @@ pub struct ExecutionConfig {
     /// for tests of the validation, or a verify-mode node that wants every
     /// speculation checked.
     pub speculate_all: bool,
-    /// Entries of the tip cache (default 262,144, about 30 MB; 0 turns it
-    /// off): the latest values of recently used keys at the chain's top,
+    /// Entries of the tip cache (default 262,144; 0 turns it off; a
+    /// 104-byte table slot per entry, with up to twice as many slots as
+    /// entries: 27-55 MB at the default, plus the values of records, which
+    /// it shares): the latest values of recently used keys at the chain's top,
     /// kept from block to block and updated with each block's writes, so
     /// that the next block reads them from memory instead of the storage
     /// (a node's storage clones start with empty caches, cleared by every

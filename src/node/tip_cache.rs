@@ -375,6 +375,14 @@ mod tests {
         assert_eq!(one(&cache, cache.version(), &nonce(1), 3), None);
     }
 
+    /// The memory bound the docs give (`ExecutionConfig::state_cache`):
+    /// a table slot of 104 bytes (and a control byte) per entry, with up to
+    /// twice as many slots as entries after the table grows.
+    #[test]
+    fn an_entry_takes_one_104_byte_slot() {
+        assert_eq!(std::mem::size_of::<(StateKey, Entry)>(), 104);
+    }
+
     #[test]
     fn eviction_keeps_the_recently_used_and_bounds_memory() {
         let cache = TipCache::new(8, Some(0));
