@@ -405,6 +405,130 @@ mod tests {
     }
 }
 
+/// The cache against a model of the chain (every version of every key),
+/// over random histories: blocks, reads that fill, fills of views made
+/// before later blocks or rewinds, rewinds, and a capacity small enough
+/// that eviction runs. Whatever the cache serves, at any topoheight, is
+/// what the chain holds there.
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use crate::PublicKey;
+    use proptest::prelude::*;
+
+    const KEYS: u8 = 4;
+
+    fn key(n: u8) -> StateKey {
+        StateKey::Nonce(PublicKey([n; 32]))
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A block writing these (key, value) pairs.
+        Block(Vec<(u8, u64)>),
+        /// A view made now reads `key` at `top - back` and fills it.
+        Read(u8, u64),
+        /// A view made now reads `key` at the top; after `ops` more
+        /// operations it reads it again and fills it (stale by then).
+        StaleRead(u8, usize),
+        /// Rewind `back` blocks.
+        Rewind(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => prop::collection::vec((0..KEYS, 0..5u64), 0..3).prop_map(Op::Block),
+            3 => (0..KEYS, 0..3u64).prop_map(|(k, b)| Op::Read(k, b)),
+            3 => (0..KEYS, 1..4usize).prop_map(|(k, n)| Op::StaleRead(k, n)),
+            2 => (0..3u64).prop_map(Op::Rewind),
+        ]
+    }
+
+    /// The chain: `blocks[t]` is what block `t` wrote (block 0: genesis,
+    /// nothing).
+    fn value(blocks: &[Vec<(u8, u64)>], k: u8, at: u64) -> Option<StateValue> {
+        blocks[..=at as usize]
+            .iter()
+            .rev()
+            .find_map(|b| b.iter().rev().find(|(kk, _)| *kk == k).map(|(_, v)| *v))
+            .map(StateValue::Counter)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn the_cache_serves_only_what_the_chain_holds(ops in prop::collection::vec(op(), 1..60)) {
+            let cache = TipCache::new(3, Some(0));
+            let mut blocks: Vec<Vec<(u8, u64)>> = vec![Vec::new()];
+            // Stale fills waiting: (due after this many ops, version, at, key, value).
+            let mut waiting: Vec<(usize, u64, u64, u8, Option<StateValue>)> = Vec::new();
+            for op in ops {
+                let top = blocks.len() as u64 - 1;
+                match op {
+                    Op::Block(writes) => {
+                        // One write per key in a change set: the last wins.
+                        let mut c = ChangeSet::new(top + 1);
+                        let mut kept: Vec<(u8, u64)> = Vec::new();
+                        for (k, v) in writes {
+                            kept.retain(|(kk, _)| *kk != k);
+                            kept.push((k, v));
+                        }
+                        for &(k, v) in &kept {
+                            c.set_nonce(PublicKey([k; 32]), v);
+                        }
+                        blocks.push(kept);
+                        cache.advance(&c);
+                    }
+                    Op::Read(k, back) => {
+                        let at = top.saturating_sub(back);
+                        let version = cache.version();
+                        let mut out = [None];
+                        cache.lookup(version, &[&key(k)], at, &mut out);
+                        let truth = value(&blocks, k, at);
+                        match out[0].take() {
+                            Some(v) => prop_assert_eq!(v, truth, "served key {} at {}", k, at),
+                            None => cache.fill(version, at, [(&key(k), &truth)]),
+                        }
+                    }
+                    Op::StaleRead(k, after) => {
+                        waiting.push((after, cache.version(), top, k, value(&blocks, k, top)));
+                    }
+                    Op::Rewind(back) => {
+                        let to = top.saturating_sub(back);
+                        blocks.truncate(to as usize + 1);
+                        cache.reset(Some(to));
+                    }
+                }
+                for w in waiting.iter_mut() {
+                    w.0 = w.0.saturating_sub(1);
+                }
+                for (_, version, at, k, v) in waiting.extract_if(.., |w| w.0 == 0) {
+                    // The stale view reads again first: served only what
+                    // its own snapshot holds.
+                    let mut out = [None];
+                    cache.lookup(version, &[&key(k)], at, &mut out);
+                    if let Some(served) = out[0].take() {
+                        prop_assert_eq!(&served, &v, "a stale view served key {} at {}", k, at);
+                    }
+                    cache.fill(version, at, [(&key(k), &v)]);
+                }
+                prop_assert!(cache.len() <= 3);
+                let top = blocks.len() as u64 - 1;
+                let version = cache.version();
+                for k in 0..KEYS {
+                    for at in 0..=top {
+                        let mut out = [None];
+                        cache.lookup(version, &[&key(k)], at, &mut out);
+                        if let Some(v) = out[0].take() {
+                            prop_assert_eq!(v, value(&blocks, k, at), "entry of key {} at {}", k, at);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Loom models of the protocol (module doc), on [`Entries`] under loom's
 /// lock. In each, the chain changes while a view made before reads two
 /// keys at its top, and fills what it missed from its own snapshot: the
