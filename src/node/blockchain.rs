@@ -13,7 +13,11 @@
 //! write goes to a committer thread (`committer.rs`) and `add_new_block`
 //! returns once the block is queued; the next block executes on the
 //! storage seen through the queued blocks (`overlay.rs`), so the write of
-//! block N overlaps the execution of block N+1. Each block is still one
+//! block N overlaps the execution of block N+1; the chain's thread builds
+//! the storage's batch and the committer only writes it. Reads consult the
+//! tip cache first (`tip_cache.rs`: the latest values of recently used
+//! keys, kept from block to block, advanced after each block, reset by
+//! rewinds and recoveries). Each block is still one
 //! atomic write with its topoheight, in order: after a crash the storage
 //! holds the state after some whole block and a replay resumes from it.
 //! [`Blockchain::flush`] and [`Blockchain::wait_persisted`] wait for the

@@ -1,6 +1,10 @@
 //! The commit pipeline: one committer thread writes executed blocks to the
 //! storage, in order, while [`crate::Blockchain`] executes the next ones
-//! on a [`Layered`](crate::node::overlay::Layered) view.
+//! on a [`Layered`](crate::node::overlay::Layered) view. The chain's thread
+//! also builds each block's write ahead
+//! ([`StateWrite::prepare_commit`], kept in the pending block), so the
+//! committer, which sets the block rate when writes cost as much as
+//! execution, only writes it ([`StateWrite::commit_prepared`]).
 //!
 //! # Protocol
 //! All shared state is one [`Queue`] behind one lock with one condition
