@@ -349,15 +349,21 @@ impl<S: Storage> Blockchain<S> {
         // follows it (on a failure it stays at the chain's top before it).
         match &self.committer {
             Some(c) => {
-                // The storage's batch is built here, so that the committer
-                // (the loop's bottleneck when writes cost more than
-                // execution) only writes it. Built from nothing stored; a
-                // failure here shows again, typed, in the committer's write.
-                let prepared = self
-                    .storage
-                    .read()
-                    .prepare_commit(&changes, &meta)
-                    .unwrap_or_default();
+                // A committer still writing an earlier block sets the
+                // block rate: the storage's batch is then built here, so
+                // that it only writes it. One that keeps up builds it
+                // itself, off this thread (which then sets the rate: a
+                // block whose reads missed the tip cache, small blocks).
+                // Built from nothing stored; a failure here shows again,
+                // typed, in the committer's write.
+                let prepared = if c.queue.backlog() > 0 {
+                    self.storage
+                        .read()
+                        .prepare_commit(&changes, &meta)
+                        .unwrap_or_default()
+                } else {
+                    crate::PreparedCommit::none()
+                };
                 let pending = Arc::new(PendingBlock::prepared(changes, meta, prepared));
                 outcome.stats.commit_wait =
                     c.queue.push(Arc::clone(&pending)).map_err(persist_failed)?;

@@ -1,10 +1,12 @@
 //! The commit pipeline: one committer thread writes executed blocks to the
 //! storage, in order, while [`crate::Blockchain`] executes the next ones
-//! on a [`Layered`](crate::node::overlay::Layered) view. The chain's thread
-//! also builds each block's write ahead
+//! on a [`Layered`](crate::node::overlay::Layered) view. When the committer
+//! is behind (a block is still pending as the next one is queued), the
+//! chain's thread also builds the next block's write ahead
 //! ([`StateWrite::prepare_commit`], kept in the pending block), so the
-//! committer, which sets the block rate when writes cost as much as
-//! execution, only writes it ([`StateWrite::commit_prepared`]).
+//! committer, which then sets the block rate, only writes it
+//! ([`StateWrite::commit_prepared`]); when it keeps up, it builds the
+//! write itself, off the chain's thread.
 //!
 //! # Protocol
 //! All shared state is one [`Queue`] behind one lock with one condition
@@ -152,6 +154,12 @@ impl<B: Topo, E: Clone, M: Monitor<State<B, E>>> Queue<B, E, M> {
                 None => Ok(s.pending.iter().rev().cloned().collect()),
             },
         )
+    }
+
+    /// Blocks pending now (the committer's backlog, the one it writes
+    /// included).
+    pub(crate) fn backlog(&self) -> usize {
+        self.monitor.when(|_| false, |s| s.pending.len())
     }
 
     /// Appends `block` once fewer than `bound` blocks are pending; returns
