@@ -111,6 +111,17 @@ pub(crate) struct TipView {
     pub(crate) hits: Arc<AtomicUsize>,
 }
 
+/// A batch read of `asked` keys must answer as many values.
+fn check_answered(asked: usize, answered: usize) -> Result<(), StorageError> {
+    if asked == answered {
+        return Ok(());
+    }
+    Err(StorageError::Corrupt {
+        column: "batch",
+        reason: format!("a batch read of {asked} keys answered {answered}"),
+    })
+}
+
 /// A storage clone seen through the pending blocks above it (module doc),
 /// and through the chain's tip cache when it has one (`tip_cache.rs`).
 #[derive(Clone)]
@@ -232,16 +243,7 @@ impl<S: StateRead> StateRead for Layered<S> {
             .collect();
         let mut loaded = Vec::with_capacity(missed.len());
         self.get_batch_uncached(&missed, topoheight, &mut loaded)?;
-        if loaded.len() != missed.len() {
-            return Err(StorageError::Corrupt {
-                column: "batch",
-                reason: format!(
-                    "a batch read of {} keys answered {}",
-                    missed.len(),
-                    loaded.len()
-                ),
-            });
-        }
+        check_answered(missed.len(), loaded.len())?;
         tip.cache
             .fill(tip.version, topoheight, missed.iter().copied().zip(&loaded));
         let mut loaded = loaded.into_iter();
@@ -282,16 +284,7 @@ impl<S: StateRead> Layered<S> {
         if !misses.is_empty() {
             let mut loaded = Vec::with_capacity(misses.len());
             self.base.get_batch(&misses, topoheight, &mut loaded)?;
-            if loaded.len() != misses.len() {
-                return Err(StorageError::Corrupt {
-                    column: "batch",
-                    reason: format!(
-                        "a batch read of {} keys answered {}",
-                        misses.len(),
-                        loaded.len()
-                    ),
-                });
-            }
+            check_answered(misses.len(), loaded.len())?;
             for (slot, value) in miss_at.into_iter().zip(loaded) {
                 out[slot] = value;
             }

@@ -636,6 +636,21 @@ mod tests {
     use super::*;
     use crate::{Hash, PublicKey};
 
+    fn meta(t: u64) -> BlockMeta {
+        BlockMeta {
+            hash: Hash([t as u8; 32]),
+            emitted_supply: t,
+            burned_supply: 0,
+        }
+    }
+
+    fn params() -> ChainParams {
+        ChainParams {
+            blocks_per_day: 86_400,
+            genesis_hash: Hash([1; 32]),
+        }
+    }
+
     /// The `changes` index a store holds for topoheight `t`.
     fn change_index(store: &RocksStorage, t: TopoHeight) -> Vec<u8> {
         let shared = &store.shared;
@@ -677,22 +692,13 @@ mod tests {
         let mut reversed = writes.clone();
         reversed.reverse();
         let parts_backward = vec![reversed[..5].to_vec(), reversed[5..].to_vec()];
-        let meta = |t: u64| BlockMeta {
-            hash: Hash([t as u8; 32]),
-            emitted_supply: t,
-            burned_supply: 0,
-        };
-        let params = ChainParams {
-            blocks_per_day: 86_400,
-            genesis_hash: Hash([1; 32]),
-        };
         let mut indexes = Vec::new();
         for parts in [parts_forward, parts_backward] {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut store =
                 RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
             store
-                .init(&ChangeSet::new(0), &meta(0), &params)
+                .init(&ChangeSet::new(0), &meta(0), &params())
                 .expect("genesis");
             store
                 .commit(&ChangeSet::from_parts(1, parts), &meta(1))
@@ -717,15 +723,6 @@ mod tests {
     /// is refused, nothing written).
     #[test]
     fn a_prepared_commit_writes_what_commit_writes() {
-        let meta = |t: u64| BlockMeta {
-            hash: Hash([t as u8; 32]),
-            emitted_supply: t,
-            burned_supply: 0,
-        };
-        let params = ChainParams {
-            blocks_per_day: 86_400,
-            genesis_hash: Hash([1; 32]),
-        };
         let block = |t: u64| {
             let mut c = ChangeSet::new(t);
             for a in 0..20u8 {
@@ -738,7 +735,7 @@ mod tests {
             let mut store =
                 RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
             store
-                .init(&ChangeSet::new(0), &meta(0), &params)
+                .init(&ChangeSet::new(0), &meta(0), &params())
                 .expect("genesis");
             store
         };
