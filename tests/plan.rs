@@ -78,7 +78,11 @@ fn guards_pick_the_path_and_never_change_the_result() {
         ),
     ];
     for (workload, accounts, want, reason) in cases {
-        let (chain, mut storage) = generated(workload, accounts, 150, 2, 11);
+        // 120 transactions: below twice the guards' sample (64), so the
+        // timed prediction (`PathReason::Predicted`, which on a busy host
+        // may send a disjoint block in order) stays out of it, and the
+        // static guards alone decide.
+        let (chain, mut storage) = generated(workload, accounts, 120, 2, 11);
         for block in &chain.blocks {
             let seq = assert_equivalent(&storage, block, &executors(&[2]));
             let fresh = executors(&[2]);

@@ -13,8 +13,9 @@
 //! write goes to a committer thread (`committer.rs`) and `add_new_block`
 //! returns once the block is queued; the next block executes on the
 //! storage seen through the queued blocks (`overlay.rs`), so the write of
-//! block N overlaps the execution of block N+1; the chain's thread builds
-//! the storage's batch and the committer only writes it. Reads consult the
+//! block N overlaps the execution of block N+1; when the committer is
+//! behind, the chain's thread builds the storage's batch and the committer
+//! only writes it. Reads consult the
 //! tip cache first (`tip_cache.rs`: the latest values of recently used
 //! keys, kept from block to block, advanced after each block, reset by
 //! rewinds and recoveries). Each block is still one
@@ -197,11 +198,11 @@ impl<S: Storage> Blockchain<S> {
         if let Some(c) = &self.committer {
             if let Some((topoheight, error)) = c.queue.recover() {
                 log::warn!("recovering from the failed write of block {topoheight}: {error}");
+                // The dropped blocks' writes leave the tip cache too.
+                self.reset_tip();
             }
         }
-        let top = self.persisted_topoheight();
-        self.reset_tip();
-        top
+        self.persisted_topoheight()
     }
 
     /// The chain moved other than by a block on top: the tip cache
