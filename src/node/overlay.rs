@@ -229,12 +229,11 @@ impl<S: StateRead> StateRead for Layered<S> {
         };
         let mut served: Vec<Option<Option<StateValue>>> = vec![None; keys.len()];
         let hits = tip.cache.lookup(tip.version, keys, topoheight, &mut served);
+        tip.hits.fetch_add(hits, Ordering::Relaxed);
         if hits == keys.len() {
-            tip.hits.fetch_add(hits, Ordering::Relaxed);
             out.extend(served.into_iter().map(Option::flatten));
             return Ok(());
         }
-        tip.hits.fetch_add(hits, Ordering::Relaxed);
         let missed: Vec<&StateKey> = keys
             .iter()
             .zip(&served)

@@ -651,6 +651,15 @@ mod tests {
         }
     }
 
+    /// A new store in `dir` holding an empty genesis.
+    fn genesis_store(dir: &tempfile::TempDir) -> RocksStorage {
+        let mut store = RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
+        store
+            .init(&ChangeSet::new(0), &meta(0), &params())
+            .expect("genesis");
+        store
+    }
+
     /// The `changes` index a store holds for topoheight `t`.
     fn change_index(store: &RocksStorage, t: TopoHeight) -> Vec<u8> {
         let shared = &store.shared;
@@ -695,11 +704,7 @@ mod tests {
         let mut indexes = Vec::new();
         for parts in [parts_forward, parts_backward] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let mut store =
-                RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
-            store
-                .init(&ChangeSet::new(0), &meta(0), &params())
-                .expect("genesis");
+            let mut store = genesis_store(&dir);
             store
                 .commit(&ChangeSet::from_parts(1, parts), &meta(1))
                 .expect("commit");
@@ -731,19 +736,11 @@ mod tests {
             }
             c
         };
-        let open = |dir: &tempfile::TempDir| {
-            let mut store =
-                RocksStorage::create(dir.path(), RocksConfig::default()).expect("create");
-            store
-                .init(&ChangeSet::new(0), &meta(0), &params())
-                .expect("genesis");
-            store
-        };
         let (d1, d2) = (
             tempfile::tempdir().expect("dir"),
             tempfile::tempdir().expect("dir"),
         );
-        let (mut plain, mut ahead) = (open(&d1), open(&d2));
+        let (mut plain, mut ahead) = (genesis_store(&d1), genesis_store(&d2));
         for t in 1..=3u64 {
             let changes = block(t);
             plain.commit(&changes, &meta(t)).expect("commit");
